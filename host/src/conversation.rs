@@ -1,0 +1,60 @@
+//! A worker's conversation: the parts (messages) stored in its folder.
+//!
+//! The on-disk shape is the reference framework's: one JSON file per part,
+//! `{storage}/conversations/parts/{seq:010}.json`, with the fields below. A seeded
+//! conversation is exactly what the guest reads back through `conversation.read`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessagePart {
+    /// Position in the conversation. When seeding, `None` means "its index in the list".
+    #[serde(default)]
+    pub seq: Option<u64>,
+    /// `user`, `assistant`, `system` or `tool`.
+    pub role: String,
+    /// The message text.
+    #[serde(default)]
+    pub content: String,
+    /// The model's tool calls (a JSON array), if any.
+    #[serde(default)]
+    pub tool_calls: Option<Value>,
+    /// For a tool result: the id of the call it answers.
+    #[serde(default)]
+    pub tool_use_id: Option<String>,
+    /// When the part was created (any JSON value; the host writes RFC 3339 text).
+    #[serde(default)]
+    pub created_at: Option<Value>,
+    /// The agent-loop phase, if the loop tracks one.
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// The worker the part belongs to. When seeding, `None` means "this worker".
+    #[serde(default)]
+    pub agent_id: Option<String>,
+}
+
+impl MessagePart {
+    /// A part with just a role and content.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            seq: None,
+            role: role.into(),
+            content: content.into(),
+            tool_calls: None,
+            tool_use_id: None,
+            created_at: None,
+            phase: None,
+            agent_id: None,
+        }
+    }
+
+    /// `created_at` as text: strings as they are, other JSON values as JSON.
+    pub(crate) fn created_at_text(&self) -> Option<String> {
+        self.created_at.as_ref().map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! The host's typed errors. Each names what failed and with which plugin or worker.
+//!
+//! These are errors for the *embedder* (the code driving Colony). A guest's own
+//! mistakes never surface here: they end the worker (see [`WorkerResult`]) or come back
+//! to the guest as an `err` from the host function it called.
+//!
+//! [`WorkerResult`]: crate::WorkerResult
+
+use std::path::PathBuf;
+
+use crate::WorkerState;
+
+/// Setting up the runtime failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The wasmtime engine could not be configured on this platform.
+    #[error("cannot configure the wasmtime engine: {0}")]
+    Engine(String),
+    /// The host interfaces could not be linked.
+    #[error("cannot link the host interfaces: {0}")]
+    Link(String),
+}
+
+/// Loading a plugin (a guest component) failed. Nothing is left half-loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The component file could not be read.
+    #[error("plugin '{plugin}': cannot read {}: {source}", path.display())]
+    Read {
+        plugin: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bytes are not a WebAssembly component (e.g. a core module or not wasm).
+    #[error("plugin '{plugin}' is not a WebAssembly component: {reason}")]
+    NotAComponent { plugin: String, reason: String },
+    /// The component failed validation or compilation.
+    #[error("plugin '{plugin}' failed to compile: {reason}")]
+    Compile { plugin: String, reason: String },
+    /// The component imports something the host does not provide.
+    #[error("plugin '{plugin}' imports something Colony does not provide: {reason}")]
+    UnknownImport { plugin: String, reason: String },
+    /// The component does not export the `colony:agent/agent` world's functions.
+    #[error("plugin '{plugin}' does not export the colony:agent world: {reason}")]
+    MissingExport { plugin: String, reason: String },
+}
+
+/// A request to a [`Worker`](crate::Worker) was refused. The worker is unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The worker specification is invalid.
+    #[error("worker '{worker}': invalid specification: {reason}")]
+    InvalidSpec { worker: String, reason: String },
+    /// The operation needs a state the worker is not in.
+    #[error("worker '{worker}': cannot {action} while {state}")]
+    WrongState {
+        worker: String,
+        action: &'static str,
+        state: WorkerState,
+    },
+    /// `seed_conversation` needs an explicit storage folder.
+    #[error(
+        "worker '{worker}': seed_conversation needs an explicit storage path (the working directory is never used)"
+    )]
+    NoStoragePath { worker: String },
+    /// An injected message is larger than the limit.
+    #[error("worker '{worker}': message of {size} bytes exceeds the limit of {limit} bytes")]
+    MessageTooLarge {
+        worker: String,
+        size: usize,
+        limit: usize,
+    },
+    /// The worker's inbox is full.
+    #[error("worker '{worker}': inbox full ({capacity} messages waiting)")]
+    InboxFull { worker: String, capacity: usize },
+    /// The worker's storage folder could not be written or read.
+    #[error("worker '{worker}': storage: {source}")]
+    Storage {
+        worker: String,
+        #[source]
+        source: StorageError,
+    },
+}
+
+/// Reading or writing a worker's storage folder failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: invalid JSON: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}

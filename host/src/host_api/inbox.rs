@@ -1,0 +1,25 @@
+//! `colony:agent/inbox`: messages injected while the guest runs.
+
+use std::time::Duration;
+
+use super::HostState;
+use crate::bindings::colony::agent::inbox;
+
+impl inbox::Host for HostState {
+    fn drain(&mut self) -> wasmtime::Result<Vec<String>> {
+        let mut messages = Vec::new();
+        while let Ok(message) = self.inbox.try_recv() {
+            messages.push(message);
+        }
+        Ok(messages)
+    }
+
+    async fn wait(&mut self, timeout_ms: u32) -> wasmtime::Result<Option<String>> {
+        let cap = self.worker.limits().max_inbox_wait;
+        let timeout = Duration::from_millis(timeout_ms.into()).min(cap);
+        Ok(tokio::time::timeout(timeout, self.inbox.recv())
+            .await
+            .ok()
+            .flatten())
+    }
+}

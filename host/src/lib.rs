@@ -1,0 +1,49 @@
+//! # Colony
+//!
+//! Run AI agent workers as sandboxed WebAssembly components.
+//!
+//! An agent framework fans work out from an overseer to many worker agent loops that
+//! report back. Colony runs each loop as a component targeting the `colony:agent` WIT
+//! world (`wit/agent.wit`), so a third-party agent plugin — written in any language that
+//! compiles to a component — can only do what the host grants it.
+//!
+//! ```no_run
+//! use colony::{EventBus, EventFilter, Runtime, Worker, WorkerSpec};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::new()?;
+//! let plugin = runtime.load_plugin("echo", "echo_agent.wasm").await?;
+//! let bus = EventBus::new();
+//! let mut reports = bus.subscribe(EventFilter::all().types([colony::EventType::SubagentReport]));
+//! let worker = Worker::new(&plugin, WorkerSpec::ephemeral("w-1", "summarise the news"), Some(bus))?;
+//! let result = worker.run().await?;
+//! println!("{}: {}", result.status, result.summary);
+//! let report = reports.recv().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Secure defaults: a guest gets no files, no environment, no network and no inherited
+//! stdio; its memory, tables and instances are limited ([`Limits`]); a trap, a panic or a
+//! hostile loop ends only that worker.
+
+mod bindings;
+mod conversation;
+mod error;
+mod events;
+mod host_api;
+mod limits;
+mod plugin;
+mod runtime;
+mod storage;
+mod worker;
+
+pub use conversation::MessagePart;
+pub use error::{PluginError, RuntimeError, StorageError, WorkerError};
+pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
+pub use limits::Limits;
+pub use plugin::Plugin;
+pub use runtime::Runtime;
+pub use storage::WorkerStorage;
+pub use worker::{
+    ReportStatus, StopOutcome, Worker, WorkerInfo, WorkerMode, WorkerResult, WorkerSpec,
+    WorkerState,
+};

@@ -1,0 +1,210 @@
+//! A worker's background task: instantiate the guest, call `run`, serve persistent
+//! turns, and end the worker with the right state, result and events.
+//!
+//! Stopping works at two levels. The driver races the whole session against the
+//! worker's cancellation token, so a stop drops the session future — and with it any
+//! host call the guest is waiting in — as soon as the guest is suspended. A guest that
+//! never calls the host is suspended by the epoch deadline callback (see
+//! [`guest_store`](super::store)), which yields every CPU slice and traps once the
+//! token is cancelled.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::WorkerState;
+use super::result::{self, RunOutcome, into_object};
+use super::shared::WorkerShared;
+use super::store::{describe_failure, guest_store};
+use crate::bindings::RunContext;
+use crate::events::EventType;
+
+/// How a session ended, before it is turned into a result.
+enum SessionEnd {
+    /// `run` returned (ephemeral workers).
+    Ran(RunOutcome),
+    /// A trap, a failed instantiation or a host error.
+    Crashed(String),
+    /// The cancellation token fired.
+    Stopped,
+}
+
+/// Runs the worker to its end. Spawned by [`Worker::start`](super::Worker::start).
+pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<String>) {
+    shared.publish(
+        EventType::ExecutionStarted,
+        json!({
+            "worker_id": shared.spec.id,
+            "colony_id": shared.spec.colony_id,
+            "task": shared.spec.task,
+            "persistent": shared.spec.is_persistent(),
+        }),
+    );
+    let end = tokio::select! {
+        biased;
+        () = shared.cancel.cancelled() => SessionEnd::Stopped,
+        end = session(&shared, inbox) => end,
+    };
+    let end = if shared.cancel.is_cancelled() {
+        // A trap caused by the stop itself (the epoch callback) is a stop.
+        SessionEnd::Stopped
+    } else {
+        end
+    };
+    finish(&shared, end);
+}
+
+/// Ends the worker for `end`. Also used by `stop` when the driver did not wind down.
+pub(crate) fn finish_stopped(shared: &WorkerShared) -> bool {
+    finish(shared, SessionEnd::Stopped)
+}
+
+fn finish(shared: &WorkerShared, end: SessionEnd) -> bool {
+    let duration = shared.elapsed_seconds();
+    let tokens = shared.tokens();
+    match end {
+        SessionEnd::Ran(run) => {
+            let state = if run.success() {
+                WorkerState::Completed
+            } else {
+                WorkerState::Failed
+            };
+            let result = result::from_run(
+                &shared.spec.task,
+                &run,
+                shared.take_report(),
+                duration,
+                tokens,
+            );
+            shared.finish(state, result, Some(&run))
+        }
+        SessionEnd::Crashed(message) => {
+            tracing::warn!("{message}");
+            shared.finish(
+                WorkerState::Failed,
+                result::crashed(message, duration, tokens),
+                None,
+            )
+        }
+        SessionEnd::Stopped => {
+            let result = result::stopped(shared.take_report(), duration, tokens);
+            shared.finish(WorkerState::Stopped, result, None)
+        }
+    }
+}
+
+async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<String>) -> SessionEnd {
+    let mut store = guest_store(shared, inbox);
+    let agent = match shared.plugin.inner.pre.instantiate_async(&mut store).await {
+        Ok(agent) => agent,
+        Err(e) => {
+            let cause = describe_failure(&e, &store, "instantiation failed");
+            return SessionEnd::Crashed(format!("{}: {cause}", shared.label()));
+        }
+    };
+    let spec = &shared.spec;
+    let context = RunContext {
+        worker_id: spec.id.clone(),
+        colony_id: spec.colony_id.clone(),
+        task: spec.task.clone(),
+        stream_id: spec.effective_stream_id().to_owned(),
+        execution_id: spec.effective_execution_id().to_owned(),
+        persistent: spec.is_persistent(),
+        input: spec.input.to_string(),
+    };
+    let run = match agent.call_run(&mut store, &context).await {
+        Ok(returned) => outcome(shared, "run", returned),
+        Err(e) => {
+            let cause = describe_failure(&e, &store, "run trapped");
+            return SessionEnd::Crashed(format!("{}: {cause}", shared.label()));
+        }
+    };
+    if !spec.is_persistent() {
+        return SessionEnd::Ran(run);
+    }
+
+    // Persistent: publish the initial run's report and serve turns until stopped.
+    let initial = result::from_run(
+        &spec.task,
+        &run,
+        shared.take_report(),
+        shared.elapsed_seconds(),
+        shared.tokens(),
+    );
+    shared
+        .status
+        .send_modify(|s| s.result = Some(initial.clone()));
+    shared.publish_terminal(&initial, Some(&run));
+
+    let mut turn: u64 = 0;
+    loop {
+        let Some(message) = store.data_mut().inbox.recv().await else {
+            return SessionEnd::Stopped;
+        };
+        turn += 1;
+        let outcome = match agent.call_on_message(&mut store, &message).await {
+            Ok(returned) => outcome(shared, "on-message", returned),
+            Err(e) => {
+                let cause = describe_failure(&e, &store, &format!("turn {turn} trapped"));
+                return SessionEnd::Crashed(format!("{}: {cause}", shared.label()));
+            }
+        };
+        let (event_type, detail) = match &outcome.error {
+            None => (EventType::TurnCompleted, json!({"output": outcome.output})),
+            Some(error) => (EventType::TurnFailed, json!({"error": error})),
+        };
+        let mut data = json!({
+            "worker_id": spec.id,
+            "colony_id": spec.colony_id,
+            "turn": turn,
+            "message": message,
+        });
+        data.as_object_mut()
+            .expect("object")
+            .extend(detail.as_object().expect("object").clone());
+        shared.publish(event_type, data);
+        if let Some(report) = shared.take_report() {
+            let result = result::from_run(
+                &spec.task,
+                &outcome,
+                Some(report),
+                shared.elapsed_seconds(),
+                shared.tokens(),
+            );
+            shared
+                .status
+                .send_modify(|s| s.result = Some(result.clone()));
+            shared.publish_terminal(&result, None);
+        }
+    }
+}
+
+/// Turns what `run` / `on-message` returned into an outcome, validating the output.
+fn outcome(shared: &WorkerShared, export: &str, returned: Result<String, String>) -> RunOutcome {
+    let limit = shared.limits().max_output_bytes;
+    let parsed = returned.and_then(|text| {
+        if text.len() > limit {
+            return Err(format!(
+                "{export} returned {} bytes of output, over the limit of {limit} bytes",
+                text.len()
+            ));
+        }
+        if text.trim().is_empty() {
+            return Ok(serde_json::Map::new());
+        }
+        serde_json::from_str(&text)
+            .map(into_object)
+            .map_err(|e| format!("{export} returned invalid JSON output: {e}"))
+    });
+    match parsed {
+        Ok(output) => RunOutcome {
+            output,
+            error: None,
+        },
+        Err(error) => RunOutcome {
+            output: serde_json::Map::new(),
+            error: Some(error),
+        },
+    }
+}

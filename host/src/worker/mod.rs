@@ -1,0 +1,326 @@
+//! [`Worker`]: one agent loop running as a guest component, with its lifecycle, its two
+//! modes, injection, stop and seeding.
+//!
+//! A `Worker` is a cheap handle (clone it freely); the guest runs in a background task
+//! started by [`Worker::start`]. The host never trusts the guest: whatever it does, the
+//! worker ends in a terminal state with a [`WorkerResult`], and the terminal events are
+//! published exactly once.
+
+mod driver;
+mod result;
+mod shared;
+mod spec;
+mod state;
+mod store;
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use result::{ReportStatus, WorkerResult};
+pub use spec::{WorkerMode, WorkerSpec};
+pub use state::WorkerState;
+
+pub(crate) use result::{ExplicitReport, into_object};
+pub(crate) use shared::WorkerShared;
+
+use crate::conversation::MessagePart;
+use crate::error::WorkerError;
+use crate::events::EventBus;
+use crate::plugin::Plugin;
+use crate::storage::WorkerStorage;
+use shared::Status;
+
+/// A snapshot of a worker, as the reference's `WorkerInfo`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub task: String,
+    pub plugin: String,
+    pub mode: WorkerMode,
+    pub state: WorkerState,
+    /// When the worker started running.
+    pub started_at: Option<DateTime<Utc>>,
+    /// The final result; for a persistent worker, the latest report while it runs.
+    pub result: Option<WorkerResult>,
+}
+
+/// What [`Worker::stop`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopOutcome {
+    /// The worker's state afterwards (terminal).
+    pub state: WorkerState,
+    /// True when the worker wound down by itself within the stop timeout; false when its
+    /// task had to be aborted.
+    pub clean: bool,
+    /// How long the stop took.
+    pub elapsed: Duration,
+}
+
+/// A handle to one worker.
+#[derive(Clone)]
+pub struct Worker {
+    shared: Arc<WorkerShared>,
+}
+
+impl Worker {
+    /// A pending worker running `plugin` as described by `spec`, publishing on `bus`
+    /// (if any) and, if the spec names a storage folder, writing its files there.
+    pub fn new(
+        plugin: &Plugin,
+        spec: WorkerSpec,
+        bus: Option<EventBus>,
+    ) -> Result<Self, WorkerError> {
+        spec.validate().map_err(|reason| WorkerError::InvalidSpec {
+            worker: spec.id.clone(),
+            reason,
+        })?;
+        let (inbox, inbox_rx) = mpsc::channel(plugin.runtime().limits().inbox_capacity.max(1));
+        let (status, _) = watch::channel(Status {
+            state: WorkerState::Pending,
+            result: None,
+            started: None,
+            started_at: None,
+        });
+        let storage = spec.storage_path.as_ref().map(WorkerStorage::new);
+        Ok(Self {
+            shared: Arc::new(WorkerShared {
+                spec,
+                plugin: plugin.clone(),
+                bus,
+                storage,
+                cancel: CancellationToken::new(),
+                status,
+                report: Mutex::new(None),
+                inbox,
+                inbox_rx: Mutex::new(Some(inbox_rx)),
+                task: Mutex::new(None),
+                lifecycle: Mutex::new(()),
+                tokens_used: AtomicU64::new(0),
+                finished: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The worker's id.
+    pub fn id(&self) -> &str {
+        self.shared.id()
+    }
+
+    /// The worker's specification.
+    pub fn spec(&self) -> &WorkerSpec {
+        &self.shared.spec
+    }
+
+    /// The current state.
+    pub fn state(&self) -> WorkerState {
+        self.shared.state()
+    }
+
+    /// Pending or running.
+    pub fn is_active(&self) -> bool {
+        self.state().is_active()
+    }
+
+    /// Whether the worker is persistent.
+    pub fn is_persistent(&self) -> bool {
+        self.shared.spec.is_persistent()
+    }
+
+    /// The result, once the worker has one (see [`WorkerInfo::result`]).
+    pub fn result(&self) -> Option<WorkerResult> {
+        self.shared.status.borrow().result.clone()
+    }
+
+    /// A snapshot of the worker.
+    pub fn info(&self) -> WorkerInfo {
+        let status = self.shared.status.borrow();
+        WorkerInfo {
+            id: self.shared.spec.id.clone(),
+            task: self.shared.spec.task.clone(),
+            plugin: self.shared.plugin.name().to_owned(),
+            mode: self.shared.spec.mode,
+            state: status.state,
+            started_at: status.started_at,
+            result: status.result.clone(),
+        }
+    }
+
+    /// Writes `messages` into the worker's conversation before it starts, as
+    /// `{storage}/conversations/parts/{seq:010}.json`; `seq` defaults to the message's
+    /// index and `agent_id` to this worker's id. The guest reads them with
+    /// `conversation.read`. Refused once the worker has started, and without a storage
+    /// folder. Returns how many parts were written.
+    pub fn seed_conversation(&self, messages: Vec<MessagePart>) -> Result<usize, WorkerError> {
+        let _lifecycle = self
+            .shared
+            .lifecycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.require(WorkerState::Pending, "seed the conversation")?;
+        let storage = self
+            .shared
+            .storage
+            .as_ref()
+            .ok_or_else(|| WorkerError::NoStoragePath {
+                worker: self.id().to_owned(),
+            })?;
+        let count = messages.len();
+        for (index, mut part) in messages.into_iter().enumerate() {
+            part.seq.get_or_insert(index as u64);
+            part.agent_id.get_or_insert_with(|| self.id().to_owned());
+            storage
+                .write_part(&part)
+                .map_err(|source| WorkerError::Storage {
+                    worker: self.id().to_owned(),
+                    source,
+                })?;
+        }
+        tracing::info!(worker = self.id(), count, "seeded conversation");
+        Ok(count)
+    }
+
+    /// Starts the worker in the background on the current tokio runtime.
+    pub fn start(&self) -> Result<(), WorkerError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| WorkerError::InvalidSpec {
+                worker: self.id().to_owned(),
+                reason: "start must be called from within a tokio runtime".into(),
+            })?;
+        let _lifecycle = self
+            .shared
+            .lifecycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let started = self.shared.transition(WorkerState::Running, |s| {
+            s.started = Some(Instant::now());
+            s.started_at = Some(Utc::now());
+        });
+        if !started {
+            return Err(self.wrong_state("start"));
+        }
+        let inbox = self
+            .shared
+            .inbox_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("a pending worker still holds its inbox");
+        let handle = runtime.spawn(driver::drive(self.shared.clone(), inbox));
+        *self.shared.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(())
+    }
+
+    /// Starts the worker and waits for it to end (for a persistent worker: until it is
+    /// stopped or crashes).
+    pub async fn run(&self) -> Result<WorkerResult, WorkerError> {
+        self.start()?;
+        Ok(self.wait().await)
+    }
+
+    /// Waits until the worker has ended and returns its result. Waiting on a pending
+    /// worker waits for it to be started and to end.
+    pub async fn wait(&self) -> WorkerResult {
+        let mut rx = self.shared.status.subscribe();
+        let status = rx
+            .wait_for(|s| s.state.is_terminal())
+            .await
+            .expect("the worker holds its status sender");
+        status
+            .result
+            .clone()
+            .expect("a terminal worker has a result")
+    }
+
+    /// Queues `message` for the worker: a persistent worker gets it as one more turn; a
+    /// running guest may also take it early with `inbox.drain` / `inbox.wait`.
+    pub fn inject(&self, message: impl Into<String>) -> Result<(), WorkerError> {
+        let message = message.into();
+        let limit = self.shared.limits().max_message_bytes;
+        if message.len() > limit {
+            return Err(WorkerError::MessageTooLarge {
+                worker: self.id().to_owned(),
+                size: message.len(),
+                limit,
+            });
+        }
+        if !self.is_active() {
+            return Err(self.wrong_state("inject a message"));
+        }
+        self.shared.inbox.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => WorkerError::InboxFull {
+                worker: self.id().to_owned(),
+                capacity: self.shared.limits().inbox_capacity,
+            },
+            mpsc::error::TrySendError::Closed(_) => self.wrong_state("inject a message"),
+        })
+    }
+
+    /// Stops the worker: idempotent and bounded by the stop timeout. A pending worker is
+    /// simply marked stopped; a running one is cancelled — even a guest spinning in a
+    /// loop or waiting in a host call — and ends `Stopped` with a `SUBAGENT_REPORT`.
+    pub async fn stop(&self) -> StopOutcome {
+        let begun = Instant::now();
+        self.shared.cancel.cancel();
+        if self.state() == WorkerState::Pending {
+            driver::finish_stopped(&self.shared);
+        }
+        let mut rx = self.shared.status.subscribe();
+        let timeout = self.shared.limits().stop_timeout;
+        let clean = tokio::time::timeout(timeout, rx.wait_for(|s| s.state.is_terminal()))
+            .await
+            .is_ok();
+        if !clean {
+            tracing::warn!(
+                "{}: did not stop within {timeout:?}; aborting its task",
+                self.shared.label()
+            );
+            if let Some(task) = self
+                .shared
+                .task
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                task.abort();
+            }
+            driver::finish_stopped(&self.shared);
+        }
+        StopOutcome {
+            state: self.state(),
+            clean,
+            elapsed: begun.elapsed(),
+        }
+    }
+
+    fn require(&self, state: WorkerState, action: &'static str) -> Result<(), WorkerError> {
+        if self.state() == state {
+            Ok(())
+        } else {
+            Err(self.wrong_state(action))
+        }
+    }
+
+    fn wrong_state(&self, action: &'static str) -> WorkerError {
+        WorkerError::WrongState {
+            worker: self.id().to_owned(),
+            action,
+            state: self.state(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.id())
+            .field("plugin", &self.shared.plugin.name())
+            .field("state", &self.state())
+            .finish()
+    }
+}

@@ -1,0 +1,184 @@
+//! The state one worker shares between its handle ([`Worker`](super::Worker)), its
+//! background task ([`driver`](super::driver)) and the host functions its guest calls.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::result::{ExplicitReport, RunOutcome, WorkerResult};
+use super::{WorkerSpec, WorkerState};
+use crate::events::{AgentEvent, EventBus, EventType};
+use crate::limits::Limits;
+use crate::plugin::Plugin;
+use crate::storage::WorkerStorage;
+
+/// What watchers of a worker see change.
+#[derive(Debug, Clone)]
+pub(crate) struct Status {
+    pub state: WorkerState,
+    pub result: Option<WorkerResult>,
+    pub started: Option<Instant>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) struct WorkerShared {
+    pub spec: WorkerSpec,
+    pub plugin: Plugin,
+    pub bus: Option<EventBus>,
+    pub storage: Option<WorkerStorage>,
+    /// Set by `stop`; read by the driver and by the epoch callback.
+    pub cancel: CancellationToken,
+    pub status: watch::Sender<Status>,
+    /// The guest's latest `report-to-parent`, not yet published.
+    pub report: Mutex<Option<ExplicitReport>>,
+    pub inbox: mpsc::Sender<String>,
+    /// The receiving end, handed to the guest's store when the worker starts.
+    pub inbox_rx: Mutex<Option<mpsc::Receiver<String>>>,
+    pub task: Mutex<Option<JoinHandle<()>>>,
+    /// Serialises `start` against `seed_conversation`.
+    pub lifecycle: Mutex<()>,
+    pub tokens_used: AtomicU64,
+    /// Claimed by the first `finish`, so a worker ends exactly once.
+    pub finished: AtomicBool,
+}
+
+impl WorkerShared {
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.plugin.inner.runtime.inner.limits
+    }
+
+    /// "worker 'w-1' (plugin 'echo')": how errors name this worker.
+    pub fn label(&self) -> String {
+        format!(
+            "worker '{}' (plugin '{}')",
+            self.spec.id,
+            self.plugin.name()
+        )
+    }
+
+    pub fn state(&self) -> WorkerState {
+        self.status.borrow().state
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.tokens_used.load(Ordering::Relaxed)
+    }
+
+    pub fn elapsed_seconds(&self) -> f64 {
+        self.status
+            .borrow()
+            .started
+            .map_or(0.0, |t| t.elapsed().as_secs_f64())
+    }
+
+    pub fn take_report(&self) -> Option<ExplicitReport> {
+        self.report.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Moves to `next` if the lifecycle allows it, applying `update` in the same step.
+    /// Returns whether the transition happened.
+    pub fn transition(&self, next: WorkerState, update: impl FnOnce(&mut Status)) -> bool {
+        self.status.send_if_modified(|status| {
+            if !status.state.can_become(next) {
+                return false;
+            }
+            status.state = next;
+            update(status);
+            true
+        })
+    }
+
+    /// Ends the worker in `state` with `result`: stores it, writes `result.json`, then
+    /// publishes the terminal events. Only the first call for a worker has any effect.
+    pub fn finish(
+        &self,
+        state: WorkerState,
+        result: WorkerResult,
+        run: Option<&RunOutcome>,
+    ) -> bool {
+        if !self.state().can_become(state) || self.finished.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        if let Some(storage) = &self.storage
+            && let Err(e) = storage.write_result(&result)
+        {
+            tracing::error!("{}: cannot write result.json: {e}", self.label());
+        }
+        let published = result.clone();
+        if !self.transition(state, |s| s.result = Some(result)) {
+            return false;
+        }
+        self.publish_terminal(&published, run);
+        true
+    }
+
+    /// EXECUTION_COMPLETED / EXECUTION_FAILED (when the run produced a result), then
+    /// SUBAGENT_REPORT — the reference's terminal events, with its payload fields.
+    pub fn publish_terminal(&self, result: &WorkerResult, run: Option<&RunOutcome>) {
+        if let Some(run) = run {
+            let event_type = if run.success() {
+                EventType::ExecutionCompleted
+            } else {
+                EventType::ExecutionFailed
+            };
+            self.publish(
+                event_type,
+                json!({
+                    "worker_id": self.spec.id,
+                    "colony_id": self.spec.colony_id,
+                    "task": self.spec.task,
+                    "success": run.success(),
+                    "error": run.error,
+                    "output_keys": run.output_keys(),
+                }),
+            );
+        }
+        self.publish(
+            EventType::SubagentReport,
+            json!({
+                "worker_id": self.spec.id,
+                "colony_id": self.spec.colony_id,
+                "task": self.spec.task,
+                "status": result.status,
+                "summary": result.summary,
+                "data": result.data,
+                "error": result.error,
+                "duration_seconds": result.duration_seconds,
+                "tokens_used": result.tokens_used,
+            }),
+        );
+    }
+
+    /// Publishes one event from this worker: to its `events.jsonl`, then to the bus.
+    pub fn publish(&self, event_type: EventType, data: Value) {
+        if self.bus.is_none() && self.storage.is_none() {
+            return;
+        }
+        let event = AgentEvent {
+            event_type,
+            stream_id: self.spec.effective_stream_id().to_owned(),
+            node_id: self.spec.id.clone(),
+            execution_id: self.spec.effective_execution_id().to_owned(),
+            data,
+            timestamp: Utc::now(),
+        };
+        if let Some(storage) = &self.storage
+            && let Err(e) = storage.append_event(&event)
+        {
+            tracing::warn!("{}: cannot append to events.jsonl: {e}", self.label());
+        }
+        if let Some(bus) = &self.bus {
+            bus.publish(event);
+        }
+    }
+}
