@@ -70,11 +70,11 @@ impl events::Host for HostState {
             LogLevel::Error => "error",
         };
         match level {
-            LogLevel::Trace => tracing::trace!(worker, "{message}"),
-            LogLevel::Debug => tracing::debug!(worker, "{message}"),
-            LogLevel::Info => tracing::info!(worker, "{message}"),
-            LogLevel::Warn => tracing::warn!(worker, "{message}"),
-            LogLevel::Error => tracing::error!(worker, "{message}"),
+            LogLevel::Trace => tracing::trace!(target: "colony_guest", worker, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "colony_guest", worker, "{message}"),
+            LogLevel::Info => tracing::info!(target: "colony_guest", worker, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "colony_guest", worker, "{message}"),
+            LogLevel::Error => tracing::error!(target: "colony_guest", worker, "{message}"),
         }
         self.worker.publish(
             EventType::WorkerLog,

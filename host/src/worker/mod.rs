@@ -86,6 +86,7 @@ impl Worker {
             result: None,
             started: None,
             started_at: None,
+            ended: false,
         });
         let storage = spec.storage_path.as_ref().map(WorkerStorage::new);
         Ok(Self {
@@ -228,7 +229,7 @@ impl Worker {
     pub async fn wait(&self) -> WorkerResult {
         let mut rx = self.shared.status.subscribe();
         let status = rx
-            .wait_for(|s| s.state.is_terminal())
+            .wait_for(|s| s.ended)
             .await
             .expect("the worker holds its status sender");
         status
@@ -272,7 +273,7 @@ impl Worker {
         }
         let mut rx = self.shared.status.subscribe();
         let timeout = self.shared.limits().stop_timeout;
-        let clean = tokio::time::timeout(timeout, rx.wait_for(|s| s.state.is_terminal()))
+        let clean = tokio::time::timeout(timeout, rx.wait_for(|s| s.ended))
             .await
             .is_ok();
         if !clean {

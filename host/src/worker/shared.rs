@@ -25,6 +25,9 @@ pub(crate) struct Status {
     pub result: Option<WorkerResult>,
     pub started: Option<Instant>,
     pub started_at: Option<DateTime<Utc>>,
+    /// Set once the worker has ended *and* its terminal events are published: what
+    /// `wait` and `stop` wait for, so a caller never sees the end before the report.
+    pub ended: bool,
 }
 
 pub(crate) struct WorkerShared {
@@ -119,6 +122,7 @@ impl WorkerShared {
             return false;
         }
         self.publish_terminal(&published, run);
+        self.status.send_modify(|s| s.ended = true);
         true
     }
 
