@@ -118,3 +118,101 @@ async fn unbounded_memory_growth_hits_the_memory_limit() {
     let error = crash_alone("hoarder", "grow").await;
     assert!(error.contains("memory limit exceeded: 64 MiB"), "{error}");
 }
+
+/// Starts a worker of the lazily loaded plugin at `path` next to an honest worker;
+/// returns the error of the worker that could not run.
+async fn worker_of_bad_plugin(id: &str, plugin: &str, path: std::path::PathBuf) -> String {
+    let bus = EventBus::new();
+    let mut reports = bus.subscribe(
+        colony::EventFilter::all()
+            .types([colony::EventType::SubagentReport])
+            .worker(id),
+    );
+    let bad = colony::Worker::new(
+        &runtime().plugin(plugin, path),
+        WorkerSpec::ephemeral(id, "anything"),
+        Some(bus.clone()),
+    )
+    .unwrap();
+    let honest = worker(
+        "echo-agent",
+        WorkerSpec::ephemeral(format!("{id}-ok"), "fine"),
+        &bus,
+    )
+    .await;
+    bad.start().unwrap();
+    honest.start().unwrap();
+    let failed = bad.wait().await;
+    assert_eq!(honest.wait().await.status, ReportStatus::Success);
+    assert_eq!(bad.state(), WorkerState::Failed);
+    let report = reports.recv().await.unwrap();
+    assert_eq!(report.data["status"], "failed");
+    let error = failed.error.unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "worker '{id}' (plugin '{plugin}'): plugin '{plugin}'"
+        )),
+        "{error}"
+    );
+    error
+}
+
+#[tokio::test]
+async fn a_worker_of_a_file_that_is_not_a_component_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not a component").unwrap();
+    let error = worker_of_bad_plugin("junk-1", "junk", junk).await;
+    assert!(error.contains("is not a WebAssembly component"), "{error}");
+}
+
+#[tokio::test]
+async fn a_worker_of_a_plugin_missing_an_export_fails_alone() {
+    let error = worker_of_bad_plugin("half-1", "half", guest_path("missing-export-fixture")).await;
+    assert!(
+        error.contains("does not export the colony:agent world"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_of_a_plugin_with_an_unknown_import_fails_alone() {
+    let error = worker_of_bad_plugin(
+        "smuggler-1",
+        "smuggler",
+        guest_path("unknown-import-fixture"),
+    )
+    .await;
+    assert!(error.contains("fixture:smuggler/socket"), "{error}");
+}
+
+#[tokio::test]
+async fn a_lazily_loaded_plugin_is_compiled_once_for_all_its_workers() {
+    let plugin = runtime().plugin("lazy-echo", guest_path("echo-agent"));
+    assert_eq!(
+        plugin.size(),
+        None,
+        "nothing is read before the first worker starts"
+    );
+    let bus = EventBus::new();
+    let workers: Vec<_> = (0..8)
+        .map(|i| {
+            colony::Worker::new(
+                &plugin,
+                WorkerSpec::ephemeral(format!("lazy-{i}"), "x y"),
+                Some(bus.clone()),
+            )
+            .unwrap()
+        })
+        .collect();
+    for w in &workers {
+        w.start().unwrap();
+    }
+    for w in &workers {
+        assert_eq!(w.wait().await.status, ReportStatus::Success);
+    }
+    assert_eq!(
+        plugin.size(),
+        Some(std::fs::metadata(guest_path("echo-agent")).unwrap().len() as usize)
+    );
+}

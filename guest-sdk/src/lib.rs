@@ -33,6 +33,7 @@ pub use serde_json::{self, Map, Value, json};
 
 /// The bindings generated from `wit/agent.wit`. Prefer the helpers below.
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

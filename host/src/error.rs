@@ -7,6 +7,7 @@
 //! [`WorkerResult`]: crate::WorkerResult
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::WorkerState;
 
@@ -22,7 +23,7 @@ pub enum RuntimeError {
 }
 
 /// Loading a plugin (a guest component) failed. Nothing is left half-loaded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
     /// The component file could not be read.
     #[error("plugin '{plugin}': cannot read {}: {source}", path.display())]
@@ -30,7 +31,7 @@ pub enum PluginError {
         plugin: String,
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// The bytes are not a WebAssembly component (e.g. a core module or not wasm).
     #[error("plugin '{plugin}' is not a WebAssembly component: {reason}")]

@@ -69,23 +69,16 @@ impl Runtime {
         &self.inner.limits
     }
 
-    /// Loads, validates and compiles the component at `path` as plugin `name`.
-    /// Compilation runs on a blocking thread, never on the async workers.
+    /// Loads, validates and compiles the component at `path` as plugin `name`, so
+    /// that any problem with it is reported here. Compilation runs on a blocking thread.
     pub async fn load_plugin(
         &self,
         name: impl Into<String>,
         path: impl AsRef<Path>,
     ) -> Result<Plugin, PluginError> {
-        let name = name.into();
-        let path = path.as_ref();
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| PluginError::Read {
-                plugin: name.clone(),
-                path: path.to_owned(),
-                source,
-            })?;
-        self.load_plugin_bytes(name, bytes).await
+        let plugin = self.plugin(name, path);
+        plugin.load().await?;
+        Ok(plugin)
     }
 
     /// Like [`Runtime::load_plugin`], from the component's bytes.
@@ -94,15 +87,16 @@ impl Runtime {
         name: impl Into<String>,
         bytes: Vec<u8>,
     ) -> Result<Plugin, PluginError> {
-        let runtime = self.clone();
-        let name = name.into();
-        let join = tokio::task::spawn_blocking(move || Plugin::compile(runtime, name, &bytes));
-        join.await.unwrap_or_else(|e| {
-            Err(PluginError::Compile {
-                plugin: "?".into(),
-                reason: format!("compiler task failed: {e}"),
-            })
-        })
+        let plugin = Plugin::from_bytes(self.clone(), name.into(), bytes);
+        plugin.load().await?;
+        Ok(plugin)
+    }
+
+    /// The component at `path` as plugin `name`, loaded when its first worker starts
+    /// (or on [`Plugin::load`]). A worker of a plugin that fails to load ends FAILED
+    /// with the load error.
+    pub fn plugin(&self, name: impl Into<String>, path: impl AsRef<Path>) -> Plugin {
+        Plugin::from_file(self.clone(), name.into(), path.as_ref().to_owned())
     }
 }
 

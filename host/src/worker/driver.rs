@@ -95,8 +95,12 @@ fn finish(shared: &WorkerShared, end: SessionEnd) -> bool {
 }
 
 async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<String>) -> SessionEnd {
+    let compiled = match shared.plugin.compiled().await {
+        Ok(compiled) => compiled,
+        Err(e) => return SessionEnd::Crashed(format!("{}: {e}", shared.label())),
+    };
     let mut store = guest_store(shared, inbox);
-    let agent = match shared.plugin.inner.pre.instantiate_async(&mut store).await {
+    let agent = match compiled.pre.instantiate_async(&mut store).await {
         Ok(agent) => agent,
         Err(e) => {
             let cause = describe_failure(&e, &store, "instantiation failed");
