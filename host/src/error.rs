@@ -42,6 +42,18 @@ pub enum PluginError {
     /// The component imports something the host does not provide.
     #[error("plugin '{plugin}' imports something Colony does not provide: {reason}")]
     UnknownImport { plugin: String, reason: String },
+    /// The component's sha256 differs from the one its manifest pins.
+    #[error(
+        "plugin '{plugin}': sha256 mismatch: the manifest pins {expected}, the component is {actual}"
+    )]
+    HashMismatch {
+        plugin: String,
+        expected: String,
+        actual: String,
+    },
+    /// The plugin's manifest could not be read or is invalid.
+    #[error("plugin manifest {0}")]
+    Manifest(#[source] ManifestError),
     /// The component does not export the `colony:agent/agent` world's functions.
     #[error("plugin '{plugin}' does not export the colony:agent world: {reason}")]
     MissingExport { plugin: String, reason: String },
@@ -99,4 +111,33 @@ pub enum StorageError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// A manifest or host config file could not be read or is invalid.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error("{}: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// A limit a guest exceeded. Raised as a trap from inside the store, so the worker ends
+/// FAILED with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error("memory limit exceeded: {0}")]
+    Memory(String),
+    #[error("table limit exceeded: {0} elements")]
+    TableElements(usize),
+    #[error("{what} limit exceeded: {limit}")]
+    Count { what: &'static str, limit: usize },
+    #[error("time limit exceeded: {what} took longer than {limit}")]
+    Time { what: String, limit: String },
+    #[error("event rate limit exceeded: {0} events per second")]
+    EventRate(u32),
 }

@@ -26,20 +26,30 @@
 //! hostile loop ends only that worker.
 
 mod bindings;
+mod config;
 mod conversation;
+mod engine;
 mod error;
 mod events;
+mod grants;
 mod host_api;
 mod limits;
+mod manifest;
 mod plugin;
 mod runtime;
 mod storage;
 mod worker;
 
+pub use config::{AllocatorChoice, RuntimeConfig};
 pub use conversation::MessagePart;
-pub use error::{PluginError, RuntimeError, StorageError, WorkerError};
+pub use engine::AllocatorKind;
+pub use error::{
+    LimitExceeded, ManifestError, PluginError, RuntimeError, StorageError, WorkerError,
+};
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
+pub use grants::{Access, DirGrant, Grants};
 pub use limits::Limits;
+pub use manifest::Manifest;
 pub use plugin::Plugin;
 pub use runtime::Runtime;
 pub use storage::WorkerStorage;

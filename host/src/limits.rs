@@ -1,16 +1,22 @@
 //! Every tunable limit and timeout of the host, declared in one place with its unit,
 //! its default and the reason for that default.
 //!
-//! A [`Limits`] value is handed to [`Runtime::new`](crate::Runtime::new) and applies to
-//! every worker of that runtime. Defaults are chosen so that a hostile or buggy guest
-//! cannot exhaust the host, while an honest agent never notices them.
+//! The host-wide limits live in [`RuntimeConfig::limits`](crate::RuntimeConfig); a
+//! plugin's manifest may override any of them in its `[limits]` table (same field names;
+//! durations as text such as `"30s"` or `"10min"`). Defaults are chosen so that a
+//! hostile or buggy guest cannot exhaust the host, while an honest agent never notices
+//! them. Engine-wide settings (epoch tick, pooling) are in
+//! [`RuntimeConfig`](crate::RuntimeConfig).
 
 use std::time::Duration;
 
-/// Limits applied to every worker of a [`Runtime`](crate::Runtime).
-#[derive(Debug, Clone, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+/// Limits applied to each worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Bytes of linear memory one instance may grow to, all of its memories together.
+    /// Bytes of linear memory one instance may hold, all of its memories together.
     /// Default 64 MiB: an agent loop holds a conversation and some JSON, not data sets.
     pub memory_bytes: usize,
     /// Elements one table may hold. Default 100,000: far above what compilers emit for
@@ -23,18 +29,28 @@ pub struct Limits {
     pub tables: usize,
     /// See [`Limits::instances`].
     pub memories: usize,
-    /// Period of the engine's epoch ticker. Default 1 ms: the granularity of stop and of
-    /// CPU slicing; one atomic increment per tick costs nothing measurable.
-    pub epoch_tick: Duration,
-    /// Ticks a guest may run before it yields to the async runtime, so a busy guest
-    /// cannot starve other workers of a tokio thread. Default 2 (≈ 2 ms).
+    /// Epoch ticks a guest may run before it yields to the async runtime, so a busy
+    /// guest cannot starve other workers of a tokio thread. Default 2 (≈ 2 ms).
     pub cpu_slice_ticks: u64,
+    /// Wall-clock time one `run` may take, host calls included. Default 1 h: the
+    /// reference's largest hard timeout; orchestration usually stops workers sooner.
+    #[serde(with = "humantime_serde")]
+    pub run_timeout: Duration,
+    /// Wall-clock time one persistent turn (`on-message`) may take. Default 10 min.
+    #[serde(with = "humantime_serde")]
+    pub turn_timeout: Duration,
+    /// Time the host may spend compiling a plugin's component. Default 2 min: a 20 MB
+    /// JavaScript or Python component compiles in ~10 s here.
+    #[serde(with = "humantime_serde")]
+    pub compile_timeout: Duration,
     /// How long [`Worker::stop`](crate::Worker::stop) waits for the worker's task to wind
     /// down before it aborts it. Default 10 s, as in the reference; in practice a stop
     /// takes about one epoch tick.
+    #[serde(with = "humantime_serde")]
     pub stop_timeout: Duration,
     /// Longest wait the guest may ask of `inbox.wait`. Default 10 min: long enough for a
     /// chat user, short enough that a forgotten wait does not pin a worker forever.
+    #[serde(with = "humantime_serde")]
     pub max_inbox_wait: Duration,
     /// Messages that may be queued for one worker and not yet delivered. Default 4,096:
     /// beyond that the injector gets [`WorkerError::InboxFull`](crate::WorkerError).
@@ -57,6 +73,13 @@ pub struct Limits {
     /// Bytes of the guest's stderr kept for crash reports (a Rust panic message is
     /// written there). Default 16 KiB.
     pub stderr_capture_bytes: usize,
+    /// Bytes of stdout and stderr together that become `WORKER_LOG` events over a
+    /// worker's life; the rest is discarded (one log line says so). Default 1 MiB.
+    pub max_output_log_bytes: usize,
+    /// Events (emits, log lines, reports) a guest may produce per second, sustained; a
+    /// burst of as many is allowed. Default 1,000: far above any agent's progress rate,
+    /// low enough that a flooding guest is ended before it floods its subscribers.
+    pub max_events_per_second: u32,
 }
 
 impl Default for Limits {
@@ -69,8 +92,10 @@ impl Default for Limits {
             instances: 32,
             tables: 32,
             memories: 32,
-            epoch_tick: Duration::from_millis(1),
             cpu_slice_ticks: 2,
+            run_timeout: Duration::from_secs(3600),
+            turn_timeout: Duration::from_secs(600),
+            compile_timeout: Duration::from_secs(120),
             stop_timeout: Duration::from_secs(10),
             max_inbox_wait: Duration::from_secs(600),
             inbox_capacity: 4096,
@@ -82,7 +107,24 @@ impl Default for Limits {
             max_log_line_bytes: 4 * KIB,
             max_part_bytes: MIB,
             stderr_capture_bytes: 16 * KIB,
+            max_output_log_bytes: MIB,
+            max_events_per_second: 1000,
         }
+    }
+}
+
+impl Limits {
+    /// These limits with the fields present in `overrides` (a TOML table with `Limits`
+    /// field names) replaced. Unknown fields and wrong types are errors naming the field.
+    pub fn overlay(&self, overrides: &toml::Table) -> Result<Limits, String> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut table = toml::Table::try_from(self).map_err(|e| e.to_string())?;
+        for (key, value) in overrides {
+            table.insert(key.clone(), value.clone());
+        }
+        Limits::deserialize(table).map_err(|e| e.message().to_owned())
     }
 }
 
@@ -102,6 +144,25 @@ pub(crate) fn human_bytes(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlay_replaces_only_the_given_fields() {
+        let base = Limits::default();
+        let table: toml::Table =
+            toml::from_str("memory_bytes = 1024\nrun_timeout = \"30s\"").unwrap();
+        let limits = base.overlay(&table).unwrap();
+        assert_eq!(limits.memory_bytes, 1024);
+        assert_eq!(limits.run_timeout, Duration::from_secs(30));
+        assert_eq!(limits.turn_timeout, base.turn_timeout);
+        let typo: toml::Table = toml::from_str("memroy_bytes = 1").unwrap();
+        assert!(
+            base.overlay(&typo)
+                .unwrap_err()
+                .contains("unknown field `memroy_bytes`")
+        );
+        let wrong: toml::Table = toml::from_str("run_timeout = 5").unwrap();
+        assert!(base.overlay(&wrong).is_err());
+    }
 
     #[test]
     fn human_bytes_picks_the_largest_exact_unit() {

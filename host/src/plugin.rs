@@ -15,13 +15,15 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
-use wasmtime::component::Component;
 use wasmtime::wasmparser::Parser;
 
 use crate::bindings::AgentPre;
 use crate::error::PluginError;
+use crate::grants::Grants;
 use crate::host_api::HostState;
+use crate::limits::Limits;
 use crate::runtime::Runtime;
 
 /// A guest component known to a runtime. Cheap to clone.
@@ -30,8 +32,29 @@ pub struct Plugin {
     pub(crate) inner: Arc<PluginInner>,
 }
 
+/// What a plugin is allowed and held to (from its manifest, or the runtime's defaults).
+#[derive(Debug, Clone)]
+pub(crate) struct PluginSettings {
+    pub name: String,
+    pub limits: Limits,
+    pub grants: Grants,
+    /// The pinned sha256, if any.
+    pub sha256: Option<String>,
+}
+
+impl PluginSettings {
+    pub fn ungranted(name: String, limits: Limits) -> Self {
+        Self {
+            name,
+            limits,
+            grants: Grants::default(),
+            sha256: None,
+        }
+    }
+}
+
 pub(crate) struct PluginInner {
-    name: String,
+    pub(crate) settings: PluginSettings,
     pub(crate) runtime: Runtime,
     /// Where the component comes from, until it is compiled.
     source: Mutex<Option<Source>>,
@@ -46,21 +69,23 @@ enum Source {
 pub(crate) struct Compiled {
     pub(crate) pre: AgentPre<HostState>,
     size: usize,
+    sha256: String,
+    from_cache: bool,
 }
 
 impl Plugin {
-    pub(crate) fn from_file(runtime: Runtime, name: String, path: PathBuf) -> Self {
-        Self::new(runtime, name, Source::File(path))
+    pub(crate) fn from_file(runtime: Runtime, settings: PluginSettings, path: PathBuf) -> Self {
+        Self::new(runtime, settings, Source::File(path))
     }
 
-    pub(crate) fn from_bytes(runtime: Runtime, name: String, bytes: Vec<u8>) -> Self {
-        Self::new(runtime, name, Source::Bytes(bytes))
+    pub(crate) fn from_bytes(runtime: Runtime, settings: PluginSettings, bytes: Vec<u8>) -> Self {
+        Self::new(runtime, settings, Source::Bytes(bytes))
     }
 
-    fn new(runtime: Runtime, name: String, source: Source) -> Self {
+    fn new(runtime: Runtime, settings: PluginSettings, source: Source) -> Self {
         Self {
             inner: Arc::new(PluginInner {
-                name,
+                settings,
                 runtime,
                 source: Mutex::new(Some(source)),
                 compiled: OnceCell::new(),
@@ -70,7 +95,7 @@ impl Plugin {
 
     /// The plugin's name, used in every error and event about it.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        &self.inner.settings.name
     }
 
     /// The runtime the plugin belongs to.
@@ -78,76 +103,127 @@ impl Plugin {
         &self.inner.runtime
     }
 
-    /// Size of the component in bytes, once loaded.
-    pub fn size(&self) -> Option<usize> {
-        match self.inner.compiled.get() {
-            Some(Ok(compiled)) => Some(compiled.size),
-            _ => None,
-        }
+    /// The limits its workers obey (the runtime's, overridden by the manifest).
+    pub fn limits(&self) -> &Limits {
+        &self.inner.settings.limits
     }
 
-    /// Reads, validates and compiles the component (once; later calls return the first
-    /// outcome). Compilation runs on a blocking thread, never on the async workers.
+    /// What its workers may reach.
+    pub fn grants(&self) -> &Grants {
+        &self.inner.settings.grants
+    }
+
+    fn loaded(&self) -> Option<&Compiled> {
+        self.inner.compiled.get().and_then(|c| c.as_ref().ok())
+    }
+
+    /// Size of the component in bytes, once loaded.
+    pub fn size(&self) -> Option<usize> {
+        self.loaded().map(|c| c.size)
+    }
+
+    /// The component's sha256 (lower-case hex), once loaded.
+    pub fn sha256(&self) -> Option<&str> {
+        self.loaded().map(|c| c.sha256.as_str())
+    }
+
+    /// Whether the compiled component came from the on-disk cache, once loaded.
+    pub fn from_cache(&self) -> Option<bool> {
+        self.loaded().map(|c| c.from_cache)
+    }
+
+    /// Reads, checks and compiles the component (once; later calls return the first
+    /// outcome). Compilation runs on a blocking thread, never on the async workers, and
+    /// within the plugin's `compile_timeout`.
     pub async fn load(&self) -> Result<(), PluginError> {
         self.compiled().await.map(|_| ())
     }
 
     pub(crate) async fn compiled(&self) -> Result<&Compiled, PluginError> {
-        let outcome = self
-            .inner
-            .compiled
-            .get_or_init(|| async {
-                let source = self
-                    .inner
-                    .source
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take();
-                let name = self.inner.name.clone();
-                let bytes = match source {
-                    Some(Source::Bytes(bytes)) => bytes,
-                    Some(Source::File(path)) => match tokio::fs::read(&path).await {
-                        Ok(bytes) => bytes,
-                        Err(source) => {
-                            return Err(PluginError::Read {
-                                plugin: name,
-                                path,
-                                source: Arc::new(source),
-                            });
-                        }
-                    },
-                    None => unreachable!("the source is taken only inside this once-cell"),
-                };
-                let runtime = self.inner.runtime.clone();
-                tokio::task::spawn_blocking(move || compile(&runtime, &name, &bytes))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(PluginError::Compile {
-                            plugin: self.inner.name.clone(),
-                            reason: format!("the compiler task failed: {e}"),
-                        })
-                    })
-            })
-            .await;
+        let outcome = self.inner.compiled.get_or_init(|| self.compile()).await;
         outcome.as_ref().map_err(Clone::clone)
+    }
+
+    async fn compile(&self) -> Result<Compiled, PluginError> {
+        let name = self.name().to_owned();
+        let source = self
+            .inner
+            .source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let bytes = match source {
+            Some(Source::Bytes(bytes)) => bytes,
+            Some(Source::File(path)) => {
+                tokio::fs::read(&path)
+                    .await
+                    .map_err(|source| PluginError::Read {
+                        plugin: name.clone(),
+                        path,
+                        source: Arc::new(source),
+                    })?
+            }
+            None => unreachable!("the source is taken only inside this once-cell"),
+        };
+        let sha256 = format!("{:x}", Sha256::digest(&bytes));
+        if let Some(expected) = &self.inner.settings.sha256
+            && *expected != sha256
+        {
+            return Err(PluginError::HashMismatch {
+                plugin: name,
+                expected: expected.clone(),
+                actual: sha256,
+            });
+        }
+        check_is_component(&name, &bytes)?;
+        let runtime = self.inner.runtime.clone();
+        let timeout = self.limits().compile_timeout;
+        let task = tokio::task::spawn_blocking({
+            let name = name.clone();
+            move || compile(&runtime, &name, sha256, &bytes)
+        });
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(PluginError::Compile {
+                plugin: name,
+                reason: format!("the compiler task failed: {e}"),
+            }),
+            Err(_) => Err(PluginError::Compile {
+                plugin: name,
+                reason: format!(
+                    "compilation took longer than the limit of {}",
+                    humantime::format_duration(timeout)
+                ),
+            }),
+        }
     }
 }
 
-fn compile(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Compiled, PluginError> {
-    check_is_component(name, bytes)?;
-    let component =
-        Component::from_binary(&runtime.inner.engine, bytes).map_err(|e| PluginError::Compile {
-            plugin: name.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
-    let instance_pre = runtime
-        .inner
-        .linker
-        .instantiate_pre(&component)
-        .map_err(|e| PluginError::UnknownImport {
-            plugin: name.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+fn compile(
+    runtime: &Runtime,
+    name: &str,
+    sha256: String,
+    bytes: &[u8],
+) -> Result<Compiled, PluginError> {
+    let inner = &runtime.inner;
+    let (component, from_cache) = crate::engine::compile(
+        &inner.engine,
+        inner.config.cache_dir.as_deref(),
+        &sha256,
+        bytes,
+    )
+    .map_err(|e| PluginError::Compile {
+        plugin: name.to_owned(),
+        reason: format!("{e:#}"),
+    })?;
+    let instance_pre =
+        inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::UnknownImport {
+                plugin: name.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
     let pre = AgentPre::new(instance_pre).map_err(|e| PluginError::MissingExport {
         plugin: name.to_owned(),
         reason: format!("{e:#}"),
@@ -155,6 +231,8 @@ fn compile(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Compiled, Plug
     Ok(Compiled {
         pre,
         size: bytes.len(),
+        sha256,
+        from_cache,
     })
 }
 

@@ -12,18 +12,20 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
+use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, EngineWeak};
 
 use crate::bindings::Agent;
+use crate::config::RuntimeConfig;
+use crate::engine::{self, AllocatorKind};
 use crate::error::{PluginError, RuntimeError};
 use crate::host_api::HostState;
 use crate::limits::Limits;
-use crate::plugin::Plugin;
+use crate::manifest::Manifest;
+use crate::plugin::{Plugin, PluginSettings};
 
-/// The shared engine, linker and limits. Cheap to clone.
+/// The shared engine, linker and settings. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
     pub(crate) inner: Arc<RuntimeInner>,
@@ -32,45 +34,62 @@ pub struct Runtime {
 pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
-    pub(crate) limits: Limits,
+    pub(crate) config: RuntimeConfig,
+    allocator: AllocatorKind,
 }
 
 impl Runtime {
-    /// A runtime with the default [`Limits`].
+    /// A runtime with the default [`RuntimeConfig`].
     pub fn new() -> Result<Self, RuntimeError> {
-        Self::with_limits(Limits::default())
+        Self::with_config(RuntimeConfig::default())
     }
 
-    /// A runtime whose workers obey `limits`.
+    /// A runtime whose workers obey `limits` (other settings default).
     pub fn with_limits(limits: Limits) -> Result<Self, RuntimeError> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        Self::with_config(RuntimeConfig {
+            limits,
+            ..RuntimeConfig::default()
+        })
+    }
 
+    /// A runtime with `config`.
+    pub fn with_config(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let (engine, allocator) = engine::build(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         Agent::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-
-        spawn_epoch_ticker(engine.weak(), limits.epoch_tick);
+        crate::worker::shadow_name_lookup(&mut linker)
+            .map_err(|e| RuntimeError::Link(format!("name lookup policy: {e:#}")))?;
+        engine::spawn_epoch_ticker(engine.weak(), config.epoch_tick);
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
-                limits,
+                config,
+                allocator,
             }),
         })
     }
 
-    /// The limits every worker of this runtime obeys.
+    /// The default limits of this runtime's workers.
     pub fn limits(&self) -> &Limits {
-        &self.inner.limits
+        &self.inner.config.limits
     }
 
-    /// Loads, validates and compiles the component at `path` as plugin `name`, so
-    /// that any problem with it is reported here. Compilation runs on a blocking thread.
+    /// The runtime's settings.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The instance allocator in use (pooling unless the platform refused it).
+    pub fn allocator(&self) -> AllocatorKind {
+        self.inner.allocator
+    }
+
+    /// Loads, validates and compiles the component at `path` as plugin `name`, with no
+    /// grants and the runtime's limits, so that any problem is reported here.
     pub async fn load_plugin(
         &self,
         name: impl Into<String>,
@@ -87,32 +106,47 @@ impl Runtime {
         name: impl Into<String>,
         bytes: Vec<u8>,
     ) -> Result<Plugin, PluginError> {
-        let plugin = Plugin::from_bytes(self.clone(), name.into(), bytes);
+        let settings = PluginSettings::ungranted(name.into(), self.limits().clone());
+        let plugin = Plugin::from_bytes(self.clone(), settings, bytes);
         plugin.load().await?;
         Ok(plugin)
     }
 
-    /// The component at `path` as plugin `name`, loaded when its first worker starts
-    /// (or on [`Plugin::load`]). A worker of a plugin that fails to load ends FAILED
-    /// with the load error.
+    /// The component at `path` as plugin `name` (no grants, the runtime's limits),
+    /// loaded when its first worker starts or on [`Plugin::load`]. A worker of a plugin
+    /// that fails to load ends FAILED with the load error.
     pub fn plugin(&self, name: impl Into<String>, path: impl AsRef<Path>) -> Plugin {
-        Plugin::from_file(self.clone(), name.into(), path.as_ref().to_owned())
+        let settings = PluginSettings::ungranted(name.into(), self.limits().clone());
+        Plugin::from_file(self.clone(), settings, path.as_ref().to_owned())
     }
-}
 
-/// Advances the engine's epoch every `tick` until the engine is dropped. A dedicated
-/// thread keeps ticks regular even when every tokio worker is busy running guests.
-fn spawn_epoch_ticker(engine: EngineWeak, tick: Duration) {
-    let spawned = std::thread::Builder::new()
-        .name("colony-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = engine.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(tick);
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start the epoch ticker thread: {e}; guests cannot be interrupted");
+    /// The plugin a manifest describes (its component, sha256 pin, grants and limits),
+    /// loaded and checked now.
+    pub async fn load_manifest(&self, path: impl AsRef<Path>) -> Result<Plugin, PluginError> {
+        let manifest = Manifest::load(path).map_err(PluginError::Manifest)?;
+        let plugin = self.plugin_from_manifest(manifest)?;
+        plugin.load().await?;
+        Ok(plugin)
+    }
+
+    /// The plugin `manifest` describes, loaded on first use.
+    pub fn plugin_from_manifest(&self, manifest: Manifest) -> Result<Plugin, PluginError> {
+        let limits = self.limits().overlay(&manifest.limits).map_err(|reason| {
+            PluginError::Manifest(crate::error::ManifestError::Invalid {
+                path: manifest.path.clone(),
+                reason,
+            })
+        })?;
+        let settings = PluginSettings {
+            name: manifest.name,
+            limits,
+            grants: manifest.grants,
+            sha256: manifest.sha256,
+        };
+        Ok(Plugin::from_file(
+            self.clone(),
+            settings,
+            manifest.component,
+        ))
     }
 }

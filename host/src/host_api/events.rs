@@ -35,6 +35,7 @@ fn check_event_type(name: &str) -> Result<(), String> {
 
 impl events::Host for HostState {
     fn emit(&mut self, event_type: String, data: String) -> wasmtime::Result<Result<(), String>> {
+        self.charge_event()?;
         if let Err(e) = check_event_type(&event_type) {
             return Ok(Err(e));
         }
@@ -51,6 +52,7 @@ impl events::Host for HostState {
     }
 
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        self.charge_event()?;
         let limit = self.worker.limits().max_log_line_bytes;
         let mut message = message;
         if message.len() > limit {

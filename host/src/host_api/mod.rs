@@ -8,18 +8,18 @@
 mod conversation;
 mod events;
 mod inbox;
+mod rate;
 mod report;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::colony::agent::types;
-use crate::worker::WorkerShared;
+use crate::worker::{InstanceLimiter, NetworkPolicy, OutputBudget, WorkerShared};
+use rate::EventRate;
 
 pub(crate) use conversation::Conversation;
 
@@ -27,10 +27,12 @@ pub(crate) use conversation::Conversation;
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limiter: InstanceLimiter,
     pub(crate) worker: Arc<WorkerShared>,
     pub(crate) inbox: mpsc::Receiver<String>,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) output: Arc<Mutex<OutputBudget>>,
+    pub(crate) network: Arc<NetworkPolicy>,
+    rate: EventRate,
     conversation: Conversation,
 }
 
@@ -38,19 +40,28 @@ impl HostState {
     pub(crate) fn new(
         worker: Arc<WorkerShared>,
         wasi: WasiCtx,
-        limits: StoreLimits,
+        limiter: InstanceLimiter,
         inbox: mpsc::Receiver<String>,
-        stderr: MemoryOutputPipe,
+        output: Arc<Mutex<OutputBudget>>,
+        network: Arc<NetworkPolicy>,
     ) -> Self {
+        let rate = EventRate::new(worker.limits().max_events_per_second);
         Self {
             wasi,
             table: ResourceTable::new(),
-            limits,
+            limiter,
             worker,
             inbox,
-            stderr,
+            output,
+            network,
+            rate,
             conversation: Conversation::default(),
         }
+    }
+
+    /// Charges one event to the guest's rate; a trap when it is exceeded.
+    fn charge_event(&mut self) -> wasmtime::Result<()> {
+        self.rate.take().map_err(wasmtime::Error::new)
     }
 }
 

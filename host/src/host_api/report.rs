@@ -12,6 +12,7 @@ impl report::Host for HostState {
         summary: String,
         data: String,
     ) -> wasmtime::Result<Result<(), String>> {
+        self.charge_event()?;
         let limits = self.worker.limits();
         if summary.len() > limits.max_report_summary_bytes {
             return Ok(Err(too_large(

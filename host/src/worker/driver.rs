@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::WorkerState;
@@ -18,6 +18,7 @@ use super::result::{self, RunOutcome, into_object};
 use super::shared::WorkerShared;
 use super::store::{describe_failure, guest_store};
 use crate::bindings::RunContext;
+use crate::error::LimitExceeded;
 use crate::events::EventType;
 
 /// How a session ended, before it is turned into a result.
@@ -99,7 +100,11 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<String>) -> S
         Ok(compiled) => compiled,
         Err(e) => return SessionEnd::Crashed(format!("{}: {e}", shared.label())),
     };
-    let mut store = guest_store(shared, inbox);
+    let mut store = match guest_store(shared, inbox) {
+        Ok(store) => store,
+        Err(e) => return SessionEnd::Crashed(format!("{}: {e}", shared.label())),
+    };
+    let limits = shared.limits();
     let agent = match compiled.pre.instantiate_async(&mut store).await {
         Ok(agent) => agent,
         Err(e) => {
@@ -117,7 +122,13 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<String>) -> S
         persistent: spec.is_persistent(),
         input: spec.input.to_string(),
     };
-    let run = match agent.call_run(&mut store, &context).await {
+    let run = match timed(
+        limits.run_timeout,
+        "run",
+        agent.call_run(&mut store, &context),
+    )
+    .await
+    {
         Ok(returned) => outcome(shared, "run", returned),
         Err(e) => {
             let cause = describe_failure(&e, &store, "run trapped");
@@ -147,16 +158,13 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<String>) -> S
             return SessionEnd::Stopped;
         };
         turn += 1;
-        let outcome = match agent.call_on_message(&mut store, &message).await {
+        let call = agent.call_on_message(&mut store, &message);
+        let outcome = match timed(limits.turn_timeout, &format!("turn {turn}"), call).await {
             Ok(returned) => outcome(shared, "on-message", returned),
             Err(e) => {
                 let cause = describe_failure(&e, &store, &format!("turn {turn} trapped"));
                 return SessionEnd::Crashed(format!("{}: {cause}", shared.label()));
             }
-        };
-        let (event_type, detail) = match &outcome.error {
-            None => (EventType::TurnCompleted, json!({"output": outcome.output})),
-            Some(error) => (EventType::TurnFailed, json!({"error": error})),
         };
         let mut data = json!({
             "worker_id": spec.id,
@@ -164,9 +172,16 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<String>) -> S
             "turn": turn,
             "message": message,
         });
-        data.as_object_mut()
-            .expect("object")
-            .extend(detail.as_object().expect("object").clone());
+        let event_type = match &outcome.error {
+            None => {
+                data["output"] = Value::Object(outcome.output.clone());
+                EventType::TurnCompleted
+            }
+            Some(error) => {
+                data["error"] = Value::String(error.clone());
+                EventType::TurnFailed
+            }
+        };
         shared.publish(event_type, data);
         if let Some(report) = shared.take_report() {
             let result = result::from_run(
@@ -181,6 +196,22 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<String>) -> S
                 .send_modify(|s| s.result = Some(result.clone()));
             shared.publish_terminal(&result, None);
         }
+    }
+}
+
+/// `call` within `limit`; past it, the call is dropped (cancelling whatever the guest was
+/// doing, host calls included) and a [`LimitExceeded::Time`] error stands for its result.
+async fn timed<T>(
+    limit: std::time::Duration,
+    what: &str,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err(wasmtime::Error::new(LimitExceeded::Time {
+            what: what.to_owned(),
+            limit: humantime::format_duration(limit).to_string(),
+        })),
     }
 }
 

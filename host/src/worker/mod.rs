@@ -7,6 +7,9 @@
 //! published exactly once.
 
 mod driver;
+mod limiter;
+mod network;
+mod output;
 mod result;
 mod shared;
 mod spec;
@@ -26,6 +29,9 @@ pub use result::{ReportStatus, WorkerResult};
 pub use spec::{WorkerMode, WorkerSpec};
 pub use state::WorkerState;
 
+pub(crate) use limiter::InstanceLimiter;
+pub(crate) use network::{NetworkPolicy, shadow_name_lookup};
+pub(crate) use output::OutputBudget;
 pub(crate) use result::{ExplicitReport, into_object};
 pub(crate) use shared::WorkerShared;
 
@@ -80,7 +86,7 @@ impl Worker {
             worker: spec.id.clone(),
             reason,
         })?;
-        let (inbox, inbox_rx) = mpsc::channel(plugin.runtime().limits().inbox_capacity.max(1));
+        let (inbox, inbox_rx) = mpsc::channel(plugin.limits().inbox_capacity.max(1));
         let (status, _) = watch::channel(Status {
             state: WorkerState::Pending,
             result: None,

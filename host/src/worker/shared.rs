@@ -57,7 +57,7 @@ impl WorkerShared {
     }
 
     pub fn limits(&self) -> &Limits {
-        &self.plugin.inner.runtime.inner.limits
+        self.plugin.limits()
     }
 
     /// "worker 'w-1' (plugin 'echo')": how errors name this worker.

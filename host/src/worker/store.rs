@@ -1,41 +1,94 @@
-//! One worker's wasmtime `Store`: the deny-by-default WASI context, resource limits and
-//! the epoch deadline callback; and how a guest failure is put into words.
+//! One worker's wasmtime `Store`: its WASI context built from the plugin's grants, its
+//! resource limiter, its output capture and the epoch deadline callback; and how a guest
+//! failure is put into words.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
+use super::limiter::InstanceLimiter;
+use super::network::NetworkPolicy;
+use super::output::{GuestOutput, OutputBudget};
 use super::shared::WorkerShared;
+use crate::error::LimitExceeded;
+use crate::grants::{Access, WORKER_DATA_GUEST_PATH};
 use crate::host_api::HostState;
-use crate::limits::human_bytes;
+
+/// The WASI context of one worker: exactly what its plugin was granted.
+fn wasi_context(
+    shared: &Arc<WorkerShared>,
+    network: &Arc<NetworkPolicy>,
+    budget: &Arc<std::sync::Mutex<OutputBudget>>,
+) -> Result<WasiCtx, String> {
+    let grants = shared.plugin.grants();
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .stdout(GuestOutput::new("stdout", budget.clone(), shared))
+        .stderr(GuestOutput::new("stderr", budget.clone(), shared));
+
+    if let Some(storage) = &shared.storage {
+        let data = storage.root().join("data");
+        std::fs::create_dir_all(&data).map_err(|e| {
+            format!(
+                "cannot create the worker's data folder {}: {e}",
+                data.display()
+            )
+        })?;
+        builder
+            .preopened_dir(&data, WORKER_DATA_GUEST_PATH, FsPerms::ReadWrite)
+            .map_err(|e| {
+                format!(
+                    "cannot open the worker's data folder {}: {e:#}",
+                    data.display()
+                )
+            })?;
+    }
+    for dir in &grants.dirs {
+        let perms = match dir.access {
+            Access::ReadOnly => FsPerms::ReadOnly,
+            Access::ReadWrite => FsPerms::ReadWrite,
+        };
+        builder
+            .preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| {
+                format!(
+                    "cannot open granted directory {}: {e:#}",
+                    dir.host.display()
+                )
+            })?;
+    }
+    for name in &grants.env {
+        if let Ok(value) = std::env::var(name) {
+            builder.env(name, value);
+        }
+    }
+    builder
+        .allow_udp(false)
+        .allow_tcp(network.is_open())
+        .allow_ip_name_lookup(network.is_open());
+    let policy = network.clone();
+    builder.socket_addr_check(move |addr, usage| {
+        let allowed = policy.allows(addr, usage);
+        Box::pin(async move { allowed })
+    });
+    Ok(builder.build())
+}
 
 /// A fresh store for one worker's guest instance.
 pub(crate) fn guest_store(
     shared: &Arc<WorkerShared>,
     inbox: mpsc::Receiver<String>,
-) -> Store<HostState> {
+) -> Result<Store<HostState>, String> {
     let limits = shared.limits();
-    let stderr = MemoryOutputPipe::new(limits.stderr_capture_bytes);
-    let wasi = WasiCtxBuilder::new()
-        .stderr(stderr.clone())
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build();
-    let store_limits = StoreLimitsBuilder::new()
-        .memory_size(limits.memory_bytes)
-        .table_elements(limits.table_elements)
-        .instances(limits.instances)
-        .tables(limits.tables)
-        .memories(limits.memories)
-        .trap_on_grow_failure(true)
-        .build();
-    let state = HostState::new(shared.clone(), wasi, store_limits, inbox, stderr);
+    let network = NetworkPolicy::new(shared.plugin.grants().network_patterns());
+    let budget = OutputBudget::new(limits.max_output_log_bytes, limits.stderr_capture_bytes);
+    let wasi = wasi_context(shared, &network, &budget)?;
+    let limiter = InstanceLimiter::new(limits);
+    let state = HostState::new(shared.clone(), wasi, limiter, inbox, budget, network);
     let mut store = Store::new(&shared.plugin.inner.runtime.inner.engine, state);
-    store.limiter(|state| &mut state.limits);
+    store.limiter(|state| &mut state.limiter);
 
     let slice = limits.cpu_slice_ticks.max(1);
     store.set_epoch_deadline(slice);
@@ -47,19 +100,19 @@ pub(crate) fn guest_store(
             Ok(UpdateDeadline::Yield(slice))
         }
     });
-    store
+    Ok(store)
 }
 
-/// Puts a guest failure into words: the kind of trap or limit, then the tail of what the
-/// guest wrote to stderr (a Rust panic's message is there).
+/// Puts a guest failure into words: the limit or the kind of trap, then the tail of what
+/// the guest wrote to stderr (a Rust panic's message is there).
 pub(crate) fn describe_failure(
     error: &wasmtime::Error,
     store: &Store<HostState>,
     what: &str,
 ) -> String {
-    let limits = store.data().worker.limits();
-    let text = format!("{error:#}");
-    let cause = if let Some(trap) = error.downcast_ref::<Trap>() {
+    let cause = if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+        limit.to_string()
+    } else if let Some(trap) = error.downcast_ref::<Trap>() {
         match trap {
             Trap::StackOverflow => "stack overflow (the guest recursed too deep)".to_owned(),
             Trap::UnreachableCodeReached => {
@@ -68,26 +121,15 @@ pub(crate) fn describe_failure(
             Trap::Interrupt => "guest interrupted".to_owned(),
             other => format!("guest trapped: {other}"),
         }
-    } else if text.contains("forcing trap when growing memory") {
-        format!(
-            "memory limit exceeded: {}",
-            human_bytes(limits.memory_bytes)
-        )
-    } else if text.contains("forcing trap when growing table") {
-        format!("table limit exceeded: {} elements", limits.table_elements)
     } else {
-        text
+        format!("{error:#}")
     };
-    let stderr = store.data().stderr.contents();
-    let stderr = String::from_utf8_lossy(&stderr);
-    let stderr = stderr.trim();
+    let stderr = OutputBudget::stderr_tail(&store.data().output);
     if stderr.is_empty() {
         format!("{what}: {cause}")
     } else {
-        let tail: String = {
-            let chars: Vec<char> = stderr.chars().collect();
-            chars[chars.len().saturating_sub(500)..].iter().collect()
-        };
+        let chars: Vec<char> = stderr.chars().collect();
+        let tail: String = chars[chars.len().saturating_sub(500)..].iter().collect();
         format!("{what}: {cause}; guest stderr: {tail}")
     }
 }

@@ -1,0 +1,218 @@
+//! Capability grants: what a plugin's workers may reach beyond their own sandbox.
+//!
+//! Deny by default. A plugin with no grants gets the worker's own data folder (mounted at
+//! `/data`, when the worker has a storage folder) and nothing else: no other files, no
+//! environment variables, no network. Grants come from the plugin's
+//! [`Manifest`](crate::Manifest) and are applied to each worker's WASI context when the
+//! worker starts (see `worker/store.rs`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the worker's own data folder appears to the guest.
+pub const WORKER_DATA_GUEST_PATH: &str = "/data";
+
+/// What a plugin may reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Host directories mounted into the guest.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Names of host environment variables the guest may read (their values are taken
+    /// from the host's environment when a worker starts; unset ones are left out).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Outbound network destinations: `host`, `host:port`, `*.domain`, `*.domain:port`,
+    /// or an IP address (with optional port). Empty: no network at all.
+    #[serde(default)]
+    pub network: Vec<String>,
+}
+
+/// One host directory mounted into the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The host directory (relative paths resolve against the manifest's folder).
+    pub host: PathBuf,
+    /// Where the guest sees it: an absolute guest path such as `/shared`.
+    pub guest: String,
+    /// Read-only unless stated otherwise.
+    #[serde(default)]
+    pub access: Access,
+}
+
+/// How a granted directory may be used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    /// List and read files.
+    #[default]
+    ReadOnly,
+    /// Also create, write, rename and delete.
+    ReadWrite,
+}
+
+impl Grants {
+    /// Resolves relative host paths against `folder` and checks every grant.
+    pub(crate) fn resolve(mut self, folder: &Path) -> Result<Self, String> {
+        for dir in &mut self.dirs {
+            if !dir.guest.starts_with('/') || dir.guest.split('/').any(|c| c == "..") {
+                return Err(format!(
+                    "grants.dirs: guest path '{}' must be absolute and without '..'",
+                    dir.guest
+                ));
+            }
+            if dir.guest == WORKER_DATA_GUEST_PATH {
+                return Err(format!(
+                    "grants.dirs: guest path '{WORKER_DATA_GUEST_PATH}' is the worker's own data folder"
+                ));
+            }
+            if dir.host.is_relative() {
+                dir.host = folder.join(&dir.host);
+            }
+        }
+        for name in &self.env {
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                return Err(format!("grants.env: '{name}' is not a variable name"));
+            }
+        }
+        for pattern in &self.network {
+            HostPattern::parse(pattern).map_err(|e| format!("grants.network: {e}"))?;
+        }
+        Ok(self)
+    }
+
+    /// The network allow-list, parsed.
+    pub(crate) fn network_patterns(&self) -> Vec<HostPattern> {
+        self.network
+            .iter()
+            .filter_map(|p| HostPattern::parse(p).ok())
+            .collect()
+    }
+}
+
+/// One entry of the network allow-list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostPattern {
+    /// Lower-case host name or IP literal; for a wildcard, the suffix after `*.`.
+    host: String,
+    wildcard: bool,
+    port: Option<u16>,
+}
+
+impl HostPattern {
+    pub(crate) fn parse(pattern: &str) -> Result<Self, String> {
+        let (host, port) = match pattern.rsplit_once(':') {
+            // An IPv6 literal has colons of its own; only `[v6]:port` carries a port.
+            Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| format!("'{pattern}': '{port}' is not a port"))?;
+                (host, Some(port))
+            }
+            _ => (pattern, None),
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let (host, wildcard) = match host.strip_prefix("*.") {
+            Some(suffix) => (suffix.to_owned(), true),
+            None => (host, false),
+        };
+        let valid = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+            && !host.contains('*');
+        if !valid {
+            return Err(format!("'{pattern}' is not a host, *.domain or IP address"));
+        }
+        Ok(Self {
+            host,
+            wildcard,
+            port,
+        })
+    }
+
+    /// Whether `name` (a host name or IP literal) matches, ignoring ports.
+    pub(crate) fn matches_host(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if self.wildcard {
+            name.len() > self.host.len() + 1
+                && name.ends_with(&self.host)
+                && name[..name.len() - self.host.len()].ends_with('.')
+        } else {
+            name == self.host
+        }
+    }
+
+    /// The pattern's address, when it is an IP literal.
+    pub(crate) fn ip_literal(&self) -> Option<std::net::IpAddr> {
+        if self.wildcard {
+            return None;
+        }
+        self.host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| ip.to_canonical())
+    }
+
+    /// The port the pattern is restricted to, if any.
+    pub(crate) fn port(&self) -> Option<u16> {
+        self.port
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns_match_exactly_or_by_suffix() {
+        let exact = HostPattern::parse("API.example.com:443").unwrap();
+        assert!(exact.matches_host("api.example.com"));
+        assert!(!exact.matches_host("evil.api.example.com"));
+        assert_eq!(exact.port(), Some(443));
+        let wild = HostPattern::parse("*.example.org").unwrap();
+        assert!(wild.matches_host("a.example.org") && wild.matches_host("a.b.example.org"));
+        assert!(!wild.matches_host("example.org") && !wild.matches_host("badexample.org"));
+        assert_eq!(wild.port(), None);
+        let v6 = HostPattern::parse("[::1]:8080").unwrap();
+        assert!(v6.matches_host("::1"));
+        assert_eq!(v6.port(), Some(8080));
+        assert!(HostPattern::parse("::1").unwrap().matches_host("::1"));
+        assert!(HostPattern::parse("a b").is_err());
+        assert!(HostPattern::parse("host:http").is_err());
+        assert!(HostPattern::parse("*").is_err());
+    }
+
+    #[test]
+    fn grants_are_checked_and_resolved() {
+        let grants = Grants {
+            dirs: vec![DirGrant {
+                host: "shared".into(),
+                guest: "/shared".into(),
+                access: Access::ReadOnly,
+            }],
+            ..Grants::default()
+        };
+        let resolved = grants.resolve(Path::new("/p")).unwrap();
+        assert_eq!(resolved.dirs[0].host, Path::new("/p/shared"));
+        let bad = Grants {
+            dirs: vec![DirGrant {
+                host: "x".into(),
+                guest: "relative".into(),
+                access: Access::ReadWrite,
+            }],
+            ..Grants::default()
+        };
+        assert!(
+            bad.resolve(Path::new("/p"))
+                .unwrap_err()
+                .contains("must be absolute")
+        );
+    }
+}
