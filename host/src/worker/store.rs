@@ -119,6 +119,11 @@ pub(crate) fn describe_failure(
                 "guest trapped: unreachable instruction (a panic or abort in the guest)".to_owned()
             }
             Trap::Interrupt => "guest interrupted".to_owned(),
+            Trap::MemoryOutOfBounds => {
+                "guest trapped: out-of-bounds memory access (a bad pointer, \
+                 or the guest's own stack overflowed into it)"
+                    .to_owned()
+            }
             other => format!("guest trapped: {other}"),
         }
     } else {
