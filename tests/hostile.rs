@@ -53,13 +53,19 @@ fn manifest(dir: &Path, id: &str, component: &Path, extra: &str) -> std::path::P
     path
 }
 
+/// A folder to grant (`shared/notes.txt`) in a fresh temporary root.
+fn sandbox_root() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("shared")).unwrap();
+    std::fs::write(home.path().join("shared/notes.txt"), "granted notes").unwrap();
+    home
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_attack_is_contained_while_100_honest_workers_succeed() {
-    let home = tempfile::tempdir().unwrap();
+    let home = sandbox_root();
     let root = home.path();
-    // A granted folder, a secret beside it, and a symlink inside it pointing out.
-    std::fs::create_dir_all(root.join("shared")).unwrap();
-    std::fs::write(root.join("shared/notes.txt"), "granted notes").unwrap();
+    // A secret beside the granted folder, and a symlink inside it pointing out.
     std::fs::create_dir_all(root.join("secret")).unwrap();
     std::fs::write(root.join("secret/secret.txt"), "TOP SECRET").unwrap();
     std::os::unix::fs::symlink(root.join("secret"), root.join("shared/escape")).unwrap();
@@ -417,10 +423,8 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn granted_capabilities_do_work() {
-    let home = tempfile::tempdir().unwrap();
+    let home = sandbox_root();
     let root = home.path();
-    std::fs::create_dir_all(root.join("shared")).unwrap();
-    std::fs::write(root.join("shared/notes.txt"), "granted notes").unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

@@ -25,6 +25,16 @@ fn probe_with(limits: &str) -> Plugin {
         .unwrap()
 }
 
+/// Runs the probe of `plugin` as worker `id`, doing `action` with `input`.
+async fn probe(
+    plugin: &Plugin,
+    id: &str,
+    action: &str,
+    input: Value,
+) -> (WorkerState, colony::WorkerResult) {
+    run(plugin, probe_spec(id, action, input), None).await
+}
+
 async fn run(
     plugin: &Plugin,
     spec: WorkerSpec,
@@ -41,20 +51,10 @@ async fn run(
 #[tokio::test]
 async fn memory_within_the_limit_is_usable() {
     let plugin = probe_with("memory_bytes = 67108864");
-    let (state, result) = run(
-        &plugin,
-        probe_spec("alloc-32", "alloc", json!({"mib": 32})),
-        None,
-    )
-    .await;
+    let (state, result) = probe(&plugin, "alloc-32", "alloc", json!({"mib": 32})).await;
     assert_eq!(state, WorkerState::Completed, "{result:?}");
     assert_eq!(result.output["sum"], 32u64 << 20);
-    let (state, result) = run(
-        &plugin,
-        probe_spec("alloc-80", "alloc", json!({"mib": 80})),
-        None,
-    )
-    .await;
+    let (state, result) = probe(&plugin, "alloc-80", "alloc", json!({"mib": 80})).await;
     assert_eq!(state, WorkerState::Failed);
     assert!(
         result
@@ -104,9 +104,9 @@ async fn turn_time_is_limited_per_turn() {
 #[tokio::test]
 async fn run_time_is_limited_per_run() {
     let plugin = probe_with("run_timeout = \"300ms\"");
-    let (state, _) = run(&plugin, probe_spec("in-time", "echo", json!({})), None).await;
+    let (state, _) = probe(&plugin, "in-time", "echo", json!({})).await;
     assert_eq!(state, WorkerState::Completed);
-    let (state, result) = run(&plugin, probe_spec("too-slow", "sleep", json!({})), None).await;
+    let (state, result) = probe(&plugin, "too-slow", "sleep", json!({})).await;
     assert_eq!(state, WorkerState::Failed);
     assert!(
         result
@@ -120,7 +120,7 @@ async fn run_time_is_limited_per_run() {
 async fn inbox_waits_are_capped() {
     let plugin = probe_with("max_inbox_wait = \"100ms\"");
     let begun = Instant::now();
-    let (state, result) = run(&plugin, probe_spec("capped", "wait", json!({})), None).await;
+    let (state, result) = probe(&plugin, "capped", "wait", json!({})).await;
     assert_eq!(state, WorkerState::Completed);
     assert_eq!(
         result.output["got"],
@@ -270,17 +270,19 @@ async fn events_within_the_rate_are_all_published() {
 #[tokio::test]
 async fn conversation_parts_are_limited_in_size() {
     let plugin = probe_with("max_part_bytes = 64");
-    let (state, _) = run(
+    let (state, _) = probe(
         &plugin,
-        probe_spec("part-ok", "conversation", json!({"append_bytes": 50})),
-        None,
+        "part-ok",
+        "conversation",
+        json!({"append_bytes": 50}),
     )
     .await;
     assert_eq!(state, WorkerState::Completed);
-    let (state, result) = run(
+    let (state, result) = probe(
         &plugin,
-        probe_spec("part-big", "conversation", json!({"append_bytes": 100})),
-        None,
+        "part-big",
+        "conversation",
+        json!({"append_bytes": 100}),
     )
     .await;
     assert_eq!(state, WorkerState::Failed);

@@ -71,11 +71,7 @@ impl RuntimeConfig {
     /// Reads a host-wide config file. Unknown fields are errors naming field and file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ManifestError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_owned(),
-            source: source.into(),
-        })?;
-        toml::from_str(&text).map_err(|e| ManifestError::Invalid {
+        toml::from_str(&crate::manifest::read_text(path)?).map_err(|e| ManifestError::Invalid {
             path: path.to_owned(),
             reason: e.message().to_owned(),
         })

@@ -65,11 +65,7 @@ impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ManifestError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_owned(),
-            source: source.into(),
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &read_text(path)?)
     }
 
     /// Parses manifest `text` as if read from `path` (relative paths resolve against
@@ -114,6 +110,14 @@ impl Manifest {
             limits: raw.limits,
         })
     }
+}
+
+/// Reads a TOML file's text (manifests and the host-wide config).
+pub(crate) fn read_text(path: &Path) -> Result<String, ManifestError> {
+    std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_owned(),
+        source: source.into(),
+    })
 }
 
 #[cfg(test)]
