@@ -53,6 +53,39 @@ fn manifest(dir: &Path, id: &str, component: &Path, extra: &str) -> std::path::P
     path
 }
 
+/// A component implementing the `colony:agent` world whose core module declares a table of
+/// 20 million elements (160 MB): Rust cannot write one, so it is assembled from text.
+fn huge_table_component() -> Vec<u8> {
+    let mut module = wat::parse_str(
+        r#"(module
+            (memory (export "memory") 1)
+            (table 20000000 funcref)
+            (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+            (func (export "run") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+                i32.const 0)
+            (func (export "on-message") (param i32 i32) (result i32) i32.const 0))"#,
+    )
+    .unwrap();
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve
+        .push_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit"))
+        .unwrap();
+    let world = resolve.select_world(&[package], Some("agent")).unwrap();
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+        false,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .encode()
+        .unwrap()
+}
+
 /// A folder to grant (`shared/notes.txt`) in a fresh temporary root.
 fn sandbox_root() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
@@ -86,6 +119,8 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
     }
     let not_wasm = root.join("notes.wasm");
     std::fs::write(&not_wasm, "this is not wasm").unwrap();
+    let huge_table = root.join("huge-table.wasm");
+    std::fs::write(&huge_table, huge_table_component()).unwrap();
     let core_module = root.join("core.wasm");
     std::fs::write(&core_module, b"\0asm\x01\0\0\0").unwrap();
 
@@ -262,6 +297,11 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
             "is not a WebAssembly component",
         ),
         (
+            "huge-table",
+            runtime.plugin("huge-table", &huge_table),
+            "table",
+        ),
+        (
             "core-module",
             runtime.plugin("core", &core_module),
             "it is a core WebAssembly module",
@@ -374,6 +414,7 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
     }
     for (expected, w) in &bad_workers {
         let result = w.wait().await;
+        eprintln!("{}: {}", w.id(), result.error.as_deref().unwrap_or_default());
         assert_eq!(w.state(), WorkerState::Failed, "{}", w.id());
         assert!(
             result
