@@ -414,7 +414,11 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
     }
     for (expected, w) in &bad_workers {
         let result = w.wait().await;
-        eprintln!("{}: {}", w.id(), result.error.as_deref().unwrap_or_default());
+        eprintln!(
+            "{}: {}",
+            w.id(),
+            result.error.as_deref().unwrap_or_default()
+        );
         assert_eq!(w.state(), WorkerState::Failed, "{}", w.id());
         assert!(
             result

@@ -102,6 +102,33 @@ fn run_prints_the_report_and_exits_zero_on_success() {
 }
 
 #[test]
+fn run_takes_a_manifest_with_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("echo.toml");
+    let component = guests().join("echo_agent.wasm");
+    std::fs::write(
+        &manifest,
+        format!(
+            "component = {:?}\n[limits]\nmax_report_summary_bytes = 8\n",
+            component.display().to_string()
+        ),
+    )
+    .unwrap();
+    let output = colony(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--task",
+        "alpha beta gamma",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("report summary is 25 bytes, over the limit of 8 bytes"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
 fn run_exits_non_zero_when_the_worker_fails() {
     let failing = guests().join("failing_agent.wasm");
     let output = colony(&["run", failing.to_str().unwrap(), "--task", "t", "--json"]);
@@ -145,6 +172,29 @@ fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
         assert!(err.contains(expected), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    std::fs::write(dir.path().join("typo.toml"), "componnet = \"x.wasm\"").unwrap();
+    let typo = dir.path().join("typo.toml");
+    let output = colony(&["run", typo.to_str().unwrap(), "--task", "t"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("typo.toml") && err.contains("unknown field `componnet`"),
+        "{err}"
+    );
+    let output = colony(&[
+        "--config",
+        typo.to_str().unwrap(),
+        "run",
+        "x.wasm",
+        "--task",
+        "t",
+    ]);
+    assert!(
+        stderr(&output).contains("unknown field `componnet`"),
+        "{}",
+        stderr(&output)
+    );
+
     let output = Command::new(env!("CARGO_BIN_EXE_colony"))
         .args(["demo", "--plugins", "/nonexistent"])
         .output()

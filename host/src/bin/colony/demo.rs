@@ -50,7 +50,11 @@ async fn load(runtime: &Runtime, dir: &std::path::Path, name: &str) -> anyhow::R
     Ok(runtime.load_plugin(name, &path).await?)
 }
 
-pub(crate) async fn demo(args: DemoArgs, json_output: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn demo(
+    args: DemoArgs,
+    runtime: Runtime,
+    json_output: bool,
+) -> anyhow::Result<ExitCode> {
     let plugin_dir = args.plugins.unwrap_or_else(crate::default_plugin_dir);
     let temp;
     let home = match args.home {
@@ -60,7 +64,6 @@ pub(crate) async fn demo(args: DemoArgs, json_output: bool) -> anyhow::Result<Ex
             temp.path().to_owned()
         }
     };
-    let runtime = Runtime::new()?;
     let mut plugins = HashMap::new();
     for name in ["chat-agent", "echo-agent", "silent-agent", "failing-agent"] {
         plugins.insert(name, load(&runtime, &plugin_dir, name).await?);

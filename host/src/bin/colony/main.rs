@@ -23,6 +23,9 @@ struct Cli {
     /// Print events and results as JSON lines (for scripts) instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Host-wide config file (TOML): default limits, allocator, component cache folder.
+    #[arg(long, global = true, env = "COLONY_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,9 +67,14 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        let config = match &cli.config {
+            Some(path) => colony::RuntimeConfig::load(path)?,
+            None => colony::RuntimeConfig::default(),
+        };
+        let colony = colony::Runtime::with_config(config)?;
         match cli.command {
-            Command::Demo(args) => demo::demo(args, cli.json).await,
-            Command::Run(args) => run::run(args, cli.json).await,
+            Command::Demo(args) => demo::demo(args, colony, cli.json).await,
+            Command::Run(args) => run::run(args, colony, cli.json).await,
         }
     });
     match outcome {

@@ -11,7 +11,7 @@ use crate::print::EventPrinter;
 
 #[derive(Args)]
 pub(crate) struct RunArgs {
-    /// The guest component (.wasm).
+    /// The guest component (.wasm), or its manifest (.toml) with grants and limits.
     plugin: PathBuf,
     /// The task, in natural language.
     #[arg(long)]
@@ -27,17 +27,20 @@ pub(crate) struct RunArgs {
     id: String,
 }
 
-pub(crate) async fn run(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: RunArgs, runtime: Runtime, json: bool) -> anyhow::Result<ExitCode> {
     let input: serde_json::Value =
         serde_json::from_str(&args.input).context("--input is not valid JSON")?;
-    let runtime = Runtime::new()?;
-    let name = args
-        .plugin
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("plugin")
-        .to_owned();
-    let plugin = runtime.load_plugin(name, &args.plugin).await?;
+    let plugin = if args.plugin.extension().is_some_and(|e| e == "toml") {
+        runtime.load_manifest(&args.plugin).await?
+    } else {
+        let name = args
+            .plugin
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("plugin")
+            .to_owned();
+        runtime.load_plugin(name, &args.plugin).await?
+    };
     let bus = EventBus::new();
     let mut events = bus.subscribe(EventFilter::all());
     let mut spec = WorkerSpec::ephemeral(args.id, args.task).with_input(input);
