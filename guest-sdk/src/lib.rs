@@ -46,7 +46,7 @@ pub mod bindings {
 }
 
 use bindings::colony::agent::{
-    conversation as wit_conversation, events as wit_events, inbox as wit_inbox,
+    conversation as wit_conversation, events as wit_events, inbox as wit_inbox, peers as wit_peers,
     report as wit_report, types,
 };
 
@@ -155,6 +155,16 @@ pub mod conversation {
     /// Appends a full part; returns its `seq`.
     pub fn append_part(part: &NewPart) -> Result<u64, String> {
         wit_conversation::append(part)
+    }
+}
+
+/// Other workers of the same colony.
+pub mod peers {
+    use super::wit_peers;
+
+    /// Sends `message` to worker `to` (a sibling's id, or `"overseer"`) through the host.
+    pub fn send(to: &str, message: &str) -> Result<(), String> {
+        wit_peers::send(to, message)
     }
 }
 

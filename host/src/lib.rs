@@ -26,6 +26,7 @@
 //! hostile loop ends only that worker.
 
 mod bindings;
+mod colony;
 mod config;
 mod conversation;
 mod engine;
@@ -33,6 +34,7 @@ mod error;
 mod events;
 mod grants;
 mod host_api;
+mod journal;
 mod limits;
 mod manifest;
 mod plugin;
@@ -40,6 +42,7 @@ mod runtime;
 mod storage;
 mod worker;
 
+pub use colony::{Colony, ColonyConfig, ColonyError, Task, WorkerReport};
 pub use config::{AllocatorChoice, RuntimeConfig};
 pub use conversation::MessagePart;
 pub use engine::AllocatorKind;
@@ -48,12 +51,13 @@ pub use error::{
 };
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
 pub use grants::{Access, DirGrant, Grants};
+pub use journal::{Journal, JournalError, ReportRecord, WorkerRecord};
 pub use limits::Limits;
 pub use manifest::Manifest;
 pub use plugin::Plugin;
 pub use runtime::Runtime;
 pub use storage::WorkerStorage;
 pub use worker::{
-    ReportStatus, StopOutcome, Worker, WorkerInfo, WorkerMode, WorkerResult, WorkerSpec,
-    WorkerState,
+    ReportStatus, StopOutcome, Worker, WorkerInfo, WorkerMode, WorkerObserver, WorkerResult,
+    WorkerSpec, WorkerState,
 };

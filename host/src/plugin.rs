@@ -40,6 +40,8 @@ pub(crate) struct PluginSettings {
     pub grants: Grants,
     /// The pinned sha256, if any.
     pub sha256: Option<String>,
+    /// The file the plugin was described by: its manifest, or its component.
+    pub origin: Option<PathBuf>,
 }
 
 impl PluginSettings {
@@ -49,6 +51,7 @@ impl PluginSettings {
             limits,
             grants: Grants::default(),
             sha256: None,
+            origin: None,
         }
     }
 }
@@ -101,6 +104,11 @@ impl Plugin {
     /// The runtime the plugin belongs to.
     pub fn runtime(&self) -> &Runtime {
         &self.inner.runtime
+    }
+
+    /// The file the plugin was described by (its manifest, or its component), if any.
+    pub fn origin(&self) -> Option<&std::path::Path> {
+        self.inner.settings.origin.as_deref()
     }
 
     /// The limits its workers obey (the runtime's, overridden by the manifest).

@@ -116,7 +116,8 @@ impl Runtime {
     /// loaded when its first worker starts or on [`Plugin::load`]. A worker of a plugin
     /// that fails to load ends FAILED with the load error.
     pub fn plugin(&self, name: impl Into<String>, path: impl AsRef<Path>) -> Plugin {
-        let settings = PluginSettings::ungranted(name.into(), self.limits().clone());
+        let mut settings = PluginSettings::ungranted(name.into(), self.limits().clone());
+        settings.origin = Some(path.as_ref().to_owned());
         Plugin::from_file(self.clone(), settings, path.as_ref().to_owned())
     }
 
@@ -142,6 +143,7 @@ impl Runtime {
             limits,
             grants: manifest.grants,
             sha256: manifest.sha256,
+            origin: Some(manifest.path),
         };
         Ok(Plugin::from_file(
             self.clone(),

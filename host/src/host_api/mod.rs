@@ -8,6 +8,7 @@
 mod conversation;
 mod events;
 mod inbox;
+mod peers;
 mod rate;
 mod report;
 

@@ -17,7 +17,7 @@ mod state;
 mod store;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -33,6 +33,8 @@ pub(crate) use limiter::InstanceLimiter;
 pub(crate) use network::{NetworkPolicy, shadow_name_lookup};
 pub(crate) use output::OutputBudget;
 pub(crate) use result::{ExplicitReport, into_object};
+pub(crate) use shared::MessageRouter;
+pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;
 
 use crate::conversation::MessagePart;
@@ -110,6 +112,8 @@ impl Worker {
                 lifecycle: Mutex::new(()),
                 tokens_used: AtomicU64::new(0),
                 finished: AtomicBool::new(false),
+                observer: OnceLock::new(),
+                router: OnceLock::new(),
             }),
         })
     }
@@ -146,15 +150,31 @@ impl Worker {
 
     /// A snapshot of the worker.
     pub fn info(&self) -> WorkerInfo {
-        let status = self.shared.status.borrow();
-        WorkerInfo {
-            id: self.shared.spec.id.clone(),
-            task: self.shared.spec.task.clone(),
-            plugin: self.shared.plugin.name().to_owned(),
-            mode: self.shared.spec.mode,
-            state: status.state,
-            started_at: status.started_at,
-            result: status.result.clone(),
+        self.shared.info()
+    }
+
+    /// Attaches `observer` (e.g. a journal). Only before the worker starts; once.
+    pub fn observe(&self, observer: Arc<dyn WorkerObserver>) -> Result<(), WorkerError> {
+        if !matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
+            return Err(self.wrong_state("attach an observer"));
+        }
+        self.shared
+            .observer
+            .set(observer)
+            .map_err(|_| self.wrong_state("attach a second observer"))
+    }
+
+    /// Routes this worker's `peers.send` messages through `router`.
+    pub(crate) fn set_router(&self, router: std::sync::Weak<dyn MessageRouter>) {
+        let _ = self.shared.router.set(router);
+    }
+
+    /// Marks a pending worker as queued for a concurrency slot.
+    pub(crate) fn enqueue(&self) -> Result<(), WorkerError> {
+        if self.shared.transition(WorkerState::Queued, |_| {}) {
+            Ok(())
+        } else {
+            Err(self.wrong_state("queue"))
         }
     }
 
@@ -169,7 +189,9 @@ impl Worker {
             .lifecycle
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        self.require(WorkerState::Pending, "seed the conversation")?;
+        if !matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
+            return Err(self.wrong_state("seed the conversation"));
+        }
         let storage = self
             .shared
             .storage
@@ -274,7 +296,7 @@ impl Worker {
     pub async fn stop(&self) -> StopOutcome {
         let begun = Instant::now();
         self.shared.cancel.cancel();
-        if self.state() == WorkerState::Pending {
+        if matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
             driver::finish_stopped(&self.shared);
         }
         let mut rx = self.shared.status.subscribe();
@@ -302,14 +324,6 @@ impl Worker {
             state: self.state(),
             clean,
             elapsed: begun.elapsed(),
-        }
-    }
-
-    fn require(&self, state: WorkerState, action: &'static str) -> Result<(), WorkerError> {
-        if self.state() == state {
-            Ok(())
-        } else {
-            Err(self.wrong_state(action))
         }
     }
 

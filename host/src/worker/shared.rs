@@ -1,8 +1,8 @@
 //! The state one worker shares between its handle ([`Worker`](super::Worker)), its
 //! background task ([`driver`](super::driver)) and the host functions its guest calls.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::result::{ExplicitReport, RunOutcome, WorkerResult};
-use super::{WorkerSpec, WorkerState};
+use super::{WorkerInfo, WorkerSpec, WorkerState};
 use crate::events::{AgentEvent, EventBus, EventType};
 use crate::limits::Limits;
 use crate::plugin::Plugin;
@@ -49,6 +49,28 @@ pub(crate) struct WorkerShared {
     pub tokens_used: AtomicU64,
     /// Claimed by the first `finish`, so a worker ends exactly once.
     pub finished: AtomicBool,
+    /// Told of every state change and every event before it is published (the journal).
+    pub observer: OnceLock<Arc<dyn WorkerObserver>>,
+    /// Delivers `peers.send` messages (the worker's colony). Weak: a colony owns its
+    /// workers, not the other way round.
+    pub router: OnceLock<std::sync::Weak<dyn MessageRouter>>,
+}
+
+/// Delivers a message from one worker to another of the same colony.
+pub(crate) trait MessageRouter: Send + Sync {
+    /// `Err` (shown to the sending guest) when the target is unknown or has ended.
+    fn route(&self, from: &str, to: &str, message: &str) -> Result<(), String>;
+}
+
+/// Hears what happens to a worker, synchronously, before anyone else does: a state
+/// change before `wait` returns, an event before the bus delivers it. A
+/// [`Colony`](crate::Colony) journals through it, so a report is durable before it is
+/// published.
+pub trait WorkerObserver: Send + Sync {
+    /// The worker changed state (`info` is a snapshot after the change).
+    fn state_changed(&self, info: &WorkerInfo);
+    /// The worker is about to publish `event`.
+    fn publishing(&self, event: &AgentEvent);
 }
 
 impl WorkerShared {
@@ -91,14 +113,32 @@ impl WorkerShared {
     /// Moves to `next` if the lifecycle allows it, applying `update` in the same step.
     /// Returns whether the transition happened.
     pub fn transition(&self, next: WorkerState, update: impl FnOnce(&mut Status)) -> bool {
-        self.status.send_if_modified(|status| {
+        let changed = self.status.send_if_modified(|status| {
             if !status.state.can_become(next) {
                 return false;
             }
             status.state = next;
             update(status);
             true
-        })
+        });
+        if changed && let Some(observer) = self.observer.get() {
+            observer.state_changed(&self.info());
+        }
+        changed
+    }
+
+    /// A snapshot of the worker.
+    pub fn info(&self) -> WorkerInfo {
+        let status = self.status.borrow();
+        WorkerInfo {
+            id: self.spec.id.clone(),
+            task: self.spec.task.clone(),
+            plugin: self.plugin.name().to_owned(),
+            mode: self.spec.mode,
+            state: status.state,
+            started_at: status.started_at,
+            result: status.result.clone(),
+        }
     }
 
     /// Ends the worker in `state` with `result`: stores it, writes `result.json`, then
@@ -165,7 +205,7 @@ impl WorkerShared {
 
     /// Publishes one event from this worker: to its `events.jsonl`, then to the bus.
     pub fn publish(&self, event_type: EventType, data: Value) {
-        if self.bus.is_none() && self.storage.is_none() {
+        if self.bus.is_none() && self.storage.is_none() && self.observer.get().is_none() {
             return;
         }
         let event = AgentEvent {
@@ -180,6 +220,9 @@ impl WorkerShared {
             && let Err(e) = storage.append_event(&event)
         {
             tracing::warn!("{}: cannot append to events.jsonl: {e}", self.label());
+        }
+        if let Some(observer) = self.observer.get() {
+            observer.publishing(&event);
         }
         if let Some(bus) = &self.bus {
             bus.publish(event);

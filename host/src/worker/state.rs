@@ -1,10 +1,12 @@
 //! The worker lifecycle as a state machine.
 //!
 //! ```text
-//! Pending ──start──▶ Running ──run ok──▶ Completed
-//!    │                  ├──run err / crash──▶ Failed
-//!    └──stop──▶ Stopped ◀┴──stop
+//! Pending ──enqueue──▶ Queued ──start──▶ Running ──run ok──▶ Completed
+//!    │  └────────────start─────────────────▲  ├──run err / crash──▶ Failed
+//!    └──stop──▶ Stopped ◀──stop── (Queued)    └──stop──▶ Stopped
 //! ```
+//! `Queued` is used by a [`Colony`](crate::Colony) for a worker accepted but waiting for a
+//! concurrency slot; like `Pending` it counts as active.
 //! A persistent worker stays `Running` after its initial run and between turns. Every
 //! change of state goes through [`WorkerState::can_become`], so an invalid transition
 //! (e.g. `Completed → Running`) cannot happen, however calls race.
@@ -19,6 +21,8 @@ use serde::{Deserialize, Serialize};
 pub enum WorkerState {
     /// Created, not started. It may be seeded.
     Pending,
+    /// Accepted by a colony, waiting for a concurrency slot.
+    Queued,
     /// Started: running its task, or (persistent) serving turns.
     Running,
     /// The run finished with `ok`.
@@ -32,7 +36,10 @@ pub enum WorkerState {
 impl WorkerState {
     /// Pending or running.
     pub fn is_active(self) -> bool {
-        matches!(self, WorkerState::Pending | WorkerState::Running)
+        matches!(
+            self,
+            WorkerState::Pending | WorkerState::Queued | WorkerState::Running
+        )
     }
 
     /// Completed, failed or stopped: the worker will not change again.
@@ -45,7 +52,9 @@ impl WorkerState {
         use WorkerState::*;
         matches!(
             (self, next),
-            (Pending, Running) | (Pending, Stopped) | (Running, Completed | Failed | Stopped)
+            (Pending, Queued | Running | Stopped)
+                | (Queued, Running | Stopped)
+                | (Running, Completed | Failed | Stopped)
         )
     }
 
@@ -53,6 +62,7 @@ impl WorkerState {
     pub fn as_str(self) -> &'static str {
         match self {
             WorkerState::Pending => "pending",
+            WorkerState::Queued => "queued",
             WorkerState::Running => "running",
             WorkerState::Completed => "completed",
             WorkerState::Failed => "failed",
@@ -73,7 +83,7 @@ mod tests {
 
     #[test]
     fn only_lifecycle_edges_are_allowed() {
-        let all = [Pending, Running, Completed, Failed, Stopped];
+        let all = [Pending, Queued, Running, Completed, Failed, Stopped];
         let allowed: Vec<_> = all
             .iter()
             .flat_map(|a| all.iter().map(move |b| (*a, *b)))
@@ -82,14 +92,17 @@ mod tests {
         assert_eq!(
             allowed,
             [
+                (Pending, Queued),
                 (Pending, Running),
                 (Pending, Stopped),
+                (Queued, Running),
+                (Queued, Stopped),
                 (Running, Completed),
                 (Running, Failed),
                 (Running, Stopped)
             ]
         );
-        assert!(Pending.is_active() && Running.is_active());
+        assert!(Pending.is_active() && Queued.is_active() && Running.is_active());
         assert!(Completed.is_terminal() && Failed.is_terminal() && Stopped.is_terminal());
     }
 }

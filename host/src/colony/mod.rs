@@ -1,0 +1,529 @@
+//! [`Colony`]: the overseer side of the reference framework, made durable.
+//!
+//! A colony owns one event bus, a journal in its home folder, and its workers: one
+//! persistent overseer and any number of ephemeral workers fanned out with
+//! [`Colony::run_parallel`]. At most `max_concurrent_workers` run at once; the rest wait
+//! `queued` and start in FIFO order from one dispatcher task, which never starts a worker
+//! after it or the colony was stopped. Each running worker is supervised: a soft timeout
+//! injects "[SOFT TIMEOUT] …", a hard timeout stops it. Every report is journaled before it
+//! is published and then handed to the overseer as one "[WORKER_REPORT] …" turn, in
+//! arrival order. Workers reach each other through the host (`peers.send`), which checks
+//! that the target is in the same colony.
+
+mod config;
+mod report;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+pub use config::ColonyConfig;
+pub use report::WorkerReport;
+
+use crate::error::WorkerError;
+use crate::events::{EventBus, EventFilter, EventType, RecvError};
+use crate::journal::{Journal, JournalError, JournalObserver, WorkerRecord};
+use crate::plugin::Plugin;
+use crate::worker::{MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerSpec, WorkerState};
+use crate::{MessagePart, Runtime};
+
+/// A request to the colony was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ColonyError {
+    #[error("colony '{colony}': a batch of {size} tasks is over the limit of {cap}")]
+    BatchTooLarge {
+        colony: String,
+        size: usize,
+        cap: usize,
+    },
+    #[error("colony '{colony}' is stopped")]
+    Stopped { colony: String },
+    #[error("colony '{colony}' has no worker '{worker}'")]
+    UnknownWorker { colony: String, worker: String },
+    #[error("colony '{colony}': cannot create its home {}: {source}", path.display())]
+    Home {
+        colony: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+}
+
+/// One task of a fan-out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub task: String,
+    /// A JSON object.
+    pub input: Value,
+}
+
+impl Task {
+    /// A task with no structured input.
+    pub fn new(task: impl Into<String>) -> Self {
+        Self {
+            task: task.into(),
+            input: Value::Object(Default::default()),
+        }
+    }
+}
+
+/// A colony of workers. Cheap to clone; [`Colony::stop_all`] ends it.
+#[derive(Clone)]
+pub struct Colony {
+    inner: Arc<ColonyInner>,
+}
+
+struct ColonyInner {
+    config: ColonyConfig,
+    runtime: Runtime,
+    bus: EventBus,
+    journal: Arc<Journal>,
+    workers: Mutex<Vec<Worker>>,
+    overseer: Mutex<Option<Worker>>,
+    queue: Mutex<VecDeque<Worker>>,
+    queued: Notify,
+    slots: Arc<Semaphore>,
+    stopped: CancellationToken,
+    next_id: AtomicU64,
+    interrupted: Vec<String>,
+}
+
+impl Colony {
+    /// Opens the colony in `config.home`: creates it if needed, opens its journal, marks
+    /// workers a previous process left active as `interrupted`, and starts the
+    /// dispatcher. Must be called within a tokio runtime.
+    pub fn open(runtime: Runtime, config: ColonyConfig) -> Result<Self, ColonyError> {
+        std::fs::create_dir_all(config.home.join("workers")).map_err(|source| {
+            ColonyError::Home {
+                colony: config.id.clone(),
+                path: config.home.clone(),
+                source,
+            }
+        })?;
+        let journal = Arc::new(Journal::open(config.home.join("journal.db"))?);
+        let interrupted = journal.recover()?;
+        journal.heartbeat()?;
+        let inner = Arc::new(ColonyInner {
+            slots: Arc::new(Semaphore::new(config.max_concurrent_workers.max(1))),
+            config,
+            runtime,
+            bus: EventBus::new(),
+            journal,
+            workers: Mutex::new(Vec::new()),
+            overseer: Mutex::new(None),
+            queue: Mutex::new(VecDeque::new()),
+            queued: Notify::new(),
+            stopped: CancellationToken::new(),
+            next_id: AtomicU64::new(1),
+            interrupted,
+        });
+        tokio::spawn(dispatch(inner.clone()));
+        tokio::spawn(forward_reports(
+            Arc::downgrade(&inner),
+            inner
+                .bus
+                .subscribe(EventFilter::all().types([EventType::SubagentReport])),
+        ));
+        tokio::spawn(heartbeat(inner.journal.clone(), inner.stopped.clone()));
+        Ok(Self { inner })
+    }
+
+    /// The colony's id.
+    pub fn id(&self) -> &str {
+        &self.inner.config.id
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &ColonyConfig {
+        &self.inner.config
+    }
+
+    /// The bus every worker of the colony publishes on.
+    pub fn bus(&self) -> &EventBus {
+        &self.inner.bus
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    /// Workers a previous process left active, marked `interrupted` when this one opened.
+    pub fn interrupted(&self) -> &[String] {
+        &self.inner.interrupted
+    }
+
+    /// The overseer, once started.
+    pub fn overseer(&self) -> Option<Worker> {
+        self.inner
+            .overseer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A worker of this colony (the overseer included).
+    pub fn worker(&self, id: &str) -> Option<Worker> {
+        self.inner.find(id)
+    }
+
+    /// Snapshots of every worker, in creation order.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.iter().map(Worker::info).collect()
+    }
+
+    fn new_id(&self, prefix: &str) -> String {
+        let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{:x}{n:03}", Utc::now().timestamp() & 0xff_ffff)
+    }
+
+    /// Creates a worker of this colony: journaled, routed, with its folder under home.
+    fn create(&self, plugin: &Plugin, spec: WorkerSpec) -> Result<Worker, ColonyError> {
+        let id = spec.id.clone();
+        let storage = self.inner.config.home.join("workers").join(&id);
+        let spec = spec.with_colony(self.id()).with_storage(&storage);
+        let worker = Worker::new(plugin, spec.clone(), Some(self.inner.bus.clone()))?;
+        worker.observe(Arc::new(JournalObserver(self.inner.journal.clone())))?;
+        let router: Weak<dyn MessageRouter> =
+            Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
+        worker.set_router(router);
+        self.inner.journal.add_worker(&WorkerRecord {
+            id,
+            colony_id: self.id().to_owned(),
+            plugin: plugin.name().to_owned(),
+            plugin_source: plugin.origin().map(|p| p.display().to_string()),
+            task: spec.task.clone(),
+            input: spec.input.clone(),
+            mode: if spec.is_persistent() {
+                "persistent"
+            } else {
+                "ephemeral"
+            }
+            .to_owned(),
+            state: WorkerState::Pending.as_str().to_owned(),
+            storage: Some(storage),
+            created_at: Utc::now(),
+            started_at: None,
+            ended_at: None,
+            interrupted_at: None,
+            result: None,
+        })?;
+        let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.retain(|w| w.id() != worker.id());
+        workers.push(worker.clone());
+        Ok(worker)
+    }
+
+    fn ensure_running(&self) -> Result<(), ColonyError> {
+        if self.inner.stopped.is_cancelled() {
+            return Err(ColonyError::Stopped {
+                colony: self.id().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts the colony's persistent overseer running `plugin` with `task`, seeded with
+    /// `conversation` (may be empty). It does not take a concurrency slot.
+    pub fn start_overseer(
+        &self,
+        plugin: &Plugin,
+        task: impl Into<String>,
+        conversation: Vec<MessagePart>,
+    ) -> Result<Worker, ColonyError> {
+        let id = self.new_id("overseer");
+        self.spawn_overseer(plugin, WorkerSpec::persistent(id, task), conversation)
+    }
+
+    /// Resumes the persistent worker `id` from the journal with `plugin`: same id, same
+    /// folder, so its guest reads its conversation as it was when the worker ended.
+    pub fn resume_overseer(&self, plugin: &Plugin, id: &str) -> Result<Worker, ColonyError> {
+        let record = self
+            .inner
+            .journal
+            .worker(id)?
+            .ok_or_else(|| ColonyError::UnknownWorker {
+                colony: self.id().to_owned(),
+                worker: id.to_owned(),
+            })?;
+        let spec = WorkerSpec::persistent(id, record.task).with_input(record.input);
+        self.spawn_overseer(plugin, spec, Vec::new())
+    }
+
+    fn spawn_overseer(
+        &self,
+        plugin: &Plugin,
+        spec: WorkerSpec,
+        conversation: Vec<MessagePart>,
+    ) -> Result<Worker, ColonyError> {
+        self.ensure_running()?;
+        let worker = self.create(plugin, spec)?;
+        if !conversation.is_empty() {
+            worker.seed_conversation(conversation)?;
+        }
+        *self
+            .inner
+            .overseer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(worker.clone());
+        worker.start()?;
+        Ok(worker)
+    }
+
+    /// Fans `tasks` out to ephemeral workers of `plugin` and returns their ids at once.
+    /// They start as concurrency slots free up, in order; a batch over `max_batch` is
+    /// refused whole.
+    pub fn run_parallel(
+        &self,
+        plugin: &Plugin,
+        tasks: Vec<Task>,
+    ) -> Result<Vec<String>, ColonyError> {
+        self.ensure_running()?;
+        if tasks.len() > self.inner.config.max_batch {
+            return Err(ColonyError::BatchTooLarge {
+                colony: self.id().to_owned(),
+                size: tasks.len(),
+                cap: self.inner.config.max_batch,
+            });
+        }
+        let mut ids = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let spec = WorkerSpec::ephemeral(self.new_id("w"), task.task).with_input(task.input);
+            let worker = self.create(plugin, spec)?;
+            worker.enqueue()?;
+            ids.push(worker.id().to_owned());
+            self.inner
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(worker);
+            self.inner.queued.notify_one();
+        }
+        Ok(ids)
+    }
+
+    /// One report per id, in the order given: the stored result of a worker that has
+    /// ended, the live report of one that ends within `timeout`, and a `timeout` report
+    /// for the others. Subscribes before looking at stored results, so a report that
+    /// arrives in between is not missed.
+    pub async fn wait_for_reports(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<WorkerReport>, ColonyError> {
+        let mut live = self.inner.bus.subscribe(
+            EventFilter::all()
+                .types([EventType::SubagentReport])
+                .workers(ids.iter().cloned()),
+        );
+        let mut got = std::collections::HashMap::new();
+        let mut tasks = std::collections::HashMap::new();
+        for id in ids {
+            let worker = self.worker(id).ok_or_else(|| ColonyError::UnknownWorker {
+                colony: self.id().to_owned(),
+                worker: id.clone(),
+            })?;
+            tasks.insert(id.clone(), worker.spec().task.clone());
+            if worker.state().is_terminal()
+                && let Some(result) = worker.result()
+            {
+                got.insert(
+                    id.clone(),
+                    WorkerReport::from_result(id, self.id(), &worker.spec().task, &result),
+                );
+            }
+        }
+        let begun = tokio::time::Instant::now();
+        let deadline = begun + timeout;
+        while ids.iter().any(|id| !got.contains_key(id)) {
+            match tokio::time::timeout_at(deadline, live.recv()).await {
+                Ok(Ok(event)) => {
+                    if let Ok(report) = serde_json::from_value::<WorkerReport>(event.data) {
+                        got.entry(report.worker_id.clone()).or_insert(report);
+                    }
+                }
+                Ok(Err(RecvError::Lagged(_))) => continue,
+                Ok(Err(RecvError::Closed)) | Err(_) => break,
+            }
+        }
+        let waited = begun.elapsed();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                got.get(id)
+                    .cloned()
+                    .unwrap_or_else(|| WorkerReport::timed_out(id, self.id(), &tasks[id], waited))
+            })
+            .collect())
+    }
+
+    /// Stops every worker (queued ones never start) and the overseer, all at once, each
+    /// bounded by its stop timeout. Returns each worker's outcome.
+    pub async fn stop_all(&self) -> Vec<(String, StopOutcome)> {
+        self.inner.stopped.cancel();
+        let workers: Vec<Worker> = self
+            .inner
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut stops = tokio::task::JoinSet::new();
+        for worker in workers {
+            stops.spawn(async move { (worker.id().to_owned(), worker.stop().await) });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(Ok(outcome)) = stops.join_next().await {
+            outcomes.push(outcome);
+        }
+        outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+        outcomes
+    }
+}
+
+impl ColonyInner {
+    fn find(&self, id: &str) -> Option<Worker> {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.iter().find(|w| w.id() == id).cloned()
+    }
+}
+
+impl MessageRouter for ColonyInner {
+    fn route(&self, from: &str, to: &str, message: &str) -> Result<(), String> {
+        let target = if to == "overseer" {
+            self.overseer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        } else {
+            self.find(to)
+        };
+        let Some(target) = target else {
+            return Err(format!("no worker '{to}' in colony '{}'", self.config.id));
+        };
+        if target.id() == from {
+            return Err("a worker cannot message itself".to_owned());
+        }
+        target
+            .inject(format!("[MESSAGE from {from}] {message}"))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Starts queued workers in FIFO order as concurrency slots free up.
+async fn dispatch(inner: Arc<ColonyInner>) {
+    loop {
+        let permit = tokio::select! {
+            permit = inner.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = inner.stopped.cancelled() => return,
+        };
+        let worker = loop {
+            let notified = inner.queued.notified();
+            if let Some(worker) = inner
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front()
+            {
+                break worker;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = inner.stopped.cancelled() => return,
+            }
+        };
+        // A queued worker never starts after the colony or the worker was stopped.
+        if inner.stopped.is_cancelled() {
+            return;
+        }
+        if worker.state() != WorkerState::Queued || worker.start().is_err() {
+            continue;
+        }
+        let soft = inner.config.soft_timeout;
+        let hard = inner.config.effective_hard_timeout();
+        tokio::spawn(supervise(worker, permit, soft, hard));
+    }
+}
+
+/// Watches one running worker: soft timeout, hard timeout, and its slot back at the end.
+async fn supervise(worker: Worker, _slot: OwnedSemaphorePermit, soft: Duration, hard: Duration) {
+    tokio::select! {
+        _ = worker.wait() => return,
+        () = tokio::time::sleep(soft) => {}
+    }
+    let _ = worker.inject(format!(
+        "[SOFT TIMEOUT] You have been running for {}. Wrap up now and report to your parent.",
+        humantime::format_duration(soft)
+    ));
+    tokio::select! {
+        _ = worker.wait() => {}
+        () = tokio::time::sleep(hard.saturating_sub(soft)) => {
+            tracing::warn!(worker = worker.id(), "hard timeout: stopping");
+            worker.stop().await;
+        }
+    }
+}
+
+/// Hands each worker report to the overseer as one turn, in arrival order.
+async fn forward_reports(inner: Weak<ColonyInner>, mut reports: crate::events::Subscription) {
+    loop {
+        let event = match reports.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let Some(overseer) = inner
+            .overseer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            continue;
+        };
+        if event.node_id == overseer.id() || !overseer.is_active() {
+            continue;
+        }
+        if let Ok(report) = serde_json::from_value::<WorkerReport>(event.data)
+            && let Err(e) = overseer.inject(report.as_overseer_message())
+        {
+            tracing::warn!(
+                "cannot hand {}'s report to the overseer: {e}",
+                report.worker_id
+            );
+        }
+    }
+}
+
+/// Keeps the journal's heartbeat fresh, so a crash is dated within a second.
+async fn heartbeat(journal: Arc<Journal>, stopped: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = journal.heartbeat() {
+                    tracing::warn!("{e}");
+                }
+            }
+            () = stopped.cancelled() => return,
+        }
+    }
+}

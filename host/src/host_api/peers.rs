@@ -1,0 +1,18 @@
+//! `colony:agent/peers`: messages to other workers of the same colony.
+
+use super::HostState;
+use crate::bindings::colony::agent::peers;
+
+impl peers::Host for HostState {
+    fn send(&mut self, to: String, message: String) -> wasmtime::Result<Result<(), String>> {
+        self.charge_event()?;
+        let limit = self.worker.limits().max_message_bytes;
+        if message.len() > limit {
+            return Ok(Err(super::too_large("message", message.len(), limit)));
+        }
+        let Some(router) = self.worker.router.get().and_then(|r| r.upgrade()) else {
+            return Ok(Err("this worker is not part of a colony".to_owned()));
+        };
+        Ok(router.route(self.worker.id(), &to, &message))
+    }
+}

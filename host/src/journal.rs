@@ -1,0 +1,310 @@
+//! The colony journal: worker states and reports in an embedded SQLite database
+//! (`{home}/journal.db`), so they survive the process.
+//!
+//! Why SQLite: one file, no server, atomic transactions, and a write-ahead log that keeps
+//! every committed row across a `kill -9`. The journal hears of a worker through the
+//! [`WorkerObserver`] hook, synchronously: a state is journaled before `wait` returns and
+//! a report before the bus delivers it. On open, workers the previous process left active
+//! are marked `interrupted`, with the time of its last heartbeat (within a second of the
+//! crash).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::events::{AgentEvent, EventType};
+use crate::worker::{WorkerInfo, WorkerObserver, WorkerResult};
+
+/// The journal could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("journal {}: {source}", path.display())]
+pub struct JournalError {
+    path: PathBuf,
+    #[source]
+    source: rusqlite::Error,
+}
+
+/// A worker as the journal knows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerRecord {
+    pub id: String,
+    pub colony_id: String,
+    pub plugin: String,
+    /// The component or manifest the plugin was loaded from (for `resume`).
+    pub plugin_source: Option<String>,
+    pub task: String,
+    pub input: Value,
+    /// `ephemeral` or `persistent`.
+    pub mode: String,
+    /// A worker state, or `interrupted` for a worker whose process died while it was
+    /// active.
+    pub state: String,
+    pub storage: Option<PathBuf>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub interrupted_at: Option<DateTime<Utc>>,
+    pub result: Option<WorkerResult>,
+}
+
+/// One report as journaled (the SUBAGENT_REPORT event's data).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportRecord {
+    pub seq: i64,
+    pub worker_id: String,
+    pub at: DateTime<Utc>,
+    pub report: Value,
+}
+
+/// The journal of one colony home.
+pub struct Journal {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    CREATE TABLE IF NOT EXISTS workers (
+        id TEXT PRIMARY KEY,
+        colony_id TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        plugin_source TEXT,
+        task TEXT NOT NULL,
+        input TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        state TEXT NOT NULL,
+        storage TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        interrupted_at TEXT,
+        result TEXT
+    );
+    CREATE TABLE IF NOT EXISTS reports (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        worker_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        report TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS heartbeat (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at TEXT NOT NULL
+    );
+";
+
+fn time(text: Option<String>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let path = path.as_ref().to_owned();
+        let err = |source| JournalError {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&conn).map_err(|source| JournalError {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Records a new worker (or a resumed one, replacing its row's state).
+    pub fn add_worker(&self, record: &WorkerRecord) -> Result<(), JournalError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, ended_at = NULL,
+                     interrupted_at = NULL, result = NULL",
+                params![
+                    record.id,
+                    record.colony_id,
+                    record.plugin,
+                    record.plugin_source,
+                    record.task,
+                    record.input.to_string(),
+                    record.mode,
+                    record.state,
+                    record.storage.as_ref().map(|p| p.display().to_string()),
+                    record.created_at.to_rfc3339(),
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Records a worker's new state (and its result, once it has one).
+    pub fn set_state(&self, info: &WorkerInfo) -> Result<(), JournalError> {
+        let now = Utc::now().to_rfc3339();
+        let ended = info.state.is_terminal().then_some(now);
+        let result = info
+            .result
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok());
+        self.with(|c| {
+            c.execute(
+                "UPDATE workers SET state = ?2, started_at = COALESCE(?3, started_at),
+                     ended_at = COALESCE(?4, ended_at), result = COALESCE(?5, result)
+                 WHERE id = ?1",
+                params![
+                    info.id,
+                    info.state.as_str(),
+                    info.started_at.map(|t| t.to_rfc3339()),
+                    ended,
+                    result,
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Appends a report (a SUBAGENT_REPORT event).
+    pub fn add_report(&self, event: &AgentEvent) -> Result<(), JournalError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO reports (worker_id, at, report) VALUES (?1, ?2, ?3)",
+                params![
+                    event.node_id,
+                    event.timestamp.to_rfc3339(),
+                    event.data.to_string()
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Notes that this process is alive (the time an `interrupted` worker is stamped with).
+    pub fn heartbeat(&self) -> Result<(), JournalError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO heartbeat (id, at) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET at = excluded.at",
+                params![Utc::now().to_rfc3339()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Marks every worker left active by a previous process as `interrupted`, stamped with
+    /// that process's last heartbeat. Returns their ids.
+    pub fn recover(&self) -> Result<Vec<String>, JournalError> {
+        self.with(|c| {
+            let last: Option<String> = c
+                .query_row("SELECT at FROM heartbeat WHERE id = 1", [], |r| r.get(0))
+                .optional()?;
+            let at = last.unwrap_or_else(|| Utc::now().to_rfc3339());
+            let mut stmt = c.prepare(
+                "UPDATE workers SET state = 'interrupted', interrupted_at = ?1
+                 WHERE state IN ('pending', 'queued', 'running') RETURNING id",
+            )?;
+            let ids = stmt
+                .query_map(params![at], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(ids)
+        })
+    }
+
+    fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkerRecord> {
+        let input: String = row.get("input")?;
+        let result: Option<String> = row.get("result")?;
+        let created: String = row.get("created_at")?;
+        Ok(WorkerRecord {
+            id: row.get("id")?,
+            colony_id: row.get("colony_id")?,
+            plugin: row.get("plugin")?,
+            plugin_source: row.get("plugin_source")?,
+            task: row.get("task")?,
+            input: serde_json::from_str(&input).unwrap_or(Value::Null),
+            mode: row.get("mode")?,
+            state: row.get("state")?,
+            storage: row.get::<_, Option<String>>("storage")?.map(PathBuf::from),
+            created_at: time(Some(created)).unwrap_or_default(),
+            started_at: time(row.get("started_at")?),
+            ended_at: time(row.get("ended_at")?),
+            interrupted_at: time(row.get("interrupted_at")?),
+            result: result.and_then(|r| serde_json::from_str(&r).ok()),
+        })
+    }
+
+    /// Every worker, oldest first.
+    pub fn workers(&self) -> Result<Vec<WorkerRecord>, JournalError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT * FROM workers ORDER BY created_at, rowid")?;
+            let rows = stmt.query_map([], Self::record)?;
+            rows.collect()
+        })
+    }
+
+    /// One worker, if the journal knows it.
+    pub fn worker(&self, id: &str) -> Result<Option<WorkerRecord>, JournalError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT * FROM workers WHERE id = ?1",
+                params![id],
+                Self::record,
+            )
+            .optional()
+        })
+    }
+
+    /// Every report, in the order they were journaled (optionally of one worker).
+    pub fn reports(&self, worker: Option<&str>) -> Result<Vec<ReportRecord>, JournalError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, worker_id, at, report FROM reports
+                 WHERE ?1 IS NULL OR worker_id = ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![worker], |r| {
+                let report: String = r.get(3)?;
+                Ok(ReportRecord {
+                    seq: r.get(0)?,
+                    worker_id: r.get(1)?,
+                    at: time(Some(r.get(2)?)).unwrap_or_default(),
+                    report: serde_json::from_str(&report).unwrap_or(Value::Null),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+/// Journals a worker through the observer hook.
+pub(crate) struct JournalObserver(pub Arc<Journal>);
+
+impl WorkerObserver for JournalObserver {
+    fn state_changed(&self, info: &WorkerInfo) {
+        if let Err(e) = self.0.set_state(info) {
+            tracing::error!("worker '{}': {e}", info.id);
+        }
+    }
+
+    fn publishing(&self, event: &AgentEvent) {
+        if event.event_type == EventType::SubagentReport
+            && let Err(e) = self.0.add_report(event)
+        {
+            tracing::error!("worker '{}': {e}", event.node_id);
+        }
+    }
+}

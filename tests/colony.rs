@@ -1,0 +1,401 @@
+//! Colony orchestration: fan-out with a concurrency cap and FIFO queue, batch cap, soft and
+//! hard timeouts, report collection, reports to the overseer, messages between workers,
+//! bounded stop, and the journal.
+
+use std::time::{Duration, Instant};
+
+use colony::{
+    Colony, ColonyConfig, ColonyError, EventFilter, EventType, ReportStatus, Task, WorkerState,
+};
+use colony_tests::{next_event, plugin, runtime};
+use serde_json::json;
+
+fn colony(home: &std::path::Path, configure: impl FnOnce(&mut ColonyConfig)) -> Colony {
+    let mut config = ColonyConfig::new("test-colony", home);
+    configure(&mut config);
+    Colony::open(runtime(), config).unwrap()
+}
+
+fn probe_task(action: &str) -> Task {
+    Task {
+        task: format!("probe {action}"),
+        input: json!({"action": action}),
+    }
+}
+
+fn states(colony: &Colony, ids: &[String]) -> Vec<WorkerState> {
+    ids.iter()
+        .map(|id| colony.worker(id).unwrap().state())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_max_concurrent_workers_run_and_the_rest_start_in_order() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |c| c.max_concurrent_workers = 2);
+    let mut started = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::ExecutionStarted]));
+    let probe = plugin("probe-fixture").await;
+    let begun = Instant::now();
+    let ids = colony
+        .run_parallel(&probe, (0..6).map(|_| probe_task("wait")).collect())
+        .unwrap();
+    assert!(
+        begun.elapsed() < Duration::from_millis(200),
+        "run_parallel returns at once"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    use WorkerState::*;
+    assert_eq!(
+        states(&colony, &ids),
+        [Running, Running, Queued, Queued, Queued, Queued]
+    );
+    for id in &ids {
+        // Each message releases one waiting worker, which frees a slot for the next.
+        let worker = colony.worker(id).unwrap();
+        worker.inject("go").unwrap();
+        worker.wait().await;
+    }
+    let reports = colony
+        .wait_for_reports(&ids, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(reports.iter().all(|r| r.status == ReportStatus::Success));
+    let mut order = Vec::new();
+    while let Ok(Some(e)) = started.try_recv() {
+        order.push(e.node_id);
+    }
+    assert_eq!(order, ids, "queued workers start in FIFO order");
+    colony.stop_all().await;
+}
+
+#[tokio::test]
+async fn a_batch_over_the_cap_is_refused_whole() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |c| c.max_batch = 3);
+    let probe = plugin("probe-fixture").await;
+    let err = colony
+        .run_parallel(&probe, (0..4).map(|_| probe_task("echo")).collect())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ColonyError::BatchTooLarge {
+                size: 4,
+                cap: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "colony 'test-colony': a batch of 4 tasks is over the limit of 3"
+    );
+    assert!(
+        colony.workers().is_empty(),
+        "nothing of a refused batch was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_workers_never_start_after_stop_all() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |c| c.max_concurrent_workers = 1);
+    let mut started = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::ExecutionStarted]));
+    let probe = plugin("probe-fixture").await;
+    let ids = colony
+        .run_parallel(
+            &probe,
+            vec![probe_task("spin"), probe_task("echo"), probe_task("echo")],
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let begun = Instant::now();
+    let outcomes = colony.stop_all().await;
+    assert!(
+        begun.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert_eq!(outcomes.len(), 3);
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| o.clean && o.state == WorkerState::Stopped),
+        "{outcomes:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut starts = Vec::new();
+    while let Ok(Some(e)) = started.try_recv() {
+        starts.push(e.node_id);
+    }
+    assert_eq!(
+        starts,
+        [ids[0].clone()],
+        "only the first worker ever started"
+    );
+    let err = colony
+        .run_parallel(&probe, vec![probe_task("echo")])
+        .unwrap_err();
+    assert!(matches!(err, ColonyError::Stopped { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_timeout_warns_the_running_worker_and_hard_timeout_stops_it() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |c| {
+        c.soft_timeout = Duration::from_millis(150);
+        c.hard_timeout = Some(Duration::from_millis(400));
+    });
+    let probe = plugin("probe-fixture").await;
+    let ids = colony
+        .run_parallel(&probe, vec![probe_task("wait"), probe_task("spin")])
+        .unwrap();
+    let reports = colony
+        .wait_for_reports(&ids, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // The waiting guest saw the soft-timeout message mid-run and finished.
+    assert_eq!(reports[0].status, ReportStatus::Success);
+    let got = colony.worker(&ids[0]).unwrap().result().unwrap().output["got"].clone();
+    assert!(got.as_str().unwrap().starts_with("[SOFT TIMEOUT]"), "{got}");
+    // The spinning guest ignored it and was stopped at the hard timeout.
+    assert_eq!(reports[1].status, ReportStatus::Stopped);
+    let duration = reports[1].duration_seconds;
+    assert!((0.35..2.0).contains(&duration), "{duration}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_reports_gives_stored_live_and_timeout_reports() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |_| {});
+    let probe = plugin("probe-fixture").await;
+    let done = colony
+        .run_parallel(&probe, vec![probe_task("echo")])
+        .unwrap();
+    colony.worker(&done[0]).unwrap().wait().await;
+    let later = colony
+        .run_parallel(&probe, vec![probe_task("wait"), probe_task("wait")])
+        .unwrap();
+    let ids = vec![done[0].clone(), later[0].clone(), later[1].clone()];
+    let finisher = colony.worker(&later[0]).unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        finisher.inject("now").unwrap();
+    });
+    let reports = colony
+        .wait_for_reports(&ids, Duration::from_millis(700))
+        .await
+        .unwrap();
+    let statuses: Vec<_> = reports.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ReportStatus::Success,
+            ReportStatus::Success,
+            ReportStatus::Timeout
+        ]
+    );
+    assert_eq!(reports[2].worker_id, ids[2]);
+    assert_eq!(reports[2].task, "probe wait");
+    let err = colony
+        .wait_for_reports(&["nobody".to_owned()], Duration::from_millis(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ColonyError::UnknownWorker { .. }), "{err}");
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_report_reaches_the_overseer_as_one_turn_in_arrival_order() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |_| {});
+    let mut reports = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::SubagentReport]));
+    let mut turns = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::TurnCompleted]));
+    let overseer = colony
+        .start_overseer(&plugin("chat-agent").await, "oversee", vec![])
+        .unwrap();
+    let ids = colony
+        .run_parallel(
+            &plugin("silent-agent").await,
+            vec![Task::new("a"), Task::new("b c"), Task::new("d e f")],
+        )
+        .unwrap();
+    colony
+        .wait_for_reports(&ids, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut arrival = Vec::new();
+    while arrival.len() < 3 {
+        let e = next_event(&mut reports, Duration::from_secs(5)).await;
+        if e.node_id != overseer.id() {
+            arrival.push(e.node_id);
+        }
+    }
+    let mut heard = Vec::new();
+    while heard.len() < 3 {
+        heard.push(
+            next_event(&mut turns, Duration::from_secs(5)).await.data["message"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for (message, id) in heard.iter().zip(&arrival) {
+        assert!(
+            message.starts_with(&format!("[WORKER_REPORT] {id}: success — Completed task")),
+            "{message}"
+        );
+    }
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_message_siblings_and_the_overseer_through_the_host() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |_| {});
+    let mut turns = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::TurnCompleted]));
+    colony
+        .start_overseer(&plugin("chat-agent").await, "oversee", vec![])
+        .unwrap();
+    let probe = plugin("probe-fixture").await;
+    let listener = colony
+        .run_parallel(&probe, vec![probe_task("wait")])
+        .unwrap();
+    let send = |to: &str, message: &str| Task {
+        task: "send".into(),
+        input: json!({"action": "send", "to": to, "message": message}),
+    };
+    let senders = colony
+        .run_parallel(
+            &probe,
+            vec![
+                send(&listener[0], "hello sibling"),
+                send("overseer", "hello boss"),
+                send("nobody", "?"),
+            ],
+        )
+        .unwrap();
+    let reports = colony
+        .wait_for_reports(&senders, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let answers: Vec<String> = senders
+        .iter()
+        .map(|id| {
+            colony.worker(id).unwrap().result().unwrap().output["answer"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(answers[0], "Ok(())");
+    assert_eq!(answers[1], "Ok(())");
+    assert_eq!(
+        answers[2],
+        "Err(\"no worker 'nobody' in colony 'test-colony'\")"
+    );
+    assert!(reports.iter().all(|r| r.status == ReportStatus::Success));
+    let sibling = colony
+        .wait_for_reports(&listener, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let got = colony
+        .worker(&listener[0])
+        .unwrap()
+        .result()
+        .unwrap()
+        .output["got"]
+        .clone();
+    assert_eq!(got, format!("[MESSAGE from {}] hello sibling", senders[0]));
+    assert_eq!(sibling[0].status, ReportStatus::Success);
+    let mut overseer_heard = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), turns.recv()).await {
+            overseer_heard.push(e.data["message"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(
+        overseer_heard.contains(&format!("[MESSAGE from {}] hello boss", senders[1])),
+        "{overseer_heard:?}"
+    );
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_holds_states_and_reports_before_they_are_published() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |_| {});
+    let mut reports = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::SubagentReport]));
+    let ids = colony
+        .run_parallel(&plugin("echo-agent").await, vec![Task::new("journal me")])
+        .unwrap();
+    let event = next_event(&mut reports, Duration::from_secs(5)).await;
+    // By the time the bus delivers the report, the journal has it.
+    let journaled = colony.journal().reports(Some(&ids[0])).unwrap();
+    assert_eq!(journaled.len(), 1);
+    assert_eq!(journaled[0].report, event.data);
+    colony.worker(&ids[0]).unwrap().wait().await;
+    let record = colony.journal().worker(&ids[0]).unwrap().unwrap();
+    assert_eq!(record.state, "completed");
+    assert_eq!(record.colony_id, "test-colony");
+    assert_eq!(record.task, "journal me");
+    assert!(record.started_at.is_some() && record.ended_at.is_some());
+    assert_eq!(record.result.unwrap().summary, "Summary: journal me");
+    assert!(
+        home.path()
+            .join("workers")
+            .join(&ids[0])
+            .join("result.json")
+            .is_file()
+    );
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_a_home_marks_workers_left_running_as_interrupted() {
+    let home = tempfile::tempdir().unwrap();
+    let journal = colony::Journal::open(home.path().join("journal.db")).unwrap();
+    journal
+        .add_worker(&colony::WorkerRecord {
+            id: "w-lost".into(),
+            colony_id: "old".into(),
+            plugin: "probe".into(),
+            plugin_source: None,
+            task: "t".into(),
+            input: json!({}),
+            mode: "ephemeral".into(),
+            state: "running".into(),
+            storage: None,
+            created_at: chrono_now(),
+            started_at: None,
+            ended_at: None,
+            interrupted_at: None,
+            result: None,
+        })
+        .unwrap();
+    journal.heartbeat().unwrap();
+    drop(journal);
+    let colony = colony(home.path(), |_| {});
+    assert_eq!(colony.interrupted(), ["w-lost"]);
+    let record = colony.journal().worker("w-lost").unwrap().unwrap();
+    assert_eq!(record.state, "interrupted");
+    assert!(record.interrupted_at.is_some());
+    colony.stop_all().await;
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
