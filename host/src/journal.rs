@@ -6,7 +6,8 @@
 //! [`WorkerObserver`] hook, synchronously: a state is journaled before `wait` returns and
 //! a report before the bus delivers it. On open, workers the previous process left active
 //! are marked `interrupted`, with the time of its last heartbeat (within a second of the
-//! crash).
+//! crash). Several processes may share a home: each journals under its own owner token
+//! and heartbeat, and only workers whose owner has stopped beating are marked.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -64,7 +65,12 @@ pub struct ReportRecord {
 pub struct Journal {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// This process's token: whose workers these are, whose heartbeat this is.
+    owner: String,
 }
+
+/// How old an owner's heartbeat may be before its active workers count as interrupted.
+pub const HEARTBEAT_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
 
 const SCHEMA: &str = "
     PRAGMA journal_mode = WAL;
@@ -83,7 +89,8 @@ const SCHEMA: &str = "
         started_at TEXT,
         ended_at TEXT,
         interrupted_at TEXT,
-        result TEXT
+        result TEXT,
+        owner TEXT
     );
     CREATE TABLE IF NOT EXISTS reports (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,7 +99,7 @@ const SCHEMA: &str = "
         report TEXT NOT NULL
     );
     CREATE TABLE IF NOT EXISTS heartbeat (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
+        owner TEXT PRIMARY KEY,
         at TEXT NOT NULL
     );
 ";
@@ -117,6 +124,7 @@ impl Journal {
         Ok(Self {
             path,
             conn: Mutex::new(conn),
+            owner: format!("{}-{}", std::process::id(), Utc::now().timestamp_micros()),
         })
     }
 
@@ -135,10 +143,10 @@ impl Journal {
     pub fn add_worker(&self, record: &WorkerRecord) -> Result<(), JournalError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT(id) DO UPDATE SET state = excluded.state, ended_at = NULL,
-                     interrupted_at = NULL, result = NULL",
+                     interrupted_at = NULL, result = NULL, owner = excluded.owner",
                 params![
                     record.id,
                     record.colony_id,
@@ -150,6 +158,7 @@ impl Journal {
                     record.state,
                     record.storage.as_ref().map(|p| p.display().to_string()),
                     record.created_at.to_rfc3339(),
+                    self.owner,
                 ],
             )
             .map(drop)
@@ -200,29 +209,45 @@ impl Journal {
     pub fn heartbeat(&self) -> Result<(), JournalError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO heartbeat (id, at) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET at = excluded.at",
-                params![Utc::now().to_rfc3339()],
+                "INSERT INTO heartbeat (owner, at) VALUES (?1, ?2)
+                 ON CONFLICT(owner) DO UPDATE SET at = excluded.at",
+                params![self.owner, Utc::now().to_rfc3339()],
             )
             .map(drop)
         })
     }
 
-    /// Marks every worker left active by a previous process as `interrupted`, stamped with
-    /// that process's last heartbeat. Returns their ids.
+    /// Marks as `interrupted` every active worker whose owning process has stopped
+    /// beating (another process's, never this one's), stamped with that owner's last
+    /// heartbeat. Returns their ids.
     pub fn recover(&self) -> Result<Vec<String>, JournalError> {
+        let stale = Utc::now()
+            - chrono::Duration::from_std(HEARTBEAT_STALE_AFTER).unwrap_or_default();
         self.with(|c| {
-            let last: Option<String> = c
-                .query_row("SELECT at FROM heartbeat WHERE id = 1", [], |r| r.get(0))
-                .optional()?;
-            let at = last.unwrap_or_else(|| Utc::now().to_rfc3339());
             let mut stmt = c.prepare(
-                "UPDATE workers SET state = 'interrupted', interrupted_at = ?1
-                 WHERE state IN ('pending', 'queued', 'running') RETURNING id",
+                "SELECT w.id, h.at FROM workers w LEFT JOIN heartbeat h ON h.owner = w.owner
+                 WHERE w.state IN ('pending', 'queued', 'running')
+                   AND (w.owner IS NULL OR w.owner != ?1)",
             )?;
-            let ids = stmt
-                .query_map(params![at], |r| r.get::<_, String>(0))?
+            let rows = stmt
+                .query_map(params![self.owner], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(ids)
+            let mut interrupted = Vec::new();
+            for (id, beat) in rows {
+                let last = time(beat.clone());
+                if last.is_some_and(|t| t > stale) {
+                    continue;
+                }
+                let at = beat.unwrap_or_else(|| Utc::now().to_rfc3339());
+                c.execute(
+                    "UPDATE workers SET state = 'interrupted', interrupted_at = ?2 WHERE id = ?1",
+                    params![id, at],
+                )?;
+                interrupted.push(id);
+            }
+            Ok(interrupted)
         })
     }
 
