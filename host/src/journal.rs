@@ -221,8 +221,8 @@ impl Journal {
     /// beating (another process's, never this one's), stamped with that owner's last
     /// heartbeat. Returns their ids.
     pub fn recover(&self) -> Result<Vec<String>, JournalError> {
-        let stale = Utc::now()
-            - chrono::Duration::from_std(HEARTBEAT_STALE_AFTER).unwrap_or_default();
+        let stale =
+            Utc::now() - chrono::Duration::from_std(HEARTBEAT_STALE_AFTER).unwrap_or_default();
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT w.id, h.at FROM workers w LEFT JOIN heartbeat h ON h.owner = w.owner

@@ -51,7 +51,7 @@ pub use error::{
 };
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
 pub use grants::{Access, DirGrant, Grants};
-pub use journal::{Journal, JournalError, ReportRecord, WorkerRecord};
+pub use journal::{HEARTBEAT_STALE_AFTER, Journal, JournalError, ReportRecord, WorkerRecord};
 pub use limits::Limits;
 pub use manifest::Manifest;
 pub use plugin::Plugin;

@@ -16,11 +16,178 @@ fn guests() -> PathBuf {
 }
 
 fn colony(args: &[&str]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    colony_in(home.path(), args)
+}
+
+/// Runs `colony` with `home` as its colony home.
+fn colony_in(home: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_colony"))
         .args(args)
         .env("COLONY_PLUGINS", guests())
+        .env("COLONY_HOME", home)
         .output()
         .expect("run colony")
+}
+
+/// Runs `colony` in `home` with `input` on stdin.
+fn colony_with_stdin(home: &std::path::Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_colony"))
+        .args(args)
+        .env("COLONY_HOME", home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn guest(name: &str) -> String {
+    guests().join(format!("{name}.wasm")).display().to_string()
+}
+
+#[test]
+fn chat_takes_one_turn_per_line_and_ps_inspect_events_read_the_journal() {
+    let home = tempfile::tempdir().unwrap();
+    let output = colony_with_stdin(
+        home.path(),
+        &["chat", &guest("chat_agent")],
+        "hello\n\nsecond line\n",
+    );
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert!(out.contains("turn=1 message=\"hello\""), "{out}");
+    assert!(
+        out.contains("turn 2: heard 'second line' (before that: 'hello')"),
+        "{out}"
+    );
+    assert!(out.contains("status=stopped"), "{out}");
+
+    let ps = colony_in(home.path(), &["ps", "--json"]);
+    let records: Vec<serde_json::Value> = stdout(&ps)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["state"], "stopped");
+    assert_eq!(records[0]["mode"], "persistent");
+    let id = records[0]["id"].as_str().unwrap().to_owned();
+    let human = stdout(&colony_in(home.path(), &["ps"]));
+    assert!(human.lines().nth(1).unwrap().starts_with(&id), "{human}");
+
+    let inspect = colony_in(home.path(), &["inspect", &id, "--json"]);
+    let view: serde_json::Value = serde_json::from_str(stdout(&inspect).trim()).unwrap();
+    assert_eq!(view["worker"]["id"], id.as_str());
+    assert_eq!(
+        view["conversation"].as_array().unwrap().len(),
+        4,
+        "2 user + 2 assistant parts"
+    );
+    assert_eq!(
+        view["reports"].as_array().unwrap().len(),
+        2,
+        "initial run and stop"
+    );
+
+    let events = colony_in(home.path(), &["events", "--worker", &id, "--json"]);
+    let types: Vec<String> = stdout(&events)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(types.first().map(String::as_str), Some("EXECUTION_STARTED"));
+    assert_eq!(types.iter().filter(|t| *t == "TURN_COMPLETED").count(), 2);
+    assert_eq!(types.last().map(String::as_str), Some("SUBAGENT_REPORT"));
+
+    let unknown = colony_in(home.path(), &["inspect", "w-nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("no worker 'w-nope' in the journal"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+#[test]
+fn fanout_runs_every_task_and_prints_a_summary_table() {
+    let home = tempfile::tempdir().unwrap();
+    let tasks = home.path().join("tasks.txt");
+    let lines: Vec<String> = (0..10).map(|i| format!("task number {i}")).collect();
+    std::fs::write(
+        &tasks,
+        format!(
+            "{}\n{{\"task\": \"json task\", \"input\": {{\"text\": \"from input\"}}}}\n",
+            lines.join("\n")
+        ),
+    )
+    .unwrap();
+    let output = colony_in(
+        home.path(),
+        &[
+            "fanout",
+            &guest("echo_agent"),
+            "--tasks",
+            tasks.to_str().unwrap(),
+            "--max-concurrency",
+            "3",
+        ],
+    );
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}{}", stderr(&output));
+    assert!(out.starts_with("WORKER"), "{out}");
+    assert!(out.contains("Summary: from input"), "{out}");
+    assert!(out.contains("11 workers, 11 succeeded, 0 failed"), "{out}");
+
+    let json = colony_in(
+        home.path(),
+        &[
+            "fanout",
+            &guest("failing_agent"),
+            "--tasks",
+            tasks.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(
+        json.status.code(),
+        Some(1),
+        "failed workers make a non-zero exit"
+    );
+    let reports: Vec<serde_json::Value> = stdout(&json)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 11);
+    assert!(reports.iter().all(|r| r["status"] == "failed"));
+
+    std::fs::write(&tasks, "ok task\n{\"task\": 5}\n").unwrap();
+    let bad = colony_in(
+        home.path(),
+        &[
+            "fanout",
+            &guest("echo_agent"),
+            "--tasks",
+            tasks.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("tasks.txt line 2: not a task"),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 fn stdout(output: &Output) -> String {
@@ -34,6 +201,7 @@ fn stderr(output: &Output) -> String {
 #[test]
 fn the_demo_runs_an_overseer_and_a_fan_out_printing_every_event() {
     let output = colony(&["demo"]);
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
     let out = stdout(&output);
     assert!(output.status.success(), "{out}\n{}", stderr(&output));
     for worker in [

@@ -189,8 +189,10 @@ impl Colony {
     }
 
     fn new_id(&self, prefix: &str) -> String {
+        // Microseconds since the epoch, low 32 bits, plus a per-colony counter: unique
+        // across processes sharing a home unless two start in the same microsecond.
         let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{prefix}-{:x}{n:03}", Utc::now().timestamp() & 0xff_ffff)
+        format!("{prefix}-{:08x}{n:x}", Utc::now().timestamp_micros() as u32)
     }
 
     /// Creates a worker of this colony: journaled, routed, with its folder under home.

@@ -27,9 +27,6 @@ pub(crate) struct DemoArgs {
     /// How many summariser workers to fan out (plus one silent and one failing worker).
     #[arg(long, default_value_t = 4)]
     workers: usize,
-    /// Folder for the workers' storage (default: a temporary folder, removed at exit).
-    #[arg(long)]
-    home: Option<PathBuf>,
 }
 
 const TEXTS: [&str; 4] = [
@@ -50,16 +47,15 @@ async fn load(runtime: &Runtime, dir: &std::path::Path, name: &str) -> anyhow::R
     Ok(runtime.load_plugin(name, &path).await?)
 }
 
-pub(crate) async fn demo(
-    args: DemoArgs,
-    runtime: Runtime,
-    json_output: bool,
-) -> anyhow::Result<ExitCode> {
+pub(crate) async fn demo(args: DemoArgs, env: crate::Env) -> anyhow::Result<ExitCode> {
+    let runtime = env.runtime;
+    let json_output = env.json;
     let plugin_dir = args.plugins.unwrap_or_else(crate::default_plugin_dir);
+    // The demo keeps its files in a temporary folder unless a home was given.
     let temp;
-    let home = match args.home {
-        Some(home) => home,
-        None => {
+    let home = match env.home_given {
+        true => env.home.clone(),
+        false => {
             temp = tempfile::tempdir().context("cannot create a temporary folder")?;
             temp.path().to_owned()
         }

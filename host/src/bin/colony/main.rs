@@ -1,17 +1,23 @@
 //! `colony`: the command line of the Colony host.
 //!
-//! `colony demo` runs a small colony (a persistent overseer plus fanned-out workers)
-//! and prints every event as it happens; `colony run` runs one ephemeral worker. Errors
-//! are reported as one line on stderr with a non-zero exit code.
+//! Every command works on a colony home folder (`--home`, `$COLONY_HOME`, or the user's
+//! data folder): its journal and its workers' folders. Errors are one line on stderr and
+//! a non-zero exit code; `--json` switches stdout to JSON lines for scripts; logs go to
+//! stderr through `tracing` (`RUST_LOG`).
 
+mod chat;
 mod demo;
+mod fanout;
+mod inspect;
 mod print;
 mod run;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use colony::{Colony, ColonyConfig, Plugin, Runtime};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +32,9 @@ struct Cli {
     /// Host-wide config file (TOML): default limits, allocator, component cache folder.
     #[arg(long, global = true, env = "COLONY_CONFIG")]
     config: Option<PathBuf>,
+    /// The colony home folder (journal and worker folders).
+    #[arg(long, global = true, env = "COLONY_HOME")]
+    home: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +45,18 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run one ephemeral worker and print its report (exit code 0 on success).
     Run(run::RunArgs),
+    /// Chat with a persistent overseer: each line of stdin is one turn.
+    Chat(chat::ChatArgs),
+    /// Resume a persistent worker from the journal, with its conversation as it was.
+    Resume(chat::ResumeArgs),
+    /// Fan tasks out to ephemeral workers, with a progress bar and a summary table.
+    Fanout(fanout::FanoutArgs),
+    /// List the workers in the journal.
+    Ps,
+    /// Show one worker: its record, reports, conversation and files.
+    Inspect(inspect::InspectArgs),
+    /// Print the events of the colony's workers (optionally one worker; --follow to tail).
+    Events(inspect::EventsArgs),
 }
 
 /// Where `make guests` puts the guest components, relative to the workspace.
@@ -43,6 +64,49 @@ pub(crate) fn default_plugin_dir() -> PathBuf {
     std::env::var_os("COLONY_PLUGINS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/wasm32-wasip2/guest"))
+}
+
+/// A plugin from a component (`.wasm`) or a manifest (`.toml`), loaded and checked now.
+pub(crate) async fn load_plugin(runtime: &Runtime, path: &Path) -> anyhow::Result<Plugin> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        return Ok(runtime.load_manifest(path).await?);
+    }
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin")
+        .to_owned();
+    Ok(runtime.load_plugin(name, path).await?)
+}
+
+/// The settings every command shares.
+pub(crate) struct Env {
+    pub json: bool,
+    pub home: PathBuf,
+    /// Whether the home was given (`--home` / `$COLONY_HOME`) rather than defaulted.
+    pub home_given: bool,
+    pub runtime: Runtime,
+}
+
+impl Env {
+    /// Opens the colony in the home folder, configured by `configure`.
+    pub(crate) fn colony(
+        &self,
+        configure: impl FnOnce(&mut ColonyConfig),
+    ) -> anyhow::Result<Colony> {
+        let mut config = ColonyConfig::new("cli", &self.home);
+        configure(&mut config);
+        Ok(Colony::open(self.runtime.clone(), config)?)
+    }
+
+    /// Opens the home's journal, marking workers of dead processes as interrupted.
+    pub(crate) fn journal(&self) -> anyhow::Result<colony::Journal> {
+        let path = self.home.join("journal.db");
+        anyhow::ensure!(path.is_file(), "no colony journal at {}", path.display());
+        let journal = colony::Journal::open(&path)?;
+        journal.recover()?;
+        Ok(journal)
+    }
 }
 
 fn main() -> ExitCode {
@@ -71,10 +135,21 @@ fn main() -> ExitCode {
             Some(path) => colony::RuntimeConfig::load(path)?,
             None => colony::RuntimeConfig::default(),
         };
-        let colony = colony::Runtime::with_config(config)?;
+        let env = Env {
+            json: cli.json,
+            home: cli.home.clone().unwrap_or_else(ColonyConfig::default_home),
+            home_given: cli.home.is_some(),
+            runtime: Runtime::with_config(config).context("cannot start the wasm runtime")?,
+        };
         match cli.command {
-            Command::Demo(args) => demo::demo(args, colony, cli.json).await,
-            Command::Run(args) => run::run(args, colony, cli.json).await,
+            Command::Demo(args) => demo::demo(args, env).await,
+            Command::Run(args) => run::run(args, env).await,
+            Command::Chat(args) => chat::chat(args, env).await,
+            Command::Resume(args) => chat::resume(args, env).await,
+            Command::Fanout(args) => fanout::fanout(args, env).await,
+            Command::Ps => inspect::ps(env),
+            Command::Inspect(args) => inspect::inspect(args, env),
+            Command::Events(args) => inspect::events(args, env).await,
         }
     });
     match outcome {

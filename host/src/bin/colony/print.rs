@@ -8,7 +8,8 @@ use serde_json::Value;
 
 /// Prints events relative to a start instant.
 pub(crate) struct EventPrinter {
-    start: Instant,
+    /// Print times relative to this instant; `None`: print each event's own clock time.
+    start: Option<Instant>,
     json: bool,
 }
 
@@ -30,11 +31,17 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 impl EventPrinter {
+    /// Live events, timed from now.
     pub(crate) fn new(json: bool) -> Self {
         Self {
-            start: Instant::now(),
+            start: Some(Instant::now()),
             json,
         }
+    }
+
+    /// Stored events, with their own timestamps.
+    pub(crate) fn stored(json: bool) -> Self {
+        Self { start: None, json }
     }
 
     /// The key fields of an event, as `name=value` pairs.
@@ -78,9 +85,12 @@ impl EventPrinter {
             }
             return;
         }
+        let when = match self.start {
+            Some(start) => format!("+{:>7.3}s", start.elapsed().as_secs_f64()),
+            None => event.timestamp.format("%H:%M:%S%.3f").to_string(),
+        };
         println!(
-            "+{:>7.3}s  {:<20} {:<10} {}",
-            self.start.elapsed().as_secs_f64(),
+            "{when}  {:<20} {:<10} {}",
             event.event_type.as_str(),
             event.node_id,
             Self::fields(event)

@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use colony::{EventBus, EventFilter, ReportStatus, Runtime, Worker, WorkerSpec};
+use colony::{EventFilter, ReportStatus, Task};
 
+use crate::Env;
 use crate::print::EventPrinter;
 
 #[derive(Args)]
@@ -19,59 +21,51 @@ pub(crate) struct RunArgs {
     /// The task's structured input, a JSON object.
     #[arg(long, default_value = "{}")]
     input: String,
-    /// The worker's storage folder (conversation, result.json, events.jsonl).
-    #[arg(long)]
-    storage: Option<PathBuf>,
-    /// The worker id.
-    #[arg(long, default_value = "worker-1")]
-    id: String,
 }
 
-pub(crate) async fn run(args: RunArgs, runtime: Runtime, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
     let input: serde_json::Value =
         serde_json::from_str(&args.input).context("--input is not valid JSON")?;
-    let plugin = if args.plugin.extension().is_some_and(|e| e == "toml") {
-        runtime.load_manifest(&args.plugin).await?
-    } else {
-        let name = args
-            .plugin
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("plugin")
-            .to_owned();
-        runtime.load_plugin(name, &args.plugin).await?
-    };
-    let bus = EventBus::new();
-    let mut events = bus.subscribe(EventFilter::all());
-    let mut spec = WorkerSpec::ephemeral(args.id, args.task).with_input(input);
-    if let Some(storage) = args.storage {
-        spec = spec.with_storage(storage);
-    }
-    let worker = Worker::new(&plugin, spec, Some(bus))?;
-    let printer = EventPrinter::new(json);
-    worker.start()?;
-    let result = loop {
+    anyhow::ensure!(input.is_object(), "--input must be a JSON object");
+    let plugin = crate::load_plugin(&env.runtime, &args.plugin).await?;
+    let colony = env.colony(|_| {})?;
+    let mut events = colony.bus().subscribe(EventFilter::all());
+    let ids = colony.run_parallel(
+        &plugin,
+        vec![Task {
+            task: args.task,
+            input,
+        }],
+    )?;
+    let printer = EventPrinter::new(env.json);
+    let worker = colony.worker(&ids[0]).context("the worker vanished")?;
+    loop {
         tokio::select! {
             event = events.recv() => match event {
                 Ok(event) => printer.print(&event),
                 Err(e) => eprintln!("colony: {e}"),
             },
-            result = worker.wait() => break result,
+            _ = worker.wait() => break,
         }
-    };
+    }
     while let Ok(Some(event)) = events.try_recv() {
         printer.print(&event);
     }
-    if json {
-        println!("{}", serde_json::to_string(&result)?);
+    let report = colony
+        .wait_for_reports(&ids, Duration::from_secs(1))
+        .await?
+        .remove(0);
+    colony.stop_all().await;
+    if env.json {
+        println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("\n{}: {}", result.status, result.summary);
-        if let Some(error) = &result.error {
+        println!("\n{}: {}", report.status, report.summary);
+        if let Some(error) = &report.error {
             println!("error: {error}");
         }
     }
-    Ok(match result.status {
-        ReportStatus::Success | ReportStatus::Partial if result.error.is_none() => {
+    Ok(match report.status {
+        ReportStatus::Success | ReportStatus::Partial if report.error.is_none() => {
             ExitCode::SUCCESS
         }
         _ => ExitCode::FAILURE,

@@ -1,0 +1,144 @@
+//! `colony fanout <plugin> --tasks FILE`: ephemeral workers for every task, a progress
+//! bar while they run, a summary table at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use colony::{EventFilter, EventType, ReportStatus, Task, WorkerReport};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Deserialize;
+
+use crate::Env;
+
+#[derive(Args)]
+pub(crate) struct FanoutArgs {
+    /// The guest component (.wasm) or manifest (.toml) of the workers.
+    plugin: PathBuf,
+    /// The tasks: one per line, as text or as a JSON object {"task": …, "input": {…}}.
+    #[arg(long)]
+    tasks: PathBuf,
+    /// Workers running at once.
+    #[arg(long, default_value_t = 4)]
+    max_concurrency: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskLine {
+    task: String,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
+}
+
+/// Parses a tasks file; errors name the file and the line.
+fn read_tasks(path: &Path) -> anyhow::Result<Vec<Task>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut tasks = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if !line.starts_with('{') {
+            tasks.push(Task::new(line));
+            continue;
+        }
+        let parsed: TaskLine = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not a task", path.display(), n + 1))?;
+        let input = parsed.input.unwrap_or_else(|| serde_json::json!({}));
+        if !input.is_object() {
+            bail!(
+                "{} line {}: input must be a JSON object",
+                path.display(),
+                n + 1
+            );
+        }
+        tasks.push(Task {
+            task: parsed.task,
+            input,
+        });
+    }
+    if tasks.is_empty() {
+        bail!("{} has no tasks", path.display());
+    }
+    Ok(tasks)
+}
+
+pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCode> {
+    let tasks = read_tasks(&args.tasks)?;
+    if args.max_concurrency == 0 {
+        bail!("--max-concurrency must be at least 1");
+    }
+    let plugin = crate::load_plugin(&env.runtime, &args.plugin).await?;
+    let colony = env.colony(|c| c.max_concurrent_workers = args.max_concurrency)?;
+    let mut reports = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::SubagentReport]));
+    let total = tasks.len();
+    let mut ids = Vec::with_capacity(total);
+    for batch in tasks.chunks(colony.config().max_batch) {
+        ids.extend(colony.run_parallel(&plugin, batch.to_vec())?);
+    }
+
+    let bar = ProgressBar::with_draw_target(
+        Some(total as u64),
+        if env.json {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut failed = 0;
+    let mut done = 0;
+    while done < total {
+        let Ok(event) = reports.recv().await else {
+            continue;
+        };
+        let Ok(report) = serde_json::from_value::<WorkerReport>(event.data) else {
+            continue;
+        };
+        done += 1;
+        if !matches!(report.status, ReportStatus::Success | ReportStatus::Partial) {
+            failed += 1;
+        }
+        if env.json {
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        bar.set_message(format!("{failed} failed"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let reports = colony
+        .wait_for_reports(&ids, std::time::Duration::from_secs(1))
+        .await?;
+    colony.stop_all().await;
+    if !env.json {
+        println!("{:<16} {:<8} {:>8}  SUMMARY", "WORKER", "STATUS", "SECONDS");
+        for r in &reports {
+            let summary: String = r.summary.chars().take(70).collect();
+            println!(
+                "{:<16} {:<8} {:>8.3}  {summary}",
+                r.worker_id,
+                r.status.as_str(),
+                r.duration_seconds
+            );
+        }
+        println!(
+            "{} workers, {} succeeded, {failed} failed",
+            total,
+            total - failed
+        );
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
