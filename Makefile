@@ -4,7 +4,7 @@
 CARGO ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_PROFILE := guest
-GUESTS := echo-agent silent-agent failing-agent chat-agent \
+GUESTS := echo-agent silent-agent failing-agent chat-agent agent-loop \
           probe-fixture hostile-fixture missing-export-fixture unknown-import-fixture
 
 .PHONY: setup guests demo test lint clean

@@ -46,8 +46,8 @@ pub mod bindings {
 }
 
 use bindings::colony::agent::{
-    conversation as wit_conversation, events as wit_events, inbox as wit_inbox, peers as wit_peers,
-    report as wit_report, types,
+    conversation as wit_conversation, events as wit_events, inbox as wit_inbox, llm as wit_llm,
+    peers as wit_peers, report as wit_report, tools as wit_tools, types,
 };
 
 pub use types::{LogLevel, MessagePart, NewPart, ReportStatus as Status};
@@ -165,6 +165,71 @@ pub mod peers {
     /// Sends `message` to worker `to` (a sibling's id, or `"overseer"`) through the host.
     pub fn send(to: &str, message: &str) -> Result<(), String> {
         wit_peers::send(to, message)
+    }
+}
+
+/// The language model, through the host (which picks the provider and holds the key).
+pub mod llm {
+    pub use super::wit_llm::{
+        LlmError, Message, Request, Response, Role, StopReason, ToolCall, ToolSpec, Usage,
+    };
+
+    /// One chat completion.
+    pub fn complete(request: &Request) -> Result<Response, LlmError> {
+        super::wit_llm::complete(request)
+    }
+
+    /// A message with just a role and text.
+    pub fn message(role: Role, content: impl Into<String>) -> Message {
+        Message {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    impl LlmError {
+        /// The error as one line: its kind, then the host's message.
+        pub fn describe(&self) -> String {
+            match self {
+                LlmError::BudgetExhausted(m) => format!("token budget exhausted: {m}"),
+                LlmError::Unavailable(m) => format!("model unavailable: {m}"),
+                LlmError::InvalidRequest(m) => format!("invalid request: {m}"),
+                LlmError::Timeout(m) => format!("model timeout: {m}"),
+                LlmError::NotConfigured(m) => format!("no model: {m}"),
+            }
+        }
+    }
+}
+
+/// Host tools granted to this plugin.
+pub mod tools {
+    pub use super::wit_tools::{ToolError, ToolInfo};
+
+    /// The tools this plugin may call.
+    pub fn granted() -> Vec<ToolInfo> {
+        super::wit_tools::granted()
+    }
+
+    /// Calls tool `name` with a JSON object of arguments; returns its JSON result.
+    pub fn call(name: &str, arguments: &super::Value) -> Result<super::Value, ToolError> {
+        let text = super::wit_tools::call(name, &arguments.to_string())?;
+        Ok(serde_json::from_str(&text).unwrap_or(super::Value::String(text)))
+    }
+
+    impl ToolError {
+        /// The host's message.
+        pub fn describe(&self) -> &str {
+            match self {
+                ToolError::UnknownTool(m)
+                | ToolError::NotGranted(m)
+                | ToolError::InvalidArguments(m)
+                | ToolError::Failed(m)
+                | ToolError::Timeout(m)
+                | ToolError::BudgetExhausted(m) => m,
+            }
+        }
     }
 }
 

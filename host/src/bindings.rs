@@ -8,6 +8,8 @@ wasmtime::component::bindgen!({
     world: "agent",
     imports: {
         "colony:agent/inbox.wait": async | trappable,
+        "colony:agent/llm.complete": async | trappable,
+        "colony:agent/tools.call": async | trappable,
         default: trappable,
     },
     exports: { default: async },

@@ -53,6 +53,9 @@ pub struct RuntimeConfig {
     /// Where precompiled components are cached, keyed by the component's sha256 and the
     /// engine's compatibility hash. Default none: compile in memory each time.
     pub cache_dir: Option<PathBuf>,
+    /// The model provider guests' `llm.complete` calls go to. Default none: such calls
+    /// fail with `not-configured`.
+    pub llm: Option<crate::llm::LlmConfig>,
 }
 
 impl Default for RuntimeConfig {
@@ -63,6 +66,7 @@ impl Default for RuntimeConfig {
             allocator: AllocatorChoice::Auto,
             pool_instances: 1000,
             cache_dir: None,
+            llm: None,
         }
     }
 }

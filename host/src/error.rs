@@ -17,6 +17,9 @@ pub enum RuntimeError {
     /// The wasmtime engine could not be configured on this platform.
     #[error("cannot configure the wasmtime engine: {0}")]
     Engine(String),
+    /// The model provider could not be set up.
+    #[error("cannot set up the model provider: {0}")]
+    Llm(String),
     /// The host interfaces could not be linked.
     #[error("cannot link the host interfaces: {0}")]
     Link(String),

@@ -28,6 +28,9 @@ pub struct Grants {
     /// or an IP address (with optional port). Empty: no network at all.
     #[serde(default)]
     pub network: Vec<String>,
+    /// Names of host tools the guest may call (see `ToolRegistry`).
+    #[serde(default)]
+    pub tools: Vec<String>,
 }
 
 /// One host directory mounted into the guest.
@@ -77,6 +80,13 @@ impl Grants {
             if name.is_empty() || name.contains('=') || name.contains('\0') {
                 return Err(format!("grants.env: '{name}' is not a variable name"));
             }
+        }
+        if let Some(bad) = self
+            .tools
+            .iter()
+            .find(|t| t.is_empty() || t.contains(char::is_whitespace))
+        {
+            return Err(format!("grants.tools: '{bad}' is not a tool name"));
         }
         for pattern in &self.network {
             HostPattern::parse(pattern).map_err(|e| format!("grants.network: {e}"))?;

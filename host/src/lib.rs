@@ -36,10 +36,12 @@ mod grants;
 mod host_api;
 mod journal;
 mod limits;
+pub mod llm;
 mod manifest;
 mod plugin;
 mod runtime;
 mod storage;
+pub mod tools;
 mod worker;
 
 pub use colony::{Colony, ColonyConfig, ColonyError, Task, WorkerReport};

@@ -76,6 +76,18 @@ pub struct Limits {
     /// Bytes of stdout and stderr together that become `WORKER_LOG` events over a
     /// worker's life; the rest is discarded (one log line says so). Default 1 MiB.
     pub max_output_log_bytes: usize,
+    /// Model tokens (input + output, summed over calls) one worker may use; past it, model
+    /// calls fail with `budget-exhausted`. Default 500,000: a long agent run, and a cap on
+    /// what a runaway loop can cost. A task may set its own (`WorkerSpec::token_budget`).
+    pub token_budget: u64,
+    /// Tool calls one worker may make. Default 200 (the reference's 50 iterations × 4).
+    pub tool_call_budget: u32,
+    /// Time one model call may take, retries included. Default 2 min.
+    #[serde(with = "humantime_serde")]
+    pub llm_timeout: Duration,
+    /// Time one tool call may take. Default 60 s, as the reference's tool timeout.
+    #[serde(with = "humantime_serde")]
+    pub tool_timeout: Duration,
     /// Events (emits, log lines, reports) a guest may produce per second, sustained; a
     /// burst of as many is allowed. Default 1,000: far above any agent's progress rate,
     /// low enough that a flooding guest is ended before it floods its subscribers.
@@ -109,6 +121,10 @@ impl Default for Limits {
             stderr_capture_bytes: 16 * KIB,
             max_output_log_bytes: MIB,
             max_events_per_second: 1000,
+            token_budget: 500_000,
+            tool_call_budget: 200,
+            llm_timeout: Duration::from_secs(120),
+            tool_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -22,8 +22,10 @@ use crate::engine::{self, AllocatorKind};
 use crate::error::{PluginError, RuntimeError};
 use crate::host_api::HostState;
 use crate::limits::Limits;
+use crate::llm::LlmProvider;
 use crate::manifest::Manifest;
 use crate::plugin::{Plugin, PluginSettings};
+use crate::tools::ToolRegistry;
 
 /// The shared engine, linker and settings. Cheap to clone.
 #[derive(Clone)]
@@ -36,6 +38,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: RuntimeConfig,
     allocator: AllocatorKind,
+    pub(crate) llm: Option<Arc<dyn LlmProvider>>,
+    pub(crate) tools: ToolRegistry,
 }
 
 impl Runtime {
@@ -52,8 +56,23 @@ impl Runtime {
         })
     }
 
-    /// A runtime with `config`.
+    /// A runtime with `config`: its model provider from `config.llm`, and the built-in
+    /// tools.
     pub fn with_config(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let llm = match &config.llm {
+            Some(llm) => Some(llm.build().map_err(RuntimeError::Llm)?),
+            None => None,
+        };
+        Self::with_parts(config, llm, ToolRegistry::with_builtins())
+    }
+
+    /// A runtime with `config`, the model provider `llm` and the host tools `tools`
+    /// (`config.llm` is ignored).
+    pub fn with_parts(
+        config: RuntimeConfig,
+        llm: Option<Arc<dyn LlmProvider>>,
+        tools: ToolRegistry,
+    ) -> Result<Self, RuntimeError> {
         let (engine, allocator) = engine::build(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -69,6 +88,8 @@ impl Runtime {
                 linker,
                 config,
                 allocator,
+                llm,
+                tools,
             }),
         })
     }

@@ -225,7 +225,11 @@ fn the_demo_runs_an_overseer_and_a_fan_out_printing_every_event() {
         1
     );
     assert!(out.contains("EXECUTION_FAILED"), "{out}");
-    assert_eq!(out.matches("message=\"[WORKER_REPORT] w-").count(), 6, "{out}");
+    assert_eq!(
+        out.matches("message=\"[WORKER_REPORT] w-").count(),
+        6,
+        "{out}"
+    );
     assert!(
         out.contains("summary=\"8 turns, 6 worker reports heard\""),
         "{out}"

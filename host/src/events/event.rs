@@ -28,12 +28,14 @@ pub enum EventType {
     TurnFailed,
     /// A guest `log` line.
     WorkerLog,
+    /// Text streaming in from a model call.
+    LlmTextDelta,
     /// A guest-defined progress event (`events.emit`).
     Custom(String),
 }
 
 impl EventType {
-    const BUILT_IN: [(EventType, &'static str); 7] = [
+    const BUILT_IN: [(EventType, &'static str); 8] = [
         (EventType::ExecutionStarted, "EXECUTION_STARTED"),
         (EventType::ExecutionCompleted, "EXECUTION_COMPLETED"),
         (EventType::ExecutionFailed, "EXECUTION_FAILED"),
@@ -41,6 +43,7 @@ impl EventType {
         (EventType::TurnCompleted, "TURN_COMPLETED"),
         (EventType::TurnFailed, "TURN_FAILED"),
         (EventType::WorkerLog, "WORKER_LOG"),
+        (EventType::LlmTextDelta, "LLM_TEXT_DELTA"),
     ];
 
     /// The wire name: `SUBAGENT_REPORT`, …, or the custom name as given.

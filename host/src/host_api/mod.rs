@@ -8,9 +8,11 @@
 mod conversation;
 mod events;
 mod inbox;
+mod llm;
 mod peers;
 mod rate;
 mod report;
+mod tools;
 
 use std::sync::{Arc, Mutex};
 

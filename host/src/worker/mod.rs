@@ -111,6 +111,8 @@ impl Worker {
                 task: Mutex::new(None),
                 lifecycle: Mutex::new(()),
                 tokens_used: AtomicU64::new(0),
+                tool_calls: std::sync::atomic::AtomicU32::new(0),
+                budget_limited: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
                 observer: OnceLock::new(),
                 router: OnceLock::new(),

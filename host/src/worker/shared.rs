@@ -47,6 +47,9 @@ pub(crate) struct WorkerShared {
     /// Serialises `start` against `seed_conversation`.
     pub lifecycle: Mutex<()>,
     pub tokens_used: AtomicU64,
+    pub tool_calls: std::sync::atomic::AtomicU32,
+    /// Set when a model or tool call was refused for a spent budget.
+    pub budget_limited: AtomicBool,
     /// Claimed by the first `finish`, so a worker ends exactly once.
     pub finished: AtomicBool,
     /// Told of every state change and every event before it is published (the journal).
@@ -99,6 +102,18 @@ impl WorkerShared {
         self.tokens_used.load(Ordering::Relaxed)
     }
 
+    /// The token budget in force (the task's, else the plugin's).
+    pub fn token_budget(&self) -> u64 {
+        self.spec.token_budget.unwrap_or(self.limits().token_budget)
+    }
+
+    /// The tool-call budget in force (the task's, else the plugin's).
+    pub fn tool_call_budget(&self) -> u32 {
+        self.spec
+            .tool_call_budget
+            .unwrap_or(self.limits().tool_call_budget)
+    }
+
     pub fn elapsed_seconds(&self) -> f64 {
         self.status
             .borrow()
@@ -146,9 +161,14 @@ impl WorkerShared {
     pub fn finish(
         &self,
         state: WorkerState,
-        result: WorkerResult,
+        mut result: WorkerResult,
         run: Option<&RunOutcome>,
     ) -> bool {
+        if self.budget_limited.load(Ordering::Relaxed) {
+            result
+                .data
+                .insert("budget_limited".into(), Value::Bool(true));
+        }
         if !self.state().can_become(state) || self.finished.swap(true, Ordering::AcqRel) {
             return false;
         }

@@ -37,6 +37,10 @@ pub struct WorkerSpec {
     pub stream_id: Option<String>,
     /// The execution id; defaults to the worker id.
     pub execution_id: Option<String>,
+    /// This task's token budget, instead of the plugin's `token_budget` limit.
+    pub token_budget: Option<u64>,
+    /// This task's tool-call budget, instead of the plugin's `tool_call_budget` limit.
+    pub tool_call_budget: Option<u32>,
 }
 
 impl WorkerSpec {
@@ -51,6 +55,8 @@ impl WorkerSpec {
             storage_path: None,
             stream_id: None,
             execution_id: None,
+            token_budget: None,
+            tool_call_budget: None,
         }
     }
 
@@ -89,6 +95,13 @@ impl WorkerSpec {
     /// Sets the execution id.
     pub fn with_execution_id(mut self, execution_id: impl Into<String>) -> Self {
         self.execution_id = Some(execution_id.into());
+        self
+    }
+
+    /// Sets this task's token and tool-call budgets.
+    pub fn with_budgets(mut self, tokens: Option<u64>, tool_calls: Option<u32>) -> Self {
+        self.token_budget = tokens;
+        self.tool_call_budget = tool_calls;
         self
     }
 

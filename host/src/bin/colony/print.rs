@@ -72,6 +72,7 @@ impl EventPrinter {
                 shorten(&text(d["output"].get("reply").unwrap_or(&d["output"])), 80)
             ),
             EventType::TurnFailed => format!("turn={} error={}", d["turn"], text(&d["error"])),
+            EventType::LlmTextDelta => format!("{:?}", text(&d["delta"])),
             EventType::WorkerLog => format!("{}: {}", text(&d["level"]), text(&d["message"])),
             EventType::Custom(_) => shorten(&d.to_string(), 100),
         }

@@ -1,0 +1,149 @@
+//! `colony:agent/llm`: model calls through the host's provider, within the worker's token
+//! budget, with text deltas published as `LLM_TEXT_DELTA` events.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+
+use super::HostState;
+use crate::bindings::colony::agent::llm as wit;
+use crate::events::EventType;
+use crate::llm::{ChatMessage, ChatRequest, LlmError, Role, StopReason, ToolCall, ToolSpec};
+
+fn parse_object(what: &str, text: &str) -> Result<Value, wit::LlmError> {
+    if text.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(text)
+        .map_err(|e| wit::LlmError::InvalidRequest(format!("{what} is not valid JSON: {e}")))
+}
+
+fn to_call(call: wit::ToolCall) -> Result<ToolCall, wit::LlmError> {
+    Ok(ToolCall {
+        arguments: parse_object(
+            &format!("arguments of tool call '{}'", call.id),
+            &call.arguments,
+        )?,
+        id: call.id,
+        name: call.name,
+    })
+}
+
+fn to_request(request: wit::Request) -> Result<ChatRequest, wit::LlmError> {
+    let messages = request
+        .messages
+        .into_iter()
+        .map(|m| {
+            Ok(ChatMessage {
+                role: match m.role {
+                    wit::Role::System => Role::System,
+                    wit::Role::User => Role::User,
+                    wit::Role::Assistant => Role::Assistant,
+                    wit::Role::Tool => Role::Tool,
+                },
+                content: m.content,
+                tool_calls: m
+                    .tool_calls
+                    .into_iter()
+                    .map(to_call)
+                    .collect::<Result<_, _>>()?,
+                tool_call_id: m.tool_call_id,
+            })
+        })
+        .collect::<Result<_, wit::LlmError>>()?;
+    let tools = request
+        .tools
+        .into_iter()
+        .map(|t| {
+            Ok(ToolSpec {
+                parameters: parse_object(
+                    &format!("parameters of tool '{}'", t.name),
+                    &t.parameters,
+                )?,
+                name: t.name,
+                description: t.description,
+            })
+        })
+        .collect::<Result<_, wit::LlmError>>()?;
+    Ok(ChatRequest {
+        system: request.system,
+        messages,
+        tools,
+        max_tokens: request.max_tokens,
+        temperature: request.temperature,
+    })
+}
+
+impl wit::Host for HostState {
+    async fn complete(
+        &mut self,
+        request: wit::Request,
+    ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
+        let worker = self.worker.clone();
+        let Some(provider) = worker.plugin.runtime().inner.llm.clone() else {
+            return Ok(Err(wit::LlmError::NotConfigured(
+                "no model is configured on this host".into(),
+            )));
+        };
+        let (used, budget) = (worker.tokens(), worker.token_budget());
+        if used >= budget {
+            worker.budget_limited.store(true, Ordering::Relaxed);
+            return Ok(Err(wit::LlmError::BudgetExhausted(format!(
+                "token budget of {budget} spent ({used} used)"
+            ))));
+        }
+        let request = match to_request(request) {
+            Ok(request) => request,
+            Err(e) => return Ok(Err(e)),
+        };
+        let publisher = worker.clone();
+        let on_delta: crate::llm::DeltaSink = std::sync::Arc::new(move |delta: &str| {
+            publisher.publish(
+                EventType::LlmTextDelta,
+                json!({"worker_id": publisher.id(), "delta": delta}),
+            );
+        });
+        let limit = worker.limits().llm_timeout;
+        let answer =
+            tokio::time::timeout(limit, provider.complete(worker.id(), &request, &on_delta)).await;
+        let response = match answer {
+            Err(_) => {
+                let limit = humantime::format_duration(limit);
+                return Ok(Err(wit::LlmError::Timeout(format!(
+                    "no answer within {limit}"
+                ))));
+            }
+            Ok(Err(LlmError::Unavailable(e))) => return Ok(Err(wit::LlmError::Unavailable(e))),
+            Ok(Err(LlmError::InvalidRequest(e))) => {
+                return Ok(Err(wit::LlmError::InvalidRequest(e)));
+            }
+            Ok(Err(LlmError::Timeout(e))) => return Ok(Err(wit::LlmError::Timeout(e))),
+            Ok(Ok(response)) => response,
+        };
+        worker
+            .tokens_used
+            .fetch_add(response.usage.total(), Ordering::Relaxed);
+        Ok(Ok(wit::Response {
+            text: response.text,
+            tool_calls: response
+                .tool_calls
+                .into_iter()
+                .map(|c| wit::ToolCall {
+                    id: c.id,
+                    name: c.name,
+                    arguments: c.arguments.to_string(),
+                })
+                .collect(),
+            stop_reason: match response.stop_reason {
+                StopReason::EndTurn => wit::StopReason::EndTurn,
+                StopReason::ToolUse => wit::StopReason::ToolUse,
+                StopReason::MaxTokens => wit::StopReason::MaxTokens,
+                StopReason::Other => wit::StopReason::Other,
+            },
+            usage: wit::Usage {
+                input_tokens: response.usage.input_tokens,
+                output_tokens: response.usage.output_tokens,
+            },
+        }))
+    }
+}

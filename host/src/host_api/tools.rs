@@ -1,0 +1,76 @@
+//! `colony:agent/tools`: host tools, granted by name, within the worker's tool-call budget
+//! and the tool timeout.
+
+use std::sync::atomic::Ordering;
+
+use super::HostState;
+use crate::bindings::colony::agent::tools as wit;
+use crate::tools::{ToolContext, ToolError};
+
+impl wit::Host for HostState {
+    fn granted(&mut self) -> wasmtime::Result<Vec<wit::ToolInfo>> {
+        let registry = &self.worker.plugin.runtime().inner.tools;
+        Ok(self
+            .worker
+            .plugin
+            .grants()
+            .tools
+            .iter()
+            .filter_map(|name| registry.get(name))
+            .map(|tool| wit::ToolInfo {
+                name: tool.name().to_owned(),
+                description: tool.description().to_owned(),
+                parameters: tool.parameters().to_string(),
+            })
+            .collect())
+    }
+
+    async fn call(
+        &mut self,
+        name: String,
+        arguments: String,
+    ) -> wasmtime::Result<Result<String, wit::ToolError>> {
+        let worker = self.worker.clone();
+        let plugin = &worker.plugin;
+        let Some(tool) = plugin.runtime().inner.tools.get(&name).cloned() else {
+            return Ok(Err(wit::ToolError::UnknownTool(format!(
+                "no tool named '{name}'"
+            ))));
+        };
+        if !plugin.grants().tools.contains(&name) {
+            return Ok(Err(wit::ToolError::NotGranted(format!(
+                "tool '{name}' is not granted to plugin '{}'",
+                plugin.name()
+            ))));
+        }
+        let budget = worker.tool_call_budget();
+        if worker.tool_calls.fetch_add(1, Ordering::Relaxed) >= budget {
+            worker.budget_limited.store(true, Ordering::Relaxed);
+            return Ok(Err(wit::ToolError::BudgetExhausted(format!(
+                "tool-call budget of {budget} spent"
+            ))));
+        }
+        let arguments = match super::parse_json("tool arguments", &arguments) {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(wit::ToolError::InvalidArguments(e))),
+        };
+        let ctx = ToolContext {
+            worker_id: worker.id().to_owned(),
+            data_dir: worker.storage.as_ref().map(|s| s.root().join("data")),
+            dirs: plugin.grants().dirs.clone(),
+            network: plugin.grants().network_patterns(),
+        };
+        let limit = worker.limits().tool_timeout;
+        Ok(
+            match tokio::time::timeout(limit, tool.call(&ctx, arguments)).await {
+                Err(_) => Err(wit::ToolError::Timeout(format!(
+                    "tool '{name}' took longer than {}",
+                    humantime::format_duration(limit)
+                ))),
+                Ok(Err(ToolError::InvalidArguments(e))) => Err(wit::ToolError::InvalidArguments(e)),
+                Ok(Err(ToolError::Failed(e))) => Err(wit::ToolError::Failed(e)),
+                Ok(Ok(value)) => Ok(value.to_string()),
+            },
+        )
+    }
+}

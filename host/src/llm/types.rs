@@ -1,0 +1,121 @@
+//! The provider-neutral shapes of a chat completion, and the [`LlmProvider`] trait.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// A JSON object.
+    pub arguments: Value,
+}
+
+/// One message sent to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON schema of the arguments.
+    pub parameters: Value,
+}
+
+/// One chat completion request.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub system: Option<String>,
+    pub messages: Vec<ChatMessage>,
+    pub tools: Vec<ToolSpec>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    #[default]
+    EndTurn,
+    ToolUse,
+    MaxTokens,
+    Other,
+}
+
+/// Tokens one call used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+}
+
+impl Usage {
+    /// Input plus output tokens.
+    pub fn total(&self) -> u64 {
+        u64::from(self.input_tokens) + u64::from(self.output_tokens)
+    }
+}
+
+/// The model's answer.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ChatResponse {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub stop_reason: StopReason,
+    pub usage: Usage,
+}
+
+/// Why a provider could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LlmError {
+    /// Unreachable, or failing after every retry.
+    #[error("model unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused the request.
+    #[error("request refused by the model provider: {0}")]
+    InvalidRequest(String),
+    /// The call took longer than the limit.
+    #[error("model call timed out: {0}")]
+    Timeout(String),
+}
+
+/// Where a provider sends streamed text as it arrives.
+pub type DeltaSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Something that answers chat completion requests. `on_delta` is called with each piece
+/// of text as it streams in (the host turns them into `LLM_TEXT_DELTA` events).
+#[async_trait::async_trait]
+pub trait LlmProvider: Send + Sync {
+    /// A short name for logs (`openai`, `scripted`).
+    fn name(&self) -> &str;
+
+    /// Answers `request` for `worker` (providers may use the id, e.g. to replay a script
+    /// per worker; they must not leak one worker's data to another).
+    async fn complete(
+        &self,
+        worker: &str,
+        request: &ChatRequest,
+        on_delta: &DeltaSink,
+    ) -> Result<ChatResponse, LlmError>;
+}
