@@ -94,7 +94,8 @@ async fn run(
     let plugin = agent_plugin(&runtime, home.path(), manifest);
     let bus = EventBus::new();
     let mut events = bus.subscribe(EventFilter::all());
-    let mut iterations = bus.subscribe(EventFilter::all().types([EventType::Custom("iteration".into())]));
+    let mut iterations =
+        bus.subscribe(EventFilter::all().types([EventType::Custom("iteration".into())]));
     let spec = spec(
         WorkerSpec::ephemeral("agent", "Find out when the launch is.")
             .with_storage(home.path().join("w")),

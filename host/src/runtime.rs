@@ -104,6 +104,11 @@ impl Runtime {
         &self.inner.config
     }
 
+    /// Whether a model provider is configured.
+    pub fn has_llm(&self) -> bool {
+        self.inner.llm.is_some()
+    }
+
     /// The instance allocator in use (pooling unless the platform refused it).
     pub fn allocator(&self) -> AllocatorKind {
         self.inner.allocator

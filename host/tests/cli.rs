@@ -24,6 +24,7 @@ fn colony(args: &[&str]) -> Output {
 fn colony_in(home: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_colony"))
         .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("COLONY_PLUGINS", guests())
         .env("COLONY_HOME", home)
         .output()
@@ -209,13 +210,18 @@ fn the_demo_runs_an_overseer_and_a_fan_out_printing_every_event() {
         .filter(|l| l.contains("SUBAGENT_REPORT"))
         .collect();
     let worker_reports: Vec<&&str> = reports.iter().filter(|l| l.contains(" w-")).collect();
-    assert_eq!(worker_reports.len(), 6, "{out}");
+    assert_eq!(worker_reports.len(), 7, "{out}");
     assert_eq!(
         worker_reports
             .iter()
             .filter(|l| l.contains("status=success"))
             .count(),
-        5
+        6
+    );
+    assert!(out.contains("LLM_TEXT_DELTA"), "{out}");
+    assert!(
+        out.contains("summary=\"Saved the summary to /data/summary.txt;"),
+        "{out}"
     );
     assert_eq!(
         worker_reports
@@ -227,16 +233,16 @@ fn the_demo_runs_an_overseer_and_a_fan_out_printing_every_event() {
     assert!(out.contains("EXECUTION_FAILED"), "{out}");
     assert_eq!(
         out.matches("message=\"[WORKER_REPORT] w-").count(),
-        6,
+        7,
         "{out}"
     );
     assert!(
-        out.contains("summary=\"8 turns, 6 worker reports heard\""),
+        out.contains("summary=\"9 turns, 7 worker reports heard\""),
         "{out}"
     );
     assert!(out.contains("status=stopped"), "{out}");
     assert!(
-        out.contains("colony stopped (7/7 clean); 6 workers:"),
+        out.contains("colony stopped (8/8 clean); 7 workers:"),
         "{out}"
     );
 }
@@ -253,8 +259,8 @@ fn the_demo_prints_json_lines_with_json() {
         .iter()
         .filter(|e| e["type"] == "SUBAGENT_REPORT")
         .count();
-    // 4 workers, the overseer's initial run, its requested report, and its stop.
-    assert_eq!(reports, 7);
+    // 5 workers, the overseer's initial run, its requested report, and its stop.
+    assert_eq!(reports, 8);
     for e in &events {
         for field in [
             "type",

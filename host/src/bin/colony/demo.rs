@@ -25,9 +25,14 @@ pub(crate) struct DemoArgs {
     /// $COLONY_PLUGINS).
     #[arg(long)]
     plugins: Option<PathBuf>,
-    /// How many summariser workers to fan out (plus one silent and one failing worker).
+    /// How many summariser workers to fan out (plus one silent, one failing and one
+    /// agent-loop worker).
     #[arg(long, default_value_t = 4)]
     workers: usize,
+    /// The scripted model responses for the agent-loop worker, used when the host config
+    /// names no model provider.
+    #[arg(long, default_value = "examples/agents/agent-loop/demo-script.json")]
+    script: PathBuf,
 }
 
 const TEXTS: [&str; 4] = [
@@ -39,17 +44,32 @@ const TEXTS: [&str; 4] = [
 
 async fn load(runtime: &Runtime, dir: &std::path::Path, name: &str) -> anyhow::Result<Plugin> {
     let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
-    if !path.is_file() {
-        bail!(
-            "guest component {} not found: build the guests first (`make guests`) or pass --plugins",
-            path.display()
-        );
-    }
     Ok(runtime.load_plugin(name, &path).await?)
 }
 
 pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
     let plugin_dir = args.plugins.unwrap_or_else(crate::default_plugin_dir);
+    for name in ["chat_agent", "echo_agent", "silent_agent", "failing_agent", "agent_loop"] {
+        let path = plugin_dir.join(format!("{name}.wasm"));
+        if !path.is_file() {
+            bail!(
+                "guest component {} not found: build the guests first (`make guests`) or pass --plugins",
+                path.display()
+            );
+        }
+    }
+    // The agent loop needs a model: the configured one, else the offline script.
+    let env = if env.runtime.has_llm() {
+        env
+    } else {
+        let script = colony::llm::ScriptedProvider::load(&args.script)?;
+        let runtime = Runtime::with_parts(
+            env.runtime.config().clone(),
+            Some(std::sync::Arc::new(script)),
+            colony::tools::ToolRegistry::with_builtins(),
+        )?;
+        Env { runtime, ..env }
+    };
     let [chat, echo, silent, failing] = [
         load(&env.runtime, &plugin_dir, "chat-agent").await?,
         load(&env.runtime, &plugin_dir, "echo-agent").await?,
@@ -64,6 +84,17 @@ pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
         temp.path().to_owned()
     };
     let env = Env { home, ..env };
+    let agent_manifest = env.home.join("agent-loop.toml");
+    std::fs::write(
+        &agent_manifest,
+        format!(
+            "component = {:?}\n[grants]\ntools = [\"time.now\", \"files.write\"]\n",
+            std::path::absolute(plugin_dir.join("agent_loop.wasm"))?
+                .display()
+                .to_string()
+        ),
+    )?;
+    let agent = env.runtime.load_manifest(&agent_manifest).await?;
     let colony = env.colony(|c| c.id = "demo".into())?;
     let printer = EventPrinter::new(env.json);
     let mut events = colony.bus().subscribe(EventFilter::all());
@@ -96,6 +127,12 @@ pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
     }
     ids.extend(colony.run_parallel(&silent, vec![Task::new("count the words in this sentence")])?);
     ids.extend(colony.run_parallel(&failing, vec![Task::new("fetch the quarterly figures")])?);
+    ids.extend(colony.run_parallel(
+        &agent,
+        vec![Task::new(
+            "Summarise the colony's notes into /data/summary.txt",
+        )],
+    )?);
 
     // Print every event until the overseer has heard every worker, then ask it to report.
     let mut expected_turns = 1 + ids.len();

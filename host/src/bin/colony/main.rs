@@ -109,6 +109,18 @@ impl Env {
     }
 }
 
+/// The error and its causes on one line, leaving out causes its message already quotes.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
     // Backtraces on every dropped guest future cost microseconds per worker.
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
@@ -155,7 +167,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("colony: {e:#}");
+            eprintln!("colony: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }

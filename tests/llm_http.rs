@@ -1,0 +1,280 @@
+//! The OpenAI-compatible provider against a local HTTP server started by the test that
+//! speaks the wire format: streaming with tool calls, 429 then success, errors, and a hang
+//! that must time out.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use colony::llm::{
+    ChatMessage, ChatRequest, DeltaSink, LlmConfig, LlmError, LlmProvider, OpenAiProvider,
+    ProviderKind, Role, StopReason, ToolCall, ToolSpec,
+};
+use colony::{Limits, Manifest, RuntimeConfig, Worker, WorkerSpec, WorkerState};
+use colony_tests::guest_path;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What the server answers to one request.
+enum Reply {
+    Status(u16, &'static str),
+    Stream(Vec<Value>),
+    Hang,
+}
+
+/// A one-request-per-connection HTTP server; records each request's head and body.
+struct Server {
+    base_url: String,
+    requests: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+async fn serve(replies: Vec<Reply>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = requests.clone();
+    tokio::spawn(async move {
+        for reply in replies {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            let (head, body) = loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let head = text[..end].to_owned();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if raw.len() >= end + 4 + length {
+                        let body = serde_json::from_slice(&raw[end + 4..end + 4 + length])
+                            .unwrap_or(Value::Null);
+                        break (head, body);
+                    }
+                }
+            };
+            log.lock().unwrap().push((head, body));
+            let response = match reply {
+                Reply::Status(code, headers) => format!(
+                    "HTTP/1.1 {code} Status\r\n{headers}Content-Length: 17\r\nConnection: close\r\n\r\n{{\"error\": \"busy\"}}"
+                ),
+                Reply::Stream(chunks) => {
+                    let mut text = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n".to_owned();
+                    for chunk in chunks {
+                        text.push_str(&format!("data: {chunk}\n\n"));
+                    }
+                    text.push_str("data: [DONE]\n\n");
+                    text
+                }
+                Reply::Hang => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    continue;
+                }
+            };
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    Server { base_url, requests }
+}
+
+fn answer_with_tool_call() -> Vec<Value> {
+    vec![
+        json!({"choices": [{"delta": {"role": "assistant", "content": "Hel"}}]}),
+        json!({"choices": [{"delta": {"content": "lo"}}]}),
+        json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+            "function": {"name": "time.now", "arguments": "{\"tz\":"}}]}}]}),
+        json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"UTC\"}"}}]}}]}),
+        json!({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}),
+        json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 5}}),
+    ]
+}
+
+fn request() -> ChatRequest {
+    ChatRequest {
+        system: Some("be brief".into()),
+        messages: vec![
+            ChatMessage {
+                role: Role::User,
+                content: "what time is it?".into(),
+                tool_calls: vec![],
+                tool_call_id: None,
+            },
+            ChatMessage {
+                role: Role::Assistant,
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: "call_0".into(),
+                    name: "time.now".into(),
+                    arguments: json!({}),
+                }],
+                tool_call_id: None,
+            },
+            ChatMessage {
+                role: Role::Tool,
+                content: "{\"unix\": 1}".into(),
+                tool_calls: vec![],
+                tool_call_id: Some("call_0".into()),
+            },
+        ],
+        tools: vec![ToolSpec {
+            name: "time.now".into(),
+            description: "now".into(),
+            parameters: json!({"type": "object"}),
+        }],
+        max_tokens: Some(64),
+        temperature: Some(0.5),
+    }
+}
+
+fn collector() -> (DeltaSink, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    (
+        Arc::new(move |d: &str| sink.lock().unwrap().push(d.to_owned())),
+        seen,
+    )
+}
+
+#[tokio::test]
+async fn streams_text_and_assembles_tool_calls_in_the_openai_wire_format() {
+    let server = serve(vec![Reply::Stream(answer_with_tool_call())]).await;
+    let provider = OpenAiProvider::new(&server.base_url, "test-model", Some("sk-test".into()));
+    let (sink, deltas) = collector();
+    let response = provider.complete("w", &request(), &sink).await.unwrap();
+    assert_eq!(response.text, "Hello");
+    assert_eq!(*deltas.lock().unwrap(), ["Hel", "lo"]);
+    assert_eq!(response.stop_reason, StopReason::ToolUse);
+    assert_eq!(
+        response.tool_calls,
+        [ToolCall {
+            id: "call_a".into(),
+            name: "time.now".into(),
+            arguments: json!({"tz": "UTC"})
+        }]
+    );
+    assert_eq!(
+        (response.usage.input_tokens, response.usage.output_tokens),
+        (12, 5)
+    );
+
+    let requests = server.requests.lock().unwrap();
+    let (head, body) = &requests[0];
+    assert!(head.starts_with("POST /v1/chat/completions"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer sk-test"),
+        "{head}"
+    );
+    assert_eq!(body["model"], "test-model");
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["max_tokens"], 64);
+    let roles: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool"]);
+    assert_eq!(
+        body["messages"][2]["tool_calls"][0]["function"]["arguments"],
+        "{}"
+    );
+    assert_eq!(body["messages"][3]["tool_call_id"], "call_0");
+    assert_eq!(body["tools"][0]["function"]["name"], "time.now");
+}
+
+#[tokio::test]
+async fn a_429_is_retried_then_succeeds() {
+    let server = serve(vec![
+        Reply::Status(429, "Retry-After: 0\r\n"),
+        Reply::Stream(answer_with_tool_call()),
+    ])
+    .await;
+    let provider =
+        OpenAiProvider::new(&server.base_url, "m", None).with_retries(3, Duration::from_millis(10));
+    let (sink, _) = collector();
+    let response = provider.complete("w", &request(), &sink).await.unwrap();
+    assert_eq!(response.text, "Hello");
+    assert_eq!(server.requests.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported_and_client_errors_are_not_retried() {
+    let server = serve(vec![Reply::Status(503, ""), Reply::Status(500, "")]).await;
+    let provider =
+        OpenAiProvider::new(&server.base_url, "m", None).with_retries(1, Duration::from_millis(10));
+    let (sink, _) = collector();
+    let err = provider.complete("w", &request(), &sink).await.unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Unavailable(m) if m.contains("HTTP 500")),
+        "{err}"
+    );
+    assert_eq!(server.requests.lock().unwrap().len(), 2);
+
+    let server = serve(vec![Reply::Status(400, "")]).await;
+    let provider =
+        OpenAiProvider::new(&server.base_url, "m", None).with_retries(3, Duration::from_millis(10));
+    let err = provider.complete("w", &request(), &sink).await.unwrap_err();
+    assert!(
+        matches!(&err, LlmError::InvalidRequest(m) if m.contains("HTTP 400")),
+        "{err}"
+    );
+    assert_eq!(server.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_times_out_and_the_worker_says_so() {
+    let server = serve(vec![Reply::Hang]).await;
+    // Configured the way a user would: the host config's [llm] table.
+    let config = RuntimeConfig {
+        limits: Limits {
+            llm_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        llm: Some(LlmConfig {
+            provider: ProviderKind::Openai,
+            base_url: server.base_url.clone(),
+            model: "m".into(),
+            api_key_env: "COLONY_TEST_NO_SUCH_KEY".into(),
+            max_retries: 0,
+            backoff: Duration::from_millis(10),
+            script: None,
+        }),
+        ..RuntimeConfig::default()
+    };
+    let runtime = colony::Runtime::with_config(config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("agent.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "component = {:?}\n",
+            guest_path("agent-loop").display().to_string()
+        ),
+    )
+    .unwrap();
+    let plugin = runtime
+        .plugin_from_manifest(Manifest::load(&manifest).unwrap())
+        .unwrap();
+    let worker = Worker::new(&plugin, WorkerSpec::ephemeral("waits", "hello?"), None).unwrap();
+    let begun = std::time::Instant::now();
+    let result = worker.run().await.unwrap();
+    assert_eq!(worker.state(), WorkerState::Failed);
+    assert_eq!(
+        result.error.as_deref(),
+        Some("model timeout: no answer within 300ms")
+    );
+    assert!(
+        begun.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert_eq!(server.requests.lock().unwrap().len(), 1);
+}
