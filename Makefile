@@ -7,7 +7,7 @@ GUEST_PROFILE := guest
 GUESTS := echo-agent silent-agent failing-agent chat-agent agent-loop \
           probe-fixture hostile-fixture missing-export-fixture unknown-import-fixture
 
-.PHONY: setup guests demo test lint clean
+.PHONY: setup guests demo test bench lint clean
 
 ## Install the toolchain pieces the build needs (idempotent).
 setup:
@@ -25,10 +25,14 @@ demo: guests
 test: guests
 	$(CARGO) test -p colony -p colony-tests
 
+## Benchmarks (release build), printed as the Markdown tables of BENCHMARKS.md.
+bench: guests
+	$(CARGO) run --release -p colony-bench
+
 ## Formatting and lints, as CI expects them.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy -p colony -p colony-tests --all-targets -- -D warnings
+	$(CARGO) clippy -p colony -p colony-tests -p colony-bench --all-targets -- -D warnings
 	$(CARGO) clippy --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS)) -p colony-guest-sdk -- -D warnings
 
 clean:

@@ -49,7 +49,13 @@ async fn load(runtime: &Runtime, dir: &std::path::Path, name: &str) -> anyhow::R
 
 pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
     let plugin_dir = args.plugins.unwrap_or_else(crate::default_plugin_dir);
-    for name in ["chat_agent", "echo_agent", "silent_agent", "failing_agent", "agent_loop"] {
+    for name in [
+        "chat_agent",
+        "echo_agent",
+        "silent_agent",
+        "failing_agent",
+        "agent_loop",
+    ] {
         let path = plugin_dir.join(format!("{name}.wasm"));
         if !path.is_file() {
             bail!(

@@ -1,0 +1,481 @@
+//! Colony's benchmarks, each measured side by side with its baseline in the same run.
+//! Run with `cargo run --release -p colony-bench` (after `make guests`); the output is
+//! the Markdown tables of BENCHMARKS.md. `colony-bench <name>…` runs some of them:
+//! `ephemeral`, `injection`, `memory`, `stop`, `load`, `hostcall`.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use colony::{
+    AgentEvent, AllocatorChoice, EventBus, EventFilter, EventType, Plugin, Runtime, RuntimeConfig,
+    Worker, WorkerSpec,
+};
+use serde_json::json;
+
+fn guest(name: &str) -> PathBuf {
+    let dir = std::env::var_os("COLONY_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/wasm32-wasip2/guest"
+            ))
+        });
+    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(
+        path.is_file(),
+        "{} missing: run `make guests` first",
+        path.display()
+    );
+    path
+}
+
+/// Latency percentiles of `samples` (sorted in place), in microseconds.
+fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let at =
+        |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e6;
+    (at(0.50), at(0.99))
+}
+
+fn runtime(pool: u32) -> Runtime {
+    Runtime::with_config(RuntimeConfig {
+        pool_instances: pool,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
+async fn plugin(runtime: &Runtime, name: &str) -> Plugin {
+    runtime
+        .load_plugin(name, guest(name))
+        .await
+        .expect("plugin")
+}
+
+/// Drains every event of `bus` in the background, as a real subscriber would.
+fn consume(bus: &EventBus) -> tokio::task::JoinHandle<u64> {
+    let mut sub = bus.subscribe(EventFilter::all());
+    tokio::spawn(async move {
+        let mut n = 0;
+        while sub.recv().await.is_ok() {
+            n += 1;
+        }
+        n
+    })
+}
+
+/// Runs `total` jobs with `concurrency` in flight; returns (elapsed, latencies).
+async fn closed_loop<F, Fut>(total: usize, concurrency: usize, job: F) -> (Duration, Vec<Duration>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let begun = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (job, next) = (job.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return latencies;
+                }
+                let t = Instant::now();
+                job(i).await;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    (begun.elapsed(), latencies)
+}
+
+fn row(
+    name: &str,
+    concurrency: usize,
+    total: usize,
+    elapsed: Duration,
+    latencies: &mut [Duration],
+) -> String {
+    let (p50, p99) = percentiles(latencies);
+    format!(
+        "| {name} | {concurrency} | {:.0} | {p50:.1} | {p99:.1} |",
+        total as f64 / elapsed.as_secs_f64()
+    )
+}
+
+/// 1. Ephemeral throughput: spawn → SUBAGENT_REPORT, vs the bare-tokio floor.
+async fn ephemeral() {
+    let runtime = runtime(1000);
+    let silent = plugin(&runtime, "silent-agent").await;
+    println!("\n### 1. Ephemeral workers: spawn → SUBAGENT_REPORT published\n");
+    println!("allocator: {:?}\n", runtime.allocator());
+    println!("| what | concurrency | workers/s | p50 µs | p99 µs |\n|---|---|---|---|---|");
+    for concurrency in [1usize, 64] {
+        let total = if concurrency == 1 { 5_000 } else { 20_000 };
+        let bus = EventBus::new();
+        let consumer = consume(&bus);
+        let (plugin, b) = (silent.clone(), bus.clone());
+        let (elapsed, mut lat) = closed_loop(total, concurrency, move |i| {
+            let (plugin, bus) = (plugin.clone(), b.clone());
+            async move {
+                let w = Worker::new(
+                    &plugin,
+                    WorkerSpec::ephemeral(format!("w{i}"), "count these words"),
+                    Some(bus),
+                )
+                .unwrap();
+                w.start().unwrap();
+                w.wait().await;
+            }
+        })
+        .await;
+        println!(
+            "{}",
+            row(
+                "colony: silent-agent guest",
+                concurrency,
+                total,
+                elapsed,
+                &mut lat
+            )
+        );
+        drop(bus);
+        consumer.await.unwrap();
+
+        let bus = EventBus::new();
+        let consumer = consume(&bus);
+        let b = bus.clone();
+        let (elapsed, mut lat) = closed_loop(total, concurrency, move |i| {
+            let bus = b.clone();
+            async move {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                tokio::spawn(async move {
+                    let id = format!("w{i}");
+                    bus.publish(AgentEvent {
+                        event_type: EventType::SubagentReport,
+                        stream_id: id.clone(),
+                        node_id: id.clone(),
+                        execution_id: id.clone(),
+                        data: json!({"worker_id": id, "colony_id": "", "task": "count these words",
+                            "status": "success", "summary": "Completed task 'count these words' with 2 outputs.",
+                            "data": {"words": 3, "shout": "COUNT THESE WORDS"}, "error": null,
+                            "duration_seconds": 0.0, "tokens_used": 0}),
+                        timestamp: chrono::Utc::now(),
+                    });
+                    let _ = tx.send(());
+                });
+                rx.await.unwrap();
+            }
+        })
+        .await;
+        println!(
+            "{}",
+            row(
+                "floor: bare tokio task + bus",
+                concurrency,
+                total,
+                elapsed,
+                &mut lat
+            )
+        );
+        drop(bus);
+        consumer.await.unwrap();
+        println!("{}", python_reference(total.min(10_000), concurrency));
+    }
+}
+
+/// Baseline (b): the reference Python `Worker` on asyncio, run as a subprocess.
+fn python_reference(total: usize, concurrency: usize) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/reference_worker.py");
+    let output = std::process::Command::new("python3")
+        .args([
+            script,
+            "--total",
+            &total.to_string(),
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
+        .output();
+    let parsed = output
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+    match parsed {
+        Some(v) => format!(
+            "| reference Python Worker (asyncio) | {concurrency} | {:.0} | {:.1} | {:.1} |",
+            v["workers_per_s"].as_f64().unwrap_or(0.0),
+            v["p50_us"].as_f64().unwrap_or(0.0),
+            v["p99_us"].as_f64().unwrap_or(0.0)
+        ),
+        None => format!(
+            "| reference Python Worker (asyncio) | {concurrency} | python3 unavailable | - | - |"
+        ),
+    }
+}
+
+/// 2. Injection: inject → guest turn → TURN_COMPLETED, on 1 and on 100 persistent workers.
+async fn injection() {
+    let runtime = runtime(1000);
+    let probe = plugin(&runtime, "probe-fixture").await;
+    println!("\n### 2. Injection: inject → turn → TURN_COMPLETED received\n");
+    println!("| workers | messages | messages/s | p50 µs | p99 µs |\n|---|---|---|---|---|");
+    for workers in [1usize, 100] {
+        let bus = EventBus::new();
+        let mut turns = bus.subscribe_with_capacity(
+            EventFilter::all().types([EventType::TurnCompleted]),
+            1 << 20,
+        );
+        let mut pool = Vec::new();
+        let mut ready = bus.subscribe(EventFilter::all().types([EventType::SubagentReport]));
+        for i in 0..workers {
+            let spec =
+                WorkerSpec::persistent(format!("p{i}"), "").with_input(json!({"action": "echo"}));
+            let w = Worker::new(&probe, spec, Some(bus.clone())).unwrap();
+            w.start().unwrap();
+            pool.push(w);
+        }
+        for _ in 0..workers {
+            ready.recv().await.unwrap();
+        }
+        let total = 20_000usize;
+        // Keep up to 64 messages in flight per worker (never past the inbox capacity).
+        let window = 64 * workers;
+        let mut sent: VecDeque<Instant> = VecDeque::new();
+        let mut latencies = Vec::with_capacity(total);
+        let begun = Instant::now();
+        let mut next = 0;
+        let mut in_flight: std::collections::HashMap<String, VecDeque<Instant>> =
+            Default::default();
+        while latencies.len() < total {
+            while next < total && sent.len() < window {
+                let w = &pool[next % workers];
+                let t = Instant::now();
+                w.inject(format!("m{next}")).unwrap();
+                in_flight.entry(w.id().to_owned()).or_default().push_back(t);
+                sent.push_back(t);
+                next += 1;
+            }
+            let event = turns.recv().await.unwrap();
+            let t = in_flight
+                .get_mut(&event.node_id)
+                .unwrap()
+                .pop_front()
+                .unwrap();
+            latencies.push(t.elapsed());
+            sent.pop_front();
+        }
+        let elapsed = begun.elapsed();
+        let (p50, p99) = percentiles(&mut latencies);
+        println!(
+            "| {workers} | {total} | {:.0} | {p50:.1} | {p99:.1} |",
+            total as f64 / elapsed.as_secs_f64()
+        );
+        for w in &pool {
+            w.stop().await;
+        }
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// 3. Memory: RSS of N idle persistent overseers.
+async fn memory() {
+    println!("\n### 3. Memory: idle persistent workers (after their initial run)\n");
+    println!("| workers | allocator | RSS added | bytes per worker |\n|---|---|---|---|");
+    for n in [100usize, 1_000, 10_000] {
+        for allocator in [AllocatorChoice::Pooling, AllocatorChoice::OnDemand] {
+            let runtime = match Runtime::with_config(RuntimeConfig {
+                pool_instances: n as u32 + 10,
+                allocator,
+                ..RuntimeConfig::default()
+            }) {
+                Ok(r) => r,
+                Err(e) => {
+                    println!("| {n} | {allocator:?} | refused: {e} | - |");
+                    continue;
+                }
+            };
+            let chat = plugin(&runtime, "chat-agent").await;
+            let bus = EventBus::new();
+            let mut ready = bus.subscribe(EventFilter::all().types([EventType::SubagentReport]));
+            let before = rss_bytes();
+            let mut pool = Vec::with_capacity(n);
+            for i in 0..n {
+                let w = Worker::new(
+                    &chat,
+                    WorkerSpec::persistent(format!("o{i}"), ""),
+                    Some(bus.clone()),
+                )
+                .unwrap();
+                w.start().unwrap();
+                pool.push(w);
+            }
+            let mut failed = 0;
+            for _ in 0..n {
+                let e = ready.recv().await.unwrap();
+                if e.data["status"] != "success" {
+                    failed += 1;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let added = rss_bytes().saturating_sub(before);
+            if failed > 0 {
+                println!("| {n} | {allocator:?} | {failed} workers failed to start | - |");
+            } else {
+                println!(
+                    "| {n} | {allocator:?} | {:.1} MiB | {} |",
+                    added as f64 / (1 << 20) as f64,
+                    added / n as u64
+                );
+            }
+            for w in &pool {
+                w.stop().await;
+            }
+        }
+    }
+}
+
+/// 4. Stop latency of a guest spinning in `loop {}`.
+async fn stop() {
+    let runtime = runtime(100);
+    let probe = plugin(&runtime, "probe-fixture").await;
+    let bus = EventBus::new();
+    let mut latencies = Vec::new();
+    for i in 0..1000 {
+        let mut started = bus.subscribe(
+            EventFilter::all()
+                .types([EventType::ExecutionStarted])
+                .worker(format!("s{i}")),
+        );
+        let spec =
+            WorkerSpec::ephemeral(format!("s{i}"), "spin").with_input(json!({"action": "spin"}));
+        let w = Worker::new(&probe, spec, Some(bus.clone())).unwrap();
+        w.start().unwrap();
+        started.recv().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let t = Instant::now();
+        let outcome = w.stop().await;
+        latencies.push(t.elapsed());
+        assert!(outcome.clean);
+    }
+    let (p50, p99) = percentiles(&mut latencies);
+    let max = latencies.last().unwrap().as_secs_f64() * 1e3;
+    println!("\n### 4. Stop: stop() → STOPPED for a guest spinning in `loop {{}}`\n");
+    println!(
+        "| stops | p50 µs | p99 µs | max ms |\n|---|---|---|---|\n| 1000 | {p50:.0} | {p99:.0} | {max:.2} |"
+    );
+}
+
+/// 5. Component load: cold compile vs the precompiled cache.
+async fn load() {
+    println!("\n### 5. Component load: cold compile vs precompiled cache\n");
+    println!("| guest | size | cold compile ms | from cache ms |\n|---|---|---|---|");
+    for name in ["silent-agent", "agent-loop"] {
+        let cache = tempfile::tempdir().unwrap();
+        let config = RuntimeConfig {
+            cache_dir: Some(cache.path().to_owned()),
+            ..RuntimeConfig::default()
+        };
+        let mut cold = Vec::new();
+        let mut warm = Vec::new();
+        for _ in 0..5 {
+            let _ = std::fs::remove_dir_all(cache.path());
+            let runtime = Runtime::with_config(config.clone()).unwrap();
+            let t = Instant::now();
+            let p = plugin(&runtime, name).await;
+            cold.push(t.elapsed());
+            assert_eq!(p.from_cache(), Some(false));
+            let runtime = Runtime::with_config(config.clone()).unwrap();
+            let t = Instant::now();
+            let p = plugin(&runtime, name).await;
+            warm.push(t.elapsed());
+            assert_eq!(p.from_cache(), Some(true));
+        }
+        let size = std::fs::metadata(guest(name)).unwrap().len();
+        let (c, _) = percentiles(&mut cold);
+        let (w, _) = percentiles(&mut warm);
+        println!(
+            "| {name} | {} KB | {:.1} | {:.1} |",
+            size / 1024,
+            c / 1e3,
+            w / 1e3
+        );
+    }
+}
+
+/// 6. 1,000 workers each waiting 100 ms in a host call.
+async fn hostcall() {
+    let runtime = runtime(1100);
+    let probe = plugin(&runtime, "probe-fixture").await;
+    println!("\n### 6. Host-call concurrency: 1,000 workers each in a 100 ms host call\n");
+    println!("| workers | total ms | vs 100 ms |\n|---|---|---|");
+    for round in 0..2 {
+        let bus = EventBus::new();
+        let workers: Vec<Worker> = (0..1000)
+            .map(|i| {
+                let spec = WorkerSpec::ephemeral(format!("h{round}-{i}"), "wait")
+                    .with_input(json!({"action": "wait_ms", "ms": 100}));
+                Worker::new(&probe, spec, Some(bus.clone())).unwrap()
+            })
+            .collect();
+        let t = Instant::now();
+        for w in &workers {
+            w.start().unwrap();
+        }
+        for w in &workers {
+            w.wait().await;
+        }
+        let total = t.elapsed().as_secs_f64() * 1e3;
+        if round == 1 {
+            println!("| 1000 | {total:.0} | {:.2}× |", total / 100.0);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let all = [
+        "ephemeral",
+        "injection",
+        "memory",
+        "stop",
+        "load",
+        "hostcall",
+    ];
+    let chosen: Vec<String> = std::env::args().skip(1).collect();
+    let run = |name: &str| chosen.is_empty() || chosen.iter().any(|c| c == name);
+    println!(
+        "Colony benchmarks — {} — {} cores",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for name in all {
+        if !run(name) {
+            continue;
+        }
+        match name {
+            "ephemeral" => ephemeral().await,
+            "injection" => injection().await,
+            "memory" => memory().await,
+            "stop" => stop().await,
+            "load" => load().await,
+            _ => hostcall().await,
+        }
+    }
+}
