@@ -448,13 +448,18 @@ async fn hostcall() {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     // A captured backtrace on every dropped guest future costs microseconds per worker.
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: set before the runtime's worker threads read the environment.
+        // SAFETY: set before any other thread exists.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
+    tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(run());
+}
+
+async fn run() {
     let all = [
         "ephemeral",
         "injection",
