@@ -4,10 +4,14 @@
 CARGO ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_PROFILE := guest
-GUESTS := echo-agent silent-agent failing-agent chat-agent agent-loop \
+GUESTS := echo-agent silent-agent failing-agent chat-agent agent-loop rust-worker rust-overseer \
           probe-fixture hostile-fixture missing-export-fixture unknown-import-fixture
 
-.PHONY: setup guests demo test bench lint clean
+LANG_OUT := target/lang-guests
+LANG_GUESTS := $(foreach l,js py c,$(foreach a,worker overseer,$(LANG_OUT)/$(l)_$(a).wasm))
+PYVENV := target/pyvenv
+
+.PHONY: setup guests lang-guests demo test bench lint clean
 
 ## Install the toolchain pieces the build needs (idempotent).
 setup:
@@ -17,12 +21,37 @@ setup:
 guests: setup
 	$(CARGO) build --profile $(GUEST_PROFILE) --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS))
 
+## The same two agents in JavaScript, Python and C (examples/js, examples/python,
+## examples/c), built with each language's toolchain into target/lang-guests/.
+lang-guests: $(LANG_GUESTS)
+
+examples/js/node_modules/.package-lock.json: examples/js/package.json examples/js/package-lock.json
+	cd examples/js && npm ci --no-audit --no-fund
+
+$(LANG_OUT)/js_%.wasm: examples/js/%/agent.js guest-sdk/js/colony.js wit/agent.wit examples/js/node_modules/.package-lock.json
+	mkdir -p $(LANG_OUT)
+	examples/js/node_modules/.bin/componentize-js --wit wit --world-name agent -d http -d fetch-event \
+		-o $@ examples/js/$*/agent.js
+
+$(PYVENV)/bin/componentize-py: examples/python/requirements.txt
+	python3 -m venv $(PYVENV)
+	$(PYVENV)/bin/pip install -q -r examples/python/requirements.txt
+	touch $@
+
+$(LANG_OUT)/py_%.wasm: examples/python/%/app.py guest-sdk/python/colony_sdk.py wit/agent.wit $(PYVENV)/bin/componentize-py
+	mkdir -p $(LANG_OUT)
+	$(PYVENV)/bin/componentize-py -d wit -w agent componentize -p examples/python/$* -p guest-sdk/python app -o $@
+
+$(LANG_OUT)/c_%.wasm: examples/c/%/agent.c guest-sdk/c/colony.h wit/agent.wit
+	$(CARGO) run -q -p xtask -- c-guest examples/c/$* $@
+
 ## The main job: a demo colony (an overseer plus fanned-out workers), events printed.
 demo: guests
 	$(CARGO) run -p colony -- demo
 
-## The whole test suite: host unit tests, integration tests against real guests, doc tests.
-test: guests
+## The whole test suite: host unit tests, integration tests against real guests (all four
+## languages), doc tests.
+test: guests lang-guests
 	$(CARGO) test -p colony -p colony-tests
 
 ## Benchmarks (release build), printed as the Markdown tables of BENCHMARKS.md.
