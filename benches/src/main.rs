@@ -382,39 +382,77 @@ async fn stop() {
     );
 }
 
-/// 5. Component load: cold compile vs the precompiled cache.
+/// 5. Component load: cold compile vs the precompiled cache, then worker start-up.
 async fn load() {
-    println!("\n### 5. Component load: cold compile vs precompiled cache\n");
-    println!("| guest | size | cold compile ms | from cache ms |\n|---|---|---|---|");
-    for name in ["silent-agent", "agent-loop"] {
+    println!("\n### 5. Component load: cold compile vs precompiled cache, and worker start-up\n");
+    println!(
+        "| guest | size | cold compile ms | from cache ms | first worker ms | next workers ms |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let lang = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/lang-guests"
+    ));
+    let guests = [
+        ("rust worker", guest("rust-worker")),
+        ("c worker", lang.join("c_worker.wasm")),
+        ("javascript worker", lang.join("js_worker.wasm")),
+        ("python worker", lang.join("py_worker.wasm")),
+    ];
+    for (name, path) in guests {
+        if !path.is_file() {
+            println!("| {name} | missing: `make lang-guests` | - | - | - | - |");
+            continue;
+        }
         let cache = tempfile::tempdir().unwrap();
         let config = RuntimeConfig {
             cache_dir: Some(cache.path().to_owned()),
             ..RuntimeConfig::default()
         };
-        let mut cold = Vec::new();
-        let mut warm = Vec::new();
-        for _ in 0..5 {
+        let reps = if std::fs::metadata(&path).unwrap().len() > 1 << 20 {
+            2
+        } else {
+            5
+        };
+        let (mut cold, mut warm, mut first, mut next) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for rep in 0..reps {
             let _ = std::fs::remove_dir_all(cache.path());
             let runtime = Runtime::with_config(config.clone()).unwrap();
             let t = Instant::now();
-            let p = plugin(&runtime, name).await;
+            let p = runtime.load_plugin(name, &path).await.unwrap();
             cold.push(t.elapsed());
             assert_eq!(p.from_cache(), Some(false));
             let runtime = Runtime::with_config(config.clone()).unwrap();
             let t = Instant::now();
-            let p = plugin(&runtime, name).await;
+            let p = runtime.load_plugin(name, &path).await.unwrap();
             warm.push(t.elapsed());
             assert_eq!(p.from_cache(), Some(true));
+            for i in 0..11 {
+                let w = Worker::new(
+                    &p,
+                    WorkerSpec::ephemeral(format!("l{rep}-{i}"), "start"),
+                    None,
+                )
+                .unwrap();
+                let t = Instant::now();
+                w.run().await.unwrap();
+                if i == 0 {
+                    first.push(t.elapsed())
+                } else {
+                    next.push(t.elapsed())
+                }
+            }
         }
-        let size = std::fs::metadata(guest(name)).unwrap().len();
-        let (c, _) = percentiles(&mut cold);
-        let (w, _) = percentiles(&mut warm);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let ms = |v: &mut Vec<Duration>| percentiles(v).0 / 1e3;
         println!(
-            "| {name} | {} KB | {:.1} | {:.1} |",
+            "| {name} | {} KB | {:.1} | {:.1} | {:.2} | {:.2} |",
             size / 1024,
-            c / 1e3,
-            w / 1e3
+            ms(&mut cold),
+            ms(&mut warm),
+            ms(&mut first),
+            ms(&mut next)
         );
     }
 }
