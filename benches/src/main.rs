@@ -113,44 +113,61 @@ fn row(
     )
 }
 
-/// 1. Ephemeral throughput: spawn → SUBAGENT_REPORT, vs the bare-tokio floor.
+/// Ephemeral workers of `plugin` in a closed loop; one table row.
+async fn colony_row(name: &str, plugin: &Plugin, total: usize, concurrency: usize) -> String {
+    let bus = EventBus::new();
+    let consumer = consume(&bus);
+    let (plugin, b) = (plugin.clone(), bus.clone());
+    let (elapsed, mut lat) = closed_loop(total, concurrency, move |i| {
+        let (plugin, bus) = (plugin.clone(), b.clone());
+        async move {
+            let spec = WorkerSpec::ephemeral(format!("w{i}"), "count these words");
+            let w = Worker::new(&plugin, spec, Some(bus)).unwrap();
+            w.start().unwrap();
+            w.wait().await;
+        }
+    })
+    .await;
+    drop(bus);
+    consumer.await.unwrap();
+    row(name, concurrency, total, elapsed, &mut lat)
+}
+
+/// For profiling: 100,000 pooled ephemeral workers at concurrency 64, nothing else.
+async fn cycle() {
+    let pooled = runtime(1000);
+    let guest = plugin(&pooled, "silent-agent").await;
+    println!("{}", colony_row("cycle", &guest, 100_000, 64).await);
+}
+
+/// 1. Ephemeral throughput: spawn → SUBAGENT_REPORT, vs the bare-tokio floor and the
+/// reference Python `Worker`.
 async fn ephemeral() {
-    let runtime = runtime(1000);
-    let silent = plugin(&runtime, "silent-agent").await;
+    let pooled = runtime(1000);
+    let on_demand = Runtime::with_config(RuntimeConfig {
+        allocator: AllocatorChoice::OnDemand,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let pooled_name = format!(
+        "colony, silent-agent guest ({:?} allocator)",
+        pooled.allocator()
+    );
+    let pooled_guest = plugin(&pooled, "silent-agent").await;
+    let on_demand_guest = plugin(&on_demand, "silent-agent").await;
     println!("\n### 1. Ephemeral workers: spawn → SUBAGENT_REPORT published\n");
-    println!("allocator: {:?}\n", runtime.allocator());
     println!("| what | concurrency | workers/s | p50 µs | p99 µs |\n|---|---|---|---|---|");
     for concurrency in [1usize, 64] {
         let total = if concurrency == 1 { 5_000 } else { 20_000 };
-        let bus = EventBus::new();
-        let consumer = consume(&bus);
-        let (plugin, b) = (silent.clone(), bus.clone());
-        let (elapsed, mut lat) = closed_loop(total, concurrency, move |i| {
-            let (plugin, bus) = (plugin.clone(), b.clone());
-            async move {
-                let w = Worker::new(
-                    &plugin,
-                    WorkerSpec::ephemeral(format!("w{i}"), "count these words"),
-                    Some(bus),
-                )
-                .unwrap();
-                w.start().unwrap();
-                w.wait().await;
-            }
-        })
-        .await;
         println!(
             "{}",
-            row(
-                "colony: silent-agent guest",
-                concurrency,
-                total,
-                elapsed,
-                &mut lat
-            )
+            colony_row(&pooled_name, &pooled_guest, total, concurrency).await
         );
-        drop(bus);
-        consumer.await.unwrap();
+        let name = "colony, silent-agent guest (on-demand allocator)";
+        println!(
+            "{}",
+            colony_row(name, &on_demand_guest, total, concurrency).await
+        );
 
         let bus = EventBus::new();
         let consumer = consume(&bus);
@@ -505,9 +522,12 @@ async fn run() {
         "stop",
         "load",
         "hostcall",
+        "cycle",
     ];
     let chosen: Vec<String> = std::env::args().skip(1).collect();
-    let run = |name: &str| chosen.is_empty() || chosen.iter().any(|c| c == name);
+    // `cycle` (pooled workers only, for profiling) runs only when asked for.
+    let run =
+        |name: &str| (chosen.is_empty() && name != "cycle") || chosen.iter().any(|c| c == name);
     println!(
         "Colony benchmarks — {} — {} cores",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
@@ -523,6 +543,7 @@ async fn run() {
             "memory" => memory().await,
             "stop" => stop().await,
             "load" => load().await,
+            "cycle" => cycle().await,
             _ => hostcall().await,
         }
     }
