@@ -13,11 +13,12 @@ PYVENV := target/pyvenv
 
 .PHONY: setup guests lang-guests demo test bench lint clean
 
-## Install the toolchain pieces the build needs (idempotent).
+## Install the toolchains the guests need (idempotent): the wasm32-wasip2 target, and
+## Debian's clang 19 + wasi-libc for C guests.
 setup:
-	rustup target add $(GUEST_TARGET)
+	scripts/install-toolchains.sh
 
-## Build every guest component into target/$(GUEST_TARGET)/$(GUEST_PROFILE)/.
+## Build every Rust guest component into target/$(GUEST_TARGET)/$(GUEST_PROFILE)/.
 guests: setup
 	$(CARGO) build --profile $(GUEST_PROFILE) --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS))
 
@@ -46,7 +47,8 @@ $(LANG_OUT)/c_%.wasm: examples/c/%/agent.c guest-sdk/c/colony.h wit/agent.wit
 	$(CARGO) run -q -p xtask -- c-guest examples/c/$* $@
 
 ## The main job: a demo colony (an overseer plus fanned-out workers), events printed.
-demo: guests
+## It builds every guest first (all four languages), as the set-up step.
+demo: guests lang-guests
 	$(CARGO) run -p colony -- demo
 
 ## The whole test suite: host unit tests, integration tests against real guests (all four
