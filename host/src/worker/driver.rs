@@ -45,7 +45,9 @@ pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<Strin
     let end = tokio::select! {
         biased;
         () = shared.cancel.cancelled() => SessionEnd::Stopped,
-        end = session(&shared, inbox) => end,
+        // Boxed: the session (the store and the guest's call) is large; the spawned task
+        // then moves only a pointer to it.
+        end = Box::pin(session(&shared, inbox)) => end,
     };
     let end = if shared.cancel.is_cancelled() {
         // A trap caused by the stop itself (the epoch callback) is a stop.
