@@ -63,7 +63,7 @@ bench: guests
 ## Formatting and lints, as CI expects them.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy -p colony -p colony-tests -p colony-bench --all-targets -- -D warnings
+	$(CARGO) clippy -p colony -p colony-tests -p colony-bench -p xtask --all-targets -- -D warnings
 	$(CARGO) clippy --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS)) -p colony-guest-sdk -- -D warnings
 
 clean:

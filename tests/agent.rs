@@ -62,6 +62,15 @@ struct Run {
 }
 
 impl Run {
+    /// The contents of the stored conversation parts with `role`, in order.
+    fn contents(&self, role: &str) -> Vec<String> {
+        self.conversation()
+            .iter()
+            .filter(|p| p["role"] == role)
+            .map(|p| p["content"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     fn conversation(&self) -> Vec<Value> {
         let mut parts: Vec<(u64, Value)> =
             std::fs::read_dir(self.home.path().join("w/conversations/parts"))
@@ -193,12 +202,7 @@ async fn a_spent_tool_call_budget_refuses_further_calls() {
     let r = run(script, TOOLS, |s| s.with_budgets(None, Some(2)), None).await;
     assert_eq!(r.result.status, ReportStatus::Success);
     assert_eq!(r.result.data["budget_limited"], true);
-    let tool_results: Vec<String> = r
-        .conversation()
-        .iter()
-        .filter(|p| p["role"] == "tool")
-        .map(|p| p["content"].as_str().unwrap().to_owned())
-        .collect();
+    let tool_results: Vec<String> = r.contents("tool");
     assert_eq!(tool_results.len(), 3);
     assert!(tool_results[0].contains("rfc3339") && tool_results[1].contains("rfc3339"));
     assert!(
@@ -244,12 +248,7 @@ async fn an_injected_message_changes_course() {
         r.result.data["iterations"], 2,
         "the message arrived during the first tool call"
     );
-    let users: Vec<String> = r
-        .conversation()
-        .iter()
-        .filter(|p| p["role"] == "user")
-        .map(|p| p["content"].as_str().unwrap().to_owned())
-        .collect();
+    let users: Vec<String> = r.contents("user");
     assert_eq!(
         users,
         [
@@ -267,12 +266,7 @@ async fn ungranted_and_unknown_tools_are_clear_errors_to_the_guest() {
     ]);
     let r = run(script, "[grants]\ntools = [\"time.now\"]", |s| s, None).await;
     assert_eq!(r.worker.state(), WorkerState::Completed);
-    let tool_results: Vec<String> = r
-        .conversation()
-        .iter()
-        .filter(|p| p["role"] == "tool")
-        .map(|p| p["content"].as_str().unwrap().to_owned())
-        .collect();
+    let tool_results: Vec<String> = r.contents("tool");
     assert!(
         tool_results[0].contains("tool 'files.write' is not granted to plugin 'agent'"),
         "{}",
