@@ -293,3 +293,27 @@ async fn without_a_model_the_run_fails_with_a_clear_error() {
         Some("no model: no model is configured on this host")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colony_task_carries_its_own_budget() {
+    let home = tempfile::tempdir().unwrap();
+    let step = json!({"tool_calls": [{"name": "time.now"}], "usage": {"input_tokens": 40, "output_tokens": 20}});
+    let runtime = runtime_with(json!([step, step, step]));
+    let plugin = agent_plugin(&runtime, home.path(), TOOLS);
+    let colony = colony::Colony::open(
+        runtime,
+        colony::ColonyConfig::new("budgets", home.path().join("home")),
+    )
+    .unwrap();
+    let task = colony::Task::new("spend").with_budgets(Some(50), None);
+    let ids = colony.run_parallel(&plugin, vec![task]).unwrap();
+    let report = colony
+        .wait_for_reports(&ids, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(report.status, ReportStatus::Partial);
+    assert_eq!(report.data["budget_limited"], true);
+    assert_eq!(report.tokens_used, 60);
+    colony.stop_all().await;
+}

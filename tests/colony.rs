@@ -17,10 +17,7 @@ fn colony(home: &std::path::Path, configure: impl FnOnce(&mut ColonyConfig)) -> 
 }
 
 fn probe_task(action: &str) -> Task {
-    Task {
-        task: format!("probe {action}"),
-        input: json!({"action": action}),
-    }
+    Task::new(format!("probe {action}")).with_input(json!({"action": action}))
 }
 
 fn states(colony: &Colony, ids: &[String]) -> Vec<WorkerState> {
@@ -272,9 +269,8 @@ async fn workers_message_siblings_and_the_overseer_through_the_host() {
     let listener = colony
         .run_parallel(&probe, vec![probe_task("wait")])
         .unwrap();
-    let send = |to: &str, message: &str| Task {
-        task: "send".into(),
-        input: json!({"action": "send", "to": to, "message": message}),
+    let send = |to: &str, message: &str| {
+        Task::new("send").with_input(json!({"action": "send", "to": to, "message": message}))
     };
     let senders = colony
         .run_parallel(

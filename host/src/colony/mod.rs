@@ -65,6 +65,10 @@ pub struct Task {
     pub task: String,
     /// A JSON object.
     pub input: Value,
+    /// This task's token budget, instead of the plugin's.
+    pub token_budget: Option<u64>,
+    /// This task's tool-call budget, instead of the plugin's.
+    pub tool_call_budget: Option<u32>,
 }
 
 impl Task {
@@ -73,7 +77,22 @@ impl Task {
         Self {
             task: task.into(),
             input: Value::Object(Default::default()),
+            token_budget: None,
+            tool_call_budget: None,
         }
+    }
+
+    /// Sets the structured input (a JSON object).
+    pub fn with_input(mut self, input: Value) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Sets this task's token and tool-call budgets.
+    pub fn with_budgets(mut self, tokens: Option<u64>, tool_calls: Option<u32>) -> Self {
+        self.token_budget = tokens;
+        self.tool_call_budget = tool_calls;
+        self
     }
 }
 
@@ -306,7 +325,9 @@ impl Colony {
         }
         let mut ids = Vec::with_capacity(tasks.len());
         for task in tasks {
-            let spec = WorkerSpec::ephemeral(self.new_id("w"), task.task).with_input(task.input);
+            let spec = WorkerSpec::ephemeral(self.new_id("w"), task.task)
+                .with_input(task.input)
+                .with_budgets(task.token_budget, task.tool_call_budget);
             let worker = self.create(plugin, spec)?;
             worker.enqueue()?;
             ids.push(worker.id().to_owned());

@@ -121,10 +121,8 @@ pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
     let summaries: Vec<Task> = (0..args.workers)
         .map(|i| {
             let text = TEXTS[i % TEXTS.len()];
-            Task {
-                task: format!("Summarise: {text}"),
-                input: json!({"text": text, "max_words": 6}),
-            }
+            Task::new(format!("Summarise: {text}"))
+                .with_input(json!({"text": text, "max_words": 6}))
         })
         .collect();
     let mut ids = Vec::new();

@@ -16,7 +16,8 @@ use crate::Env;
 pub(crate) struct FanoutArgs {
     /// The guest component (.wasm) or manifest (.toml) of the workers.
     plugin: PathBuf,
-    /// The tasks: one per line, as text or as a JSON object {"task": …, "input": {…}}.
+    /// The tasks: one per line, as text or as a JSON object {"task": …, "input": {…},
+    /// "token_budget": N, "tool_call_budget": N} (all but "task" optional).
     #[arg(long)]
     tasks: PathBuf,
     /// Workers running at once.
@@ -30,6 +31,10 @@ struct TaskLine {
     task: String,
     #[serde(default)]
     input: Option<serde_json::Value>,
+    #[serde(default)]
+    token_budget: Option<u64>,
+    #[serde(default)]
+    tool_call_budget: Option<u32>,
 }
 
 /// Parses a tasks file; errors name the file and the line.
@@ -56,10 +61,11 @@ fn read_tasks(path: &Path) -> anyhow::Result<Vec<Task>> {
                 n + 1
             );
         }
-        tasks.push(Task {
-            task: parsed.task,
-            input,
-        });
+        tasks.push(
+            Task::new(parsed.task)
+                .with_input(input)
+                .with_budgets(parsed.token_budget, parsed.tool_call_budget),
+        );
     }
     if tasks.is_empty() {
         bail!("{} has no tasks", path.display());

@@ -30,13 +30,7 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
     let plugin = crate::load_plugin(&env.runtime, &args.plugin).await?;
     let colony = env.colony(|_| {})?;
     let mut events = colony.bus().subscribe(EventFilter::all());
-    let ids = colony.run_parallel(
-        &plugin,
-        vec![Task {
-            task: args.task,
-            input,
-        }],
-    )?;
+    let ids = colony.run_parallel(&plugin, vec![Task::new(args.task).with_input(input)])?;
     let printer = EventPrinter::new(env.json);
     let worker = colony.worker(&ids[0]).context("the worker vanished")?;
     loop {
