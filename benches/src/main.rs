@@ -140,8 +140,8 @@ async fn cycle() {
     println!("{}", colony_row("cycle", &guest, 100_000, 64).await);
 }
 
-/// 1. Ephemeral throughput: spawn → SUBAGENT_REPORT, vs the bare-tokio floor and the
-/// reference Python `Worker`.
+/// Benchmark 1, ephemeral throughput: spawn → SUBAGENT_REPORT, beside the bare-tokio
+/// floor and the reference Python `Worker`.
 async fn ephemeral() {
     let pooled = runtime(1000);
     let on_demand = Runtime::with_config(RuntimeConfig {
