@@ -216,3 +216,25 @@ async fn a_lazily_loaded_plugin_is_compiled_once_for_all_its_workers() {
         Some(std::fs::metadata(guest_path("echo-agent")).unwrap().len() as usize)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_while_its_plugin_compiles_leaves_the_plugin_usable() {
+    // A lazily loaded plugin: its first worker starts the compilation...
+    let plugin = runtime().plugin("compiling", guest_path("echo-agent"));
+    let first = colony::Worker::new(&plugin, WorkerSpec::ephemeral("first", "t"), None).unwrap();
+    first.start().unwrap();
+    // ...and is stopped before it finishes (compiling takes ~100 ms here), cancelling
+    // the compilation's only waiter.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(plugin.size(), None, "still compiling");
+    first.stop().await;
+    assert_eq!(first.state(), WorkerState::Stopped);
+    let second =
+        colony::Worker::new(&plugin, WorkerSpec::ephemeral("second", "a b"), None).unwrap();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(30), second.run())
+        .await
+        .expect("the second worker ends")
+        .unwrap();
+    assert_eq!(second.state(), WorkerState::Completed, "{result:?}");
+    assert!(plugin.size().is_some());
+}

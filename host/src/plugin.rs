@@ -13,7 +13,7 @@
 //! workers). Either way a component is compiled once per plugin, never per worker.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
@@ -59,14 +59,16 @@ impl PluginSettings {
 pub(crate) struct PluginInner {
     pub(crate) settings: PluginSettings,
     pub(crate) runtime: Runtime,
-    /// Where the component comes from, until it is compiled.
-    source: Mutex<Option<Source>>,
+    /// Where the component comes from. Kept (not taken) so that a compilation whose
+    /// first waiter was cancelled can be started again by the next.
+    source: Source,
     compiled: OnceCell<Result<Compiled, PluginError>>,
 }
 
+#[derive(Clone)]
 enum Source {
     File(PathBuf),
-    Bytes(Vec<u8>),
+    Bytes(Arc<[u8]>),
 }
 
 pub(crate) struct Compiled {
@@ -82,7 +84,7 @@ impl Plugin {
     }
 
     pub(crate) fn from_bytes(runtime: Runtime, settings: PluginSettings, bytes: Vec<u8>) -> Self {
-        Self::new(runtime, settings, Source::Bytes(bytes))
+        Self::new(runtime, settings, Source::Bytes(bytes.into()))
     }
 
     fn new(runtime: Runtime, settings: PluginSettings, source: Source) -> Self {
@@ -90,7 +92,7 @@ impl Plugin {
             inner: Arc::new(PluginInner {
                 settings,
                 runtime,
-                source: Mutex::new(Some(source)),
+                source,
                 compiled: OnceCell::new(),
             }),
         }
@@ -154,24 +156,16 @@ impl Plugin {
 
     async fn compile(&self) -> Result<Compiled, PluginError> {
         let name = self.name().to_owned();
-        let source = self
-            .inner
-            .source
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let bytes = match source {
-            Some(Source::Bytes(bytes)) => bytes,
-            Some(Source::File(path)) => {
-                tokio::fs::read(&path)
-                    .await
-                    .map_err(|source| PluginError::Read {
-                        plugin: name.clone(),
-                        path,
-                        source: Arc::new(source),
-                    })?
-            }
-            None => unreachable!("the source is taken only inside this once-cell"),
+        let bytes: Arc<[u8]> = match self.inner.source.clone() {
+            Source::Bytes(bytes) => bytes,
+            Source::File(path) => tokio::fs::read(&path)
+                .await
+                .map_err(|source| PluginError::Read {
+                    plugin: name.clone(),
+                    path,
+                    source: Arc::new(source),
+                })?
+                .into(),
         };
         let sha256 = format!("{:x}", Sha256::digest(&bytes));
         if let Some(expected) = &self.inner.settings.sha256

@@ -58,6 +58,24 @@ pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<Strin
     finish(&shared, end);
 }
 
+/// [`drive`], with a host bug contained: should the driver panic, the worker still ends
+/// FAILED with a report rather than hanging every waiter.
+pub(crate) async fn drive_guarded(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<String>) {
+    use futures_util::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(drive(shared.clone(), inbox))
+        .catch_unwind()
+        .await;
+    if let Err(panic) = outcome {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let message = format!("{}: host error: {what}", shared.label());
+        finish(&shared, SessionEnd::Crashed(message));
+    }
+}
+
 /// Ends the worker for `end`. Also used by `stop` when the driver did not wind down.
 pub(crate) fn finish_stopped(shared: &WorkerShared) -> bool {
     finish(shared, SessionEnd::Stopped)

@@ -242,7 +242,7 @@ impl Worker {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .expect("a pending worker still holds its inbox");
-        let handle = runtime.spawn(driver::drive(self.shared.clone(), inbox));
+        let handle = runtime.spawn(driver::drive_guarded(self.shared.clone(), inbox));
         *self.shared.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(())
     }
