@@ -26,6 +26,7 @@
 //! hostile loop ends only that worker.
 
 mod bindings;
+pub mod cluster;
 mod colony;
 mod config;
 mod conversation;

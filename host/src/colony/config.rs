@@ -19,6 +19,10 @@ pub struct ColonyConfig {
     /// After this long a running worker is stopped. Default (as in the reference)
     /// `max(4 × soft, soft + 600 s)`, at most 3,600 s and at least soft + 60 s.
     pub hard_timeout: Option<Duration>,
+    /// A NATS server (or comma-separated cluster) to run the fanned-out workers on
+    /// `colony node`s instead of in this process. Default none. Open such a colony with
+    /// [`Colony::connect`](super::Colony::connect).
+    pub nats: Option<String>,
 }
 
 impl ColonyConfig {
@@ -31,6 +35,7 @@ impl ColonyConfig {
             max_batch: 8,
             soft_timeout: Duration::from_secs(600),
             hard_timeout: None,
+            nats: None,
         }
     }
 

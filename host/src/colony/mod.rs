@@ -9,8 +9,14 @@
 //! is published and then handed to the overseer as one "[WORKER_REPORT] …" turn, in
 //! arrival order. Workers reach each other through the host (`peers.send`), which checks
 //! that the target is in the same colony.
+//!
+//! The same colony runs its fanned-out workers on other machines when its config names a
+//! NATS server ([`ColonyConfig::nats`], opened with [`Colony::connect`]): the API, the
+//! events and the payloads stay the same; see [`crate::cluster`] for what travels where
+//! and what is guaranteed. The overseer always runs in the colony's own process.
 
 mod config;
+mod remote;
 mod report;
 
 use std::collections::VecDeque;
@@ -20,18 +26,20 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use config::ColonyConfig;
 pub use report::WorkerReport;
 
+use crate::cluster::{Cluster, ClusterError, TaskMessage};
 use crate::error::WorkerError;
 use crate::events::{EventBus, EventFilter, EventType, RecvError};
 use crate::journal::{Journal, JournalError, JournalObserver, WorkerRecord};
 use crate::plugin::Plugin;
 use crate::worker::{MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerSpec, WorkerState};
 use crate::{MessagePart, Runtime};
+use remote::{RemoteFeeds, RemoteWorker};
 
 /// A request to the colony was refused.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +61,10 @@ pub enum ColonyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("colony '{colony}' uses NATS at {url}: open it with Colony::connect")]
+    NeedsConnect { colony: String, url: String },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -107,9 +119,11 @@ struct ColonyInner {
     runtime: Runtime,
     bus: EventBus,
     journal: Arc<Journal>,
-    workers: Mutex<Vec<Worker>>,
+    /// The NATS backend, when the colony's workers run on nodes.
+    cluster: Option<Cluster>,
+    workers: Mutex<Vec<Member>>,
     overseer: Mutex<Option<Worker>>,
-    queue: Mutex<VecDeque<Worker>>,
+    queue: Mutex<VecDeque<Member>>,
     queued: Notify,
     slots: Arc<Semaphore>,
     stopped: CancellationToken,
@@ -117,11 +131,82 @@ struct ColonyInner {
     interrupted: Vec<String>,
 }
 
+/// One worker of the colony: in this process, or on a node.
+#[derive(Clone)]
+enum Member {
+    Local(Worker),
+    Remote(Arc<RemoteWorker>),
+}
+
+impl Member {
+    fn id(&self) -> &str {
+        match self {
+            Member::Local(w) => w.id(),
+            Member::Remote(w) => w.id(),
+        }
+    }
+
+    fn info(&self) -> WorkerInfo {
+        match self {
+            Member::Local(w) => w.info(),
+            Member::Remote(w) => w.info(),
+        }
+    }
+
+    fn task(&self) -> &str {
+        match self {
+            Member::Local(w) => &w.spec().task,
+            Member::Remote(w) => &w.task.task,
+        }
+    }
+
+    /// Its report, once it has ended.
+    fn report(&self, colony: &str) -> Option<WorkerReport> {
+        match self {
+            Member::Local(w) => w
+                .state()
+                .is_terminal()
+                .then(|| w.result())
+                .flatten()
+                .map(|r| WorkerReport::from_result(w.id(), colony, &w.spec().task, &r)),
+            Member::Remote(w) => w.report(),
+        }
+    }
+}
+
 impl Colony {
+    /// Opens a colony whatever its backend: in this process, or — when `config.nats`
+    /// names a server — with its fanned-out workers on `colony node`s over NATS.
+    pub async fn connect(runtime: Runtime, config: ColonyConfig) -> Result<Self, ColonyError> {
+        let Some(url) = config.nats.clone() else {
+            return Self::open(runtime, config);
+        };
+        let cluster = Cluster::connect(&url, &format!("colony-{}", config.id)).await?;
+        let feeds = RemoteFeeds::open(&cluster, &config.id).await?;
+        let colony = Self::open_with(runtime, config, Some(cluster))?;
+        feeds.spawn(&colony.inner);
+        Ok(colony)
+    }
+
     /// Opens the colony in `config.home`: creates it if needed, opens its journal, marks
     /// workers a previous process left active as `interrupted`, and starts the
-    /// dispatcher. Must be called within a tokio runtime.
+    /// dispatcher. Must be called within a tokio runtime. A colony on NATS is opened with
+    /// [`Colony::connect`] instead.
     pub fn open(runtime: Runtime, config: ColonyConfig) -> Result<Self, ColonyError> {
+        if let Some(url) = &config.nats {
+            return Err(ColonyError::NeedsConnect {
+                colony: config.id.clone(),
+                url: url.clone(),
+            });
+        }
+        Self::open_with(runtime, config, None)
+    }
+
+    fn open_with(
+        runtime: Runtime,
+        config: ColonyConfig,
+        cluster: Option<Cluster>,
+    ) -> Result<Self, ColonyError> {
         std::fs::create_dir_all(config.home.join("workers")).map_err(|source| {
             ColonyError::Home {
                 colony: config.id.clone(),
@@ -138,6 +223,7 @@ impl Colony {
             runtime,
             bus: EventBus::new(),
             journal,
+            cluster,
             workers: Mutex::new(Vec::new()),
             overseer: Mutex::new(None),
             queue: Mutex::new(VecDeque::new()),
@@ -196,15 +282,55 @@ impl Colony {
             .clone()
     }
 
-    /// A worker of this colony (the overseer included).
+    /// A worker of this colony running in this process (the overseer included); `None`
+    /// for workers on NATS nodes — reach those by id with [`Colony::info`],
+    /// [`Colony::inject`] and [`Colony::stop_worker`].
     pub fn worker(&self, id: &str) -> Option<Worker> {
         self.inner.find(id)
+    }
+
+    /// Whether the colony's workers run on NATS nodes.
+    pub fn is_distributed(&self) -> bool {
+        self.inner.cluster.is_some()
     }
 
     /// Snapshots of every worker, in creation order.
     pub fn workers(&self) -> Vec<WorkerInfo> {
         let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        workers.iter().map(Worker::info).collect()
+        workers.iter().map(Member::info).collect()
+    }
+
+    /// A snapshot of one worker, wherever it runs.
+    pub fn info(&self, id: &str) -> Option<WorkerInfo> {
+        self.inner.member(id).map(|m| m.info())
+    }
+
+    fn member(&self, id: &str) -> Result<Member, ColonyError> {
+        self.inner
+            .member(id)
+            .ok_or_else(|| ColonyError::UnknownWorker {
+                colony: self.id().to_owned(),
+                worker: id.to_owned(),
+            })
+    }
+
+    /// Injects `message` into a worker, wherever it runs (on a node: it must be running).
+    pub async fn inject(&self, id: &str, message: impl Into<String>) -> Result<(), ColonyError> {
+        match self.member(id)? {
+            Member::Local(worker) => Ok(worker.inject(message)?),
+            Member::Remote(worker) => remote::inject(&self.inner, &worker, message.into()).await,
+        }
+    }
+
+    /// Stops a worker, wherever it runs: a queued one never starts, a running one ends
+    /// `stopped` with its report. Bounded by the stop timeout.
+    pub async fn stop_worker(&self, id: &str) -> Result<StopOutcome, ColonyError> {
+        Ok(match self.member(id)? {
+            Member::Local(worker) => worker.stop().await,
+            Member::Remote(worker) => {
+                remote::stop(&self.inner, &worker, self.runtime().limits().stop_timeout).await
+            }
+        })
     }
 
     fn new_id(&self, prefix: &str) -> String {
@@ -245,10 +371,51 @@ impl Colony {
             interrupted_at: None,
             result: None,
         })?;
-        let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        workers.retain(|w| w.id() != worker.id());
-        workers.push(worker.clone());
+        self.inner.add(Member::Local(worker.clone()));
         Ok(worker)
+    }
+
+    /// Records a worker that will run on a node: journaled, not yet published.
+    fn create_remote(&self, plugin: &Plugin, spec: WorkerSpec) -> Result<Member, ColonyError> {
+        let sha256 = plugin
+            .sha256()
+            .ok_or_else(|| ClusterError::PluginNotLoaded {
+                plugin: plugin.name().to_owned(),
+            })?
+            .to_owned();
+        crate::cluster::subjects::check_token("worker id", &spec.id)?;
+        let config = &self.inner.config;
+        let task = TaskMessage {
+            worker_id: spec.id.clone(),
+            colony_id: self.id().to_owned(),
+            plugin: plugin.name().to_owned(),
+            sha256,
+            task: spec.task.clone(),
+            input: spec.input.clone(),
+            token_budget: spec.token_budget,
+            tool_call_budget: spec.tool_call_budget,
+            soft_timeout: config.soft_timeout,
+            hard_timeout: config.effective_hard_timeout(),
+        };
+        self.inner.journal.add_worker(&WorkerRecord {
+            id: spec.id.clone(),
+            colony_id: self.id().to_owned(),
+            plugin: plugin.name().to_owned(),
+            plugin_source: plugin.origin().map(|p| p.display().to_string()),
+            task: spec.task.clone(),
+            input: spec.input.clone(),
+            mode: "ephemeral".to_owned(),
+            state: WorkerState::Queued.as_str().to_owned(),
+            storage: None,
+            created_at: Utc::now(),
+            started_at: None,
+            ended_at: None,
+            interrupted_at: None,
+            result: None,
+        })?;
+        let member = Member::Remote(Arc::new(RemoteWorker::new(task)));
+        self.inner.add(member.clone());
+        Ok(member)
     }
 
     fn ensure_running(&self) -> Result<(), ColonyError> {
@@ -328,14 +495,19 @@ impl Colony {
             let spec = WorkerSpec::ephemeral(self.new_id("w"), task.task)
                 .with_input(task.input)
                 .with_budgets(task.token_budget, task.tool_call_budget);
-            let worker = self.create(plugin, spec)?;
-            worker.enqueue()?;
-            ids.push(worker.id().to_owned());
+            let member = if self.is_distributed() {
+                self.create_remote(plugin, spec)?
+            } else {
+                let worker = self.create(plugin, spec)?;
+                worker.enqueue()?;
+                Member::Local(worker)
+            };
+            ids.push(member.id().to_owned());
             self.inner
                 .queue
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push_back(worker);
+                .push_back(member);
             self.inner.queued.notify_one();
         }
         Ok(ids)
@@ -358,18 +530,10 @@ impl Colony {
         let mut got = std::collections::HashMap::new();
         let mut tasks = std::collections::HashMap::new();
         for id in ids {
-            let worker = self.worker(id).ok_or_else(|| ColonyError::UnknownWorker {
-                colony: self.id().to_owned(),
-                worker: id.clone(),
-            })?;
-            tasks.insert(id.clone(), worker.spec().task.clone());
-            if worker.state().is_terminal()
-                && let Some(result) = worker.result()
-            {
-                got.insert(
-                    id.clone(),
-                    WorkerReport::from_result(id, self.id(), &worker.spec().task, &result),
-                );
+            let member = self.member(id)?;
+            tasks.insert(id.clone(), member.task().to_owned());
+            if let Some(report) = member.report(self.id()) {
+                got.insert(id.clone(), report);
             }
         }
         let begun = tokio::time::Instant::now();
@@ -400,15 +564,26 @@ impl Colony {
     /// bounded by its stop timeout. Returns each worker's outcome.
     pub async fn stop_all(&self) -> Vec<(String, StopOutcome)> {
         self.inner.stopped.cancel();
-        let workers: Vec<Worker> = self
+        let workers: Vec<Member> = self
             .inner
             .workers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut stops = tokio::task::JoinSet::new();
-        for worker in workers {
-            stops.spawn(async move { (worker.id().to_owned(), worker.stop().await) });
+        for member in workers {
+            let colony = self.clone();
+            stops.spawn(async move {
+                let id = member.id().to_owned();
+                let outcome = match member {
+                    Member::Local(worker) => worker.stop().await,
+                    Member::Remote(worker) => {
+                        let timeout = colony.runtime().limits().stop_timeout;
+                        remote::stop(&colony.inner, &worker, timeout).await
+                    }
+                };
+                (id, outcome)
+            });
         }
         let mut outcomes = Vec::new();
         while let Some(Ok(outcome)) = stops.join_next().await {
@@ -420,21 +595,52 @@ impl Colony {
 }
 
 impl ColonyInner {
-    fn find(&self, id: &str) -> Option<Worker> {
+    fn member(&self, id: &str) -> Option<Member> {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         workers.iter().find(|w| w.id() == id).cloned()
+    }
+
+    fn find(&self, id: &str) -> Option<Worker> {
+        match self.member(id)? {
+            Member::Local(worker) => Some(worker),
+            Member::Remote(_) => None,
+        }
+    }
+
+    fn find_remote(&self, id: &str) -> Option<Arc<RemoteWorker>> {
+        match self.member(id)? {
+            Member::Remote(worker) => Some(worker),
+            Member::Local(_) => None,
+        }
+    }
+
+    fn add(&self, member: Member) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers.retain(|w| w.id() != member.id());
+        workers.push(member);
+    }
+
+    fn overseer(&self) -> Option<Worker> {
+        self.overseer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The NATS backend (only called for remote workers, which exist only with one).
+    fn cluster(&self) -> &Cluster {
+        self.cluster
+            .as_ref()
+            .expect("remote workers exist only in a colony on NATS")
     }
 }
 
 impl MessageRouter for ColonyInner {
     fn route(&self, from: &str, to: &str, message: &str) -> Result<(), String> {
         let target = if to == "overseer" {
-            self.overseer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
+            self.overseer().map(Member::Local)
         } else {
-            self.find(to)
+            self.member(to)
         };
         let Some(target) = target else {
             return Err(format!("no worker '{to}' in colony '{}'", self.config.id));
@@ -442,9 +648,25 @@ impl MessageRouter for ColonyInner {
         if target.id() == from {
             return Err("a worker cannot message itself".to_owned());
         }
-        target
-            .inject(format!("[MESSAGE from {from}] {message}"))
-            .map_err(|e| e.to_string())
+        let message = format!("[MESSAGE from {from}] {message}");
+        match target {
+            Member::Local(worker) => worker.inject(message).map_err(|e| e.to_string()),
+            Member::Remote(worker) => {
+                // Delivered through its node; a failure is logged, not returned.
+                let cluster = self.cluster().clone();
+                let request = crate::cluster::Control::Inject { message };
+                tokio::spawn(async move {
+                    let (colony, id) = (&worker.task.colony_id, worker.id());
+                    if let Err(e) = cluster
+                        .control(colony, id, &request, Duration::from_secs(5))
+                        .await
+                    {
+                        tracing::warn!("peers.send to '{id}': {e}");
+                    }
+                });
+                Ok(())
+            }
+        }
     }
 }
 
@@ -458,15 +680,15 @@ async fn dispatch(inner: Arc<ColonyInner>) {
             },
             () = inner.stopped.cancelled() => return,
         };
-        let worker = loop {
+        let member = loop {
             let notified = inner.queued.notified();
-            if let Some(worker) = inner
+            if let Some(member) = inner
                 .queue
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .pop_front()
             {
-                break worker;
+                break member;
             }
             tokio::select! {
                 () = notified => {}
@@ -477,17 +699,29 @@ async fn dispatch(inner: Arc<ColonyInner>) {
         if inner.stopped.is_cancelled() {
             return;
         }
+        let worker = match member {
+            Member::Local(worker) => worker,
+            Member::Remote(worker) => {
+                // Its node applies the timeouts; the slot is held until its report.
+                tokio::spawn(remote::launch(inner.clone(), worker, permit));
+                continue;
+            }
+        };
         if worker.state() != WorkerState::Queued || worker.start().is_err() {
             continue;
         }
         let soft = inner.config.soft_timeout;
         let hard = inner.config.effective_hard_timeout();
-        tokio::spawn(supervise(worker, permit, soft, hard));
+        tokio::spawn(async move {
+            supervise(worker, soft, hard).await;
+            drop(permit);
+        });
     }
 }
 
-/// Watches one running worker: soft timeout, hard timeout, and its slot back at the end.
-async fn supervise(worker: Worker, _slot: OwnedSemaphorePermit, soft: Duration, hard: Duration) {
+/// Watches one running worker until it ends: after `soft` it is told to wrap up, after
+/// `hard` it is stopped. (Nodes run the same watch over the workers they run.)
+pub(crate) async fn supervise(worker: Worker, soft: Duration, hard: Duration) {
     tokio::select! {
         _ = worker.wait() => return,
         () = tokio::time::sleep(soft) => {}

@@ -32,7 +32,7 @@ pub use state::WorkerState;
 pub(crate) use limiter::InstanceLimiter;
 pub(crate) use network::{NetworkPolicy, shadow_name_lookup};
 pub(crate) use output::OutputBudget;
-pub(crate) use result::{ExplicitReport, into_object};
+pub(crate) use result::{ExplicitReport, crashed, into_object, stopped};
 pub(crate) use shared::MessageRouter;
 pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;

@@ -32,7 +32,7 @@ pub(crate) struct ResumeArgs {
 
 pub(crate) async fn chat(args: ChatArgs, env: Env) -> anyhow::Result<ExitCode> {
     let plugin = crate::load_plugin(&env.runtime, &args.plugin).await?;
-    let colony = env.colony(|_| {})?;
+    let colony = env.colony(|_| {}).await?;
     let events = colony.bus().subscribe(EventFilter::all());
     let overseer = colony.start_overseer(&plugin, args.task, Vec::new())?;
     converse(colony, events, overseer, env.json).await
@@ -60,7 +60,7 @@ pub(crate) async fn resume(args: ResumeArgs, env: Env) -> anyhow::Result<ExitCod
         ),
     };
     let plugin = crate::load_plugin(&env.runtime, &source).await?;
-    let colony = env.colony(|_| {})?;
+    let colony = env.colony(|_| {}).await?;
     let events = colony.bus().subscribe(EventFilter::all());
     let overseer = colony.resume_overseer(&plugin, &args.worker)?;
     converse(colony, events, overseer, env.json).await

@@ -101,7 +101,11 @@ pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
         ),
     )?;
     let agent = env.runtime.load_manifest(&agent_manifest).await?;
-    let colony = env.colony(|c| c.id = "demo".into())?;
+    anyhow::ensure!(
+        env.nats.is_none(),
+        "the demo runs in one process; fan tasks out to nodes with `colony --nats URL fanout`"
+    );
+    let colony = env.colony(|c| c.id = "demo".into()).await?;
     let printer = EventPrinter::new(env.json);
     let mut events = colony.bus().subscribe(EventFilter::all());
 

@@ -79,7 +79,9 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
         bail!("--max-concurrency must be at least 1");
     }
     let plugin = crate::load_plugin(&env.runtime, &args.plugin).await?;
-    let colony = env.colony(|c| c.max_concurrent_workers = args.max_concurrency)?;
+    let colony = env
+        .colony(|c| c.max_concurrent_workers = args.max_concurrency)
+        .await?;
     let mut reports = colony
         .bus()
         .subscribe(EventFilter::all().types([EventType::SubagentReport]));

@@ -9,6 +9,7 @@ mod chat;
 mod demo;
 mod fanout;
 mod inspect;
+mod node;
 mod print;
 mod run;
 
@@ -35,6 +36,10 @@ struct Cli {
     /// The colony home folder (journal and worker folders).
     #[arg(long, global = true, env = "COLONY_HOME")]
     home: Option<PathBuf>,
+    /// Run fanned-out workers on `colony node`s through this NATS server (JetStream
+    /// enabled), e.g. nats://127.0.0.1:4222; comma-separate a cluster's servers.
+    #[arg(long, global = true, env = "COLONY_NATS")]
+    nats: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +62,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Print the events of the colony's workers (optionally one worker; --follow to tail).
     Events(inspect::EventsArgs),
+    /// Serve plugins as a worker node of colonies on NATS (needs --nats).
+    Node(node::NodeArgs),
 }
 
 /// Where `make guests` puts the guest components, relative to the workspace.
@@ -86,17 +93,21 @@ pub(crate) struct Env {
     /// Whether the home was given (`--home` / `$COLONY_HOME`) rather than defaulted.
     pub home_given: bool,
     pub runtime: Runtime,
+    /// The NATS server of a distributed colony.
+    pub nats: Option<String>,
 }
 
 impl Env {
     /// Opens the colony in the home folder, configured by `configure`.
-    pub(crate) fn colony(
+    /// With `--nats`, its fanned-out workers run on the nodes of that server.
+    pub(crate) async fn colony(
         &self,
         configure: impl FnOnce(&mut ColonyConfig),
     ) -> anyhow::Result<Colony> {
         let mut config = ColonyConfig::new("cli", &self.home);
+        config.nats = self.nats.clone();
         configure(&mut config);
-        Ok(Colony::open(self.runtime.clone(), config)?)
+        Ok(Colony::connect(self.runtime.clone(), config).await?)
     }
 
     /// Opens the home's journal, marking workers of dead processes as interrupted.
@@ -152,6 +163,7 @@ fn main() -> ExitCode {
             home: cli.home.clone().unwrap_or_else(ColonyConfig::default_home),
             home_given: cli.home.is_some(),
             runtime: Runtime::with_config(config).context("cannot start the wasm runtime")?,
+            nats: cli.nats.clone(),
         };
         match cli.command {
             Command::Demo(args) => demo::demo(args, env).await,
@@ -162,6 +174,7 @@ fn main() -> ExitCode {
             Command::Ps => inspect::ps(env),
             Command::Inspect(args) => inspect::inspect(args, env),
             Command::Events(args) => inspect::events(args, env).await,
+            Command::Node(args) => node::node(args, env).await,
         }
     });
     match outcome {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use colony::{EventFilter, ReportStatus, Task};
+use colony::{EventFilter, EventType, RecvError, ReportStatus, Task};
 
 use crate::Env;
 use crate::print::EventPrinter;
@@ -28,22 +28,22 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
         serde_json::from_str(&args.input).context("--input is not valid JSON")?;
     anyhow::ensure!(input.is_object(), "--input must be a JSON object");
     let plugin = crate::load_plugin(&env.runtime, &args.plugin).await?;
-    let colony = env.colony(|_| {})?;
+    let colony = env.colony(|_| {}).await?;
     let mut events = colony.bus().subscribe(EventFilter::all());
     let ids = colony.run_parallel(&plugin, vec![Task::new(args.task).with_input(input)])?;
     let printer = EventPrinter::new(env.json);
-    let worker = colony.worker(&ids[0]).context("the worker vanished")?;
+    // Its report is the last event it publishes (wherever it runs).
     loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(event) => printer.print(&event),
-                Err(e) => eprintln!("colony: {e}"),
-            },
-            _ = worker.wait() => break,
+        match events.recv().await {
+            Ok(event) => {
+                printer.print(&event);
+                if event.event_type == EventType::SubagentReport && event.node_id == ids[0] {
+                    break;
+                }
+            }
+            Err(RecvError::Lagged(n)) => eprintln!("colony: {n} events not shown"),
+            Err(RecvError::Closed) => break,
         }
-    }
-    while let Ok(Some(event)) = events.try_recv() {
-        printer.print(&event);
     }
     let report = colony
         .wait_for_reports(&ids, Duration::from_secs(1))

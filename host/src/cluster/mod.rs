@@ -1,0 +1,257 @@
+//! Scale-out: a colony's workers on many machines, over NATS JetStream.
+//!
+//! Why NATS: a colony that outgrows one machine needs a queue that survives a node's
+//! death, durable storage for reports and a way to reach whoever runs a worker — which is
+//! exactly what NATS with JetStream is (wasmCloud's lattice runs on it), so Colony builds
+//! on it instead of a home-made protocol. The in-process colony stays the default and
+//! needs no server; this backend is chosen by configuration (`--nats URL`).
+//!
+//! How a task travels: [`Colony::run_parallel`](crate::Colony::run_parallel) queues it;
+//! the colony's dispatcher publishes it, at most `max_concurrent_workers` in flight, to
+//! the work-queue stream `COLONY_TASKS` under the plugin's sha256 ([`subjects`]). A
+//! [`Node`] serving that sha256 pulls it, runs an ephemeral [`Worker`](crate::Worker) with
+//! its own sandbox and limits, streams the worker's events on core NATS, stores the
+//! report in the stream `COLONY_REPORTS` (message id = worker id) and only then
+//! acknowledges the task. The colony reads its reports from a durable consumer, journals
+//! each, publishes it on its bus and hands it to the overseer — as in-process.
+//!
+//! Guarantees:
+//! - Tasks are delivered at least once: a node that dies mid-task never acknowledges it,
+//!   so JetStream redelivers it after the ack wait (`--ack-wait`, kept alive by progress
+//!   acks while the worker runs) to another node.
+//! - Reports are exactly once per worker id: a node first checks whether the worker's
+//!   report is already stored (then it only acknowledges), JetStream drops a duplicate
+//!   report within its duplicate window, and the colony drops any report for a worker that
+//!   already has one.
+//! - Order: tasks start in the order published (per plugin); reports arrive in the order
+//!   workers end. Other events are best effort (core NATS, at most once per run; a
+//!   redelivered task's worker publishes its events again).
+//! - Partition: a node cut off from NATS cannot acknowledge, so its tasks are redelivered
+//!   after the ack wait; when it comes back, its late report is dropped as a duplicate. A
+//!   colony cut off keeps its queue and reads the reports it missed from its durable
+//!   consumer when it reconnects.
+
+mod error;
+mod node;
+pub mod subjects;
+mod wire;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+
+pub use error::ClusterError;
+pub use node::{Node, NodeConfig};
+pub use wire::{Control, ControlReply, ReportMessage, TaskMessage};
+
+/// How long JetStream remembers a report's message id to drop a duplicate.
+pub const REPORT_DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+/// How long reports stay in the stream.
+pub const REPORT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A connection to NATS with the colony streams in place. Cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    url: String,
+}
+
+impl Cluster {
+    /// Connects to the NATS server(s) at `url` (comma-separated for a cluster) and
+    /// creates the task and report streams if they do not exist.
+    pub async fn connect(url: &str, name: &str) -> Result<Self, ClusterError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .connect(url)
+            .await
+            .map_err(|e| ClusterError::Connect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let js = jetstream::new(client.clone());
+        let cluster = Self {
+            client,
+            js,
+            url: url.to_owned(),
+        };
+        cluster.ensure_streams().await?;
+        Ok(cluster)
+    }
+
+    /// The server address it was connected with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub(crate) fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    async fn ensure_streams(&self) -> Result<(), ClusterError> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: subjects::TASKS_STREAM.to_owned(),
+                subjects: vec!["colony.*.tasks.*".to_owned()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::js("create the task stream", e))?;
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: subjects::REPORTS_STREAM.to_owned(),
+                subjects: vec!["colony.*.reports.*".to_owned()],
+                storage: stream::StorageType::File,
+                duplicate_window: REPORT_DUPLICATE_WINDOW,
+                max_age: REPORT_MAX_AGE,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::js("create the report stream", e))?;
+        Ok(())
+    }
+
+    async fn stream(&self, name: &str) -> Result<stream::Stream, ClusterError> {
+        self.js
+            .get_stream(name)
+            .await
+            .map_err(|e| ClusterError::js(format!("open stream {name}"), e))
+    }
+
+    /// Queues a task; returns its sequence in the task stream (to delete it while it is
+    /// still queued). The worker id is the message id, so a retried publish is not
+    /// queued twice.
+    pub async fn publish_task(&self, task: &TaskMessage) -> Result<u64, ClusterError> {
+        let what = || format!("queue the task of worker '{}'", task.worker_id);
+        let payload = serde_json::to_vec(task).map_err(|e| ClusterError::js(what(), e))?;
+        let ack = self
+            .js
+            .send_publish(
+                subjects::task(&task.colony_id, &task.sha256),
+                jetstream::message::PublishMessage::build()
+                    .message_id(&task.worker_id)
+                    .payload(Bytes::from(payload)),
+            )
+            .await
+            .map_err(|e| ClusterError::js(what(), e))?
+            .await
+            .map_err(|e| ClusterError::js(what(), e))?;
+        Ok(ack.sequence)
+    }
+
+    /// Removes a task that no node has taken yet. False when it was already taken.
+    pub async fn withdraw_task(&self, sequence: u64) -> Result<bool, ClusterError> {
+        let tasks = self.stream(subjects::TASKS_STREAM).await?;
+        match tasks.delete_message(sequence).await {
+            Ok(deleted) => Ok(deleted),
+            // "no message found": taken and acknowledged already.
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Stores a report durably (message id = worker id: a duplicate is dropped).
+    pub async fn store_report(&self, report: &ReportMessage) -> Result<(), ClusterError> {
+        let worker = report.event.node_id.as_str();
+        let what = || format!("store the report of worker '{worker}'");
+        let payload = serde_json::to_vec(report).map_err(|e| ClusterError::js(what(), e))?;
+        self.js
+            .send_publish(
+                subjects::report(&report.colony_id, worker),
+                jetstream::message::PublishMessage::build()
+                    .message_id(worker)
+                    .payload(Bytes::from(payload)),
+            )
+            .await
+            .map_err(|e| ClusterError::js(what(), e))?
+            .await
+            .map_err(|e| ClusterError::js(what(), e))?;
+        Ok(())
+    }
+
+    /// Whether `worker`'s report is already stored.
+    pub async fn has_report(&self, colony: &str, worker: &str) -> Result<bool, ClusterError> {
+        use jetstream::stream::LastRawMessageErrorKind;
+        let reports = self.stream(subjects::REPORTS_STREAM).await?;
+        match reports
+            .get_last_raw_message_by_subject(&subjects::report(colony, worker))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(ClusterError::js(
+                format!("look up the report of worker '{worker}'"),
+                e,
+            )),
+        }
+    }
+
+    /// Whether some node has ever served the plugin `sha256` (its consumer exists).
+    pub async fn is_served(&self, sha256: &str) -> Result<bool, ClusterError> {
+        let tasks = self.stream(subjects::TASKS_STREAM).await?;
+        Ok(tasks
+            .consumer_info(subjects::plugin_consumer(sha256))
+            .await
+            .is_ok())
+    }
+
+    /// Sends `request` to whoever runs `worker` and waits (at most `timeout`) for the
+    /// answer.
+    pub async fn control(
+        &self,
+        colony: &str,
+        worker: &str,
+        request: &Control,
+        timeout: Duration,
+    ) -> Result<(), ClusterError> {
+        use async_nats::client::RequestErrorKind;
+        let payload = serde_json::to_vec(request).map_err(|e| ClusterError::Refused {
+            worker: worker.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let sent = tokio::time::timeout(
+            timeout,
+            self.client
+                .request(subjects::control(colony, worker), payload.into()),
+        )
+        .await;
+        let reply = match sent {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) if e.kind() == RequestErrorKind::NoResponders => {
+                return Err(ClusterError::NotRunning {
+                    worker: worker.to_owned(),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(ClusterError::Refused {
+                    worker: worker.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(ClusterError::Refused {
+                    worker: worker.to_owned(),
+                    reason: format!("no answer within {timeout:?}"),
+                });
+            }
+        };
+        let reply: ControlReply =
+            serde_json::from_slice(&reply.payload).map_err(|e| ClusterError::Refused {
+                worker: worker.to_owned(),
+                reason: format!("unreadable answer: {e}"),
+            })?;
+        match reply.error {
+            None => Ok(()),
+            Some(reason) => Err(ClusterError::Refused {
+                worker: worker.to_owned(),
+                reason,
+            }),
+        }
+    }
+}

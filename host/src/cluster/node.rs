@@ -1,0 +1,460 @@
+//! [`Node`]: a worker node. It serves the plugins it was given — by sha256, nothing else
+//! — pulling their tasks from the work queue and running each as an ephemeral worker
+//! with the plugin's own sandbox and limits.
+//!
+//! A task is acknowledged only once its report is stored in the report stream; while the
+//! worker runs, the node tells JetStream it is still at it (a progress ack every third of
+//! the ack wait), so only a dead or cut-off node's tasks are redelivered. A node asked to
+//! shut down stops its workers and hands their tasks back (nak) for another node.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::{AckKind, Message};
+use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::{Cluster, ClusterError, Control, ControlReply, ReportMessage, TaskMessage, subjects};
+use crate::events::{AgentEvent, EventBus, EventFilter, EventType};
+use crate::plugin::Plugin;
+use crate::worker::{MessageRouter, Worker, WorkerSpec, WorkerState, crashed};
+
+/// How a node runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The node's name, in its reports and its NATS connection.
+    pub name: String,
+    /// Where its workers' folders go: `{home}/workers/{colony}/{worker}/`.
+    pub home: PathBuf,
+    /// Workers running at once on this node. Default 4.
+    pub slots: usize,
+    /// How long JetStream waits for an acknowledgement before redelivering a task: the
+    /// time a dead node's tasks take to move on. Default 30 s. The first node to serve a
+    /// plugin sets it for that plugin's consumer.
+    pub ack_wait: Duration,
+    /// A task delivered more often than this fails with a report instead of running
+    /// again (a task that keeps killing its nodes). Default 5.
+    pub max_deliveries: i64,
+    /// How long one pull request waits for tasks before asking again. Default 1 s.
+    pub poll: Duration,
+}
+
+impl NodeConfig {
+    /// The defaults, with the given name and home.
+    pub fn new(name: impl Into<String>, home: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            home: home.into(),
+            slots: 4,
+            ack_wait: Duration::from_secs(30),
+            max_deliveries: 5,
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A worker node attached to a [`Cluster`].
+pub struct Node {
+    inner: Arc<NodeInner>,
+    consumers: Vec<PullConsumer>,
+}
+
+struct NodeInner {
+    cluster: Cluster,
+    config: NodeConfig,
+    /// The plugins it serves, by sha256.
+    plugins: HashMap<String, Plugin>,
+    slots: Arc<Semaphore>,
+}
+
+impl Node {
+    /// Prepares a node serving `plugins` (each loaded, so its sha256 is known): one
+    /// durable consumer per plugin, shared with every other node serving it.
+    pub async fn new(
+        cluster: Cluster,
+        plugins: Vec<Plugin>,
+        config: NodeConfig,
+    ) -> Result<Self, ClusterError> {
+        subjects::check_token("node name", &config.name)?;
+        let mut by_hash = HashMap::new();
+        for plugin in plugins {
+            let sha = plugin
+                .sha256()
+                .ok_or_else(|| ClusterError::PluginNotLoaded {
+                    plugin: plugin.name().to_owned(),
+                })?
+                .to_owned();
+            by_hash.insert(sha, plugin);
+        }
+        let tasks = cluster
+            .jetstream()
+            .get_stream(subjects::TASKS_STREAM)
+            .await
+            .map_err(|e| ClusterError::js("open the task stream", e))?;
+        let mut consumers = Vec::new();
+        for sha in by_hash.keys() {
+            let name = subjects::plugin_consumer(sha);
+            let consumer = tasks
+                .get_or_create_consumer(
+                    &name,
+                    pull::Config {
+                        durable_name: Some(name.clone()),
+                        filter_subject: subjects::tasks_for_plugin(sha),
+                        ack_policy: AckPolicy::Explicit,
+                        ack_wait: config.ack_wait,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| ClusterError::js(format!("create consumer {name}"), e))?;
+            consumers.push(consumer);
+        }
+        Ok(Self {
+            inner: Arc::new(NodeInner {
+                slots: Arc::new(Semaphore::new(config.slots.max(1))),
+                cluster,
+                config,
+                plugins: by_hash,
+            }),
+            consumers,
+        })
+    }
+
+    /// The plugins it serves: (name, sha256).
+    pub fn plugins(&self) -> Vec<(String, String)> {
+        let mut list: Vec<_> = self
+            .inner
+            .plugins
+            .iter()
+            .map(|(sha, p)| (p.name().to_owned(), sha.clone()))
+            .collect();
+        list.sort();
+        list
+    }
+
+    /// Serves tasks until `shutdown` is cancelled; then stops its running workers, hands
+    /// their tasks back and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut pulls = tokio::task::JoinSet::new();
+        for consumer in self.consumers {
+            pulls.spawn(pull_tasks(self.inner.clone(), consumer, shutdown.clone()));
+        }
+        while pulls.join_next().await.is_some() {}
+        // Every task holds a slot until it is acknowledged or handed back.
+        let _ = self
+            .inner
+            .slots
+            .acquire_many(self.inner.config.slots.max(1) as u32)
+            .await;
+    }
+}
+
+/// Pulls tasks of one plugin as slots free up, and runs each in its own task.
+async fn pull_tasks(inner: Arc<NodeInner>, consumer: PullConsumer, shutdown: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            permit = inner.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let mut permits = vec![first];
+        while let Ok(permit) = inner.slots.clone().try_acquire_owned() {
+            permits.push(permit);
+        }
+        let batch = consumer
+            .fetch()
+            .max_messages(permits.len())
+            .expires(inner.config.poll)
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(node = inner.config.name, "cannot pull tasks: {e}");
+                tokio::select! {
+                    () = tokio::time::sleep(inner.config.poll) => continue,
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        };
+        while let Some(next) = tokio::select! {
+            next = batch.next() => next,
+            () = shutdown.cancelled() => None,
+        } {
+            match (next, permits.pop()) {
+                (Ok(message), Some(permit)) => {
+                    tokio::spawn(handle(inner.clone(), message, permit, shutdown.clone()));
+                }
+                (Err(e), _) => tracing::warn!(node = inner.config.name, "pull: {e}"),
+                (Ok(_), None) => break,
+            }
+        }
+    }
+}
+
+/// One delivered task, from its message to its acknowledgement.
+async fn handle(
+    inner: Arc<NodeInner>,
+    message: Message,
+    _slot: OwnedSemaphorePermit,
+    shutdown: CancellationToken,
+) {
+    let name = inner.config.name.clone();
+    let task: TaskMessage = match serde_json::from_slice(&message.payload) {
+        Ok(task) => task,
+        Err(e) => {
+            tracing::error!(node = name, "unreadable task dropped: {e}");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+    // A node that died after storing the report but before acknowledging: done already.
+    match inner
+        .cluster
+        .has_report(&task.colony_id, &task.worker_id)
+        .await
+    {
+        Ok(true) => {
+            let _ = message.double_ack().await;
+            return;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(node = name, worker = task.worker_id, "{e}; handing it back");
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+            return;
+        }
+    }
+    let refusal = if let Err(e) = subjects::check_token("colony id", &task.colony_id)
+        .and(subjects::check_token("worker id", &task.worker_id))
+    {
+        Some(e.to_string())
+    } else if !inner.plugins.contains_key(&task.sha256) {
+        Some(format!(
+            "node '{name}' does not hold plugin '{}' with sha256 {}: refused, not run",
+            task.plugin, task.sha256
+        ))
+    } else if delivered > inner.config.max_deliveries {
+        Some(format!(
+            "delivered {delivered} times (more than {}): given up",
+            inner.config.max_deliveries
+        ))
+    } else {
+        None
+    };
+    let report = match refusal {
+        Some(reason) => {
+            tracing::warn!(node = name, worker = task.worker_id, "{reason}");
+            ReportMessage::synthesised(&name, &task, WorkerState::Failed, crashed(reason, 0.0, 0))
+        }
+        None => match run(&inner, &task, &message, &shutdown).await {
+            Some(report) => report,
+            None => {
+                // Shutting down: hand the task to another node.
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+                return;
+            }
+        },
+    };
+    for attempt in 1..=3 {
+        match inner.cluster.store_report(&report).await {
+            Ok(()) => {
+                if let Err(e) = message.double_ack().await {
+                    tracing::warn!(node = name, worker = task.worker_id, "ack: {e}");
+                }
+                return;
+            }
+            Err(e) if attempt == 3 => {
+                tracing::error!(node = name, worker = task.worker_id, "{e}; handing it back");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+        }
+    }
+    let _ = message.ack_with(AckKind::Nak(None)).await;
+}
+
+/// Runs the task's worker to its end; `None` when the node shut down first.
+async fn run(
+    inner: &Arc<NodeInner>,
+    task: &TaskMessage,
+    message: &Message,
+    shutdown: &CancellationToken,
+) -> Option<ReportMessage> {
+    let name = &inner.config.name;
+    let plugin = &inner.plugins[&task.sha256];
+    let storage = inner
+        .config
+        .home
+        .join("workers")
+        .join(&task.colony_id)
+        .join(&task.worker_id);
+    let spec = WorkerSpec::ephemeral(&task.worker_id, &task.task)
+        .with_input(task.input.clone())
+        .with_budgets(task.token_budget, task.tool_call_budget)
+        .with_colony(&task.colony_id)
+        .with_storage(storage);
+    let bus = EventBus::new();
+    let mut events = bus.subscribe_with_capacity(EventFilter::all(), 4096);
+    let worker = match Worker::new(plugin, spec, Some(bus)) {
+        Ok(worker) => worker,
+        Err(e) => {
+            return Some(ReportMessage::synthesised(
+                name,
+                task,
+                WorkerState::Failed,
+                crashed(e.to_string(), 0.0, 0),
+            ));
+        }
+    };
+    let router: Arc<dyn MessageRouter> = Arc::new(PeerRouter {
+        cluster: inner.cluster.clone(),
+        colony: task.colony_id.clone(),
+    });
+    worker.set_router(Arc::downgrade(&router) as Weak<dyn MessageRouter>);
+    let control = serve_control(&inner.cluster, task, &worker).await;
+    if let Err(e) = worker.start() {
+        return Some(ReportMessage::synthesised(
+            name,
+            task,
+            WorkerState::Failed,
+            crashed(e.to_string(), 0.0, 0),
+        ));
+    }
+    let supervised = crate::colony::supervise(worker.clone(), task.soft_timeout, task.hard_timeout);
+    tokio::pin!(supervised);
+    let mut progress = tokio::time::interval(inner.config.ack_wait / 3);
+    progress.tick().await;
+    let mut report = None;
+    loop {
+        tokio::select! {
+            () = &mut supervised => break,
+            Ok(event) = events.recv() => forward(inner, task, event, &mut report),
+            _ = progress.tick() => {
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+            () = shutdown.cancelled() => {
+                worker.stop().await;
+                if let Some(control) = control {
+                    control.abort();
+                }
+                return None;
+            }
+        }
+    }
+    if let Some(control) = control {
+        control.abort();
+    }
+    while let Ok(Some(event)) = events.try_recv() {
+        forward(inner, task, event, &mut report);
+    }
+    let result = worker.wait().await;
+    let state = worker.state();
+    Some(match report {
+        Some(event) => ReportMessage {
+            node: name.clone(),
+            colony_id: task.colony_id.clone(),
+            state,
+            result,
+            event,
+        },
+        None => ReportMessage::synthesised(name, task, state, result),
+    })
+}
+
+/// Publishes one event of a worker on its subject; keeps the report for the stream.
+fn forward(
+    inner: &NodeInner,
+    task: &TaskMessage,
+    event: AgentEvent,
+    report: &mut Option<AgentEvent>,
+) {
+    let subject = subjects::event(&task.colony_id, event.event_type.as_str(), &task.worker_id);
+    if let Ok(payload) = serde_json::to_vec(&event) {
+        let client = inner.cluster.client().clone();
+        tokio::spawn(async move {
+            let _ = client.publish(subject, payload.into()).await;
+        });
+    }
+    if event.event_type == EventType::SubagentReport {
+        *report = Some(event);
+    }
+}
+
+/// Answers stop and inject requests for one running worker.
+async fn serve_control(
+    cluster: &Cluster,
+    task: &TaskMessage,
+    worker: &Worker,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let subject = subjects::control(&task.colony_id, &task.worker_id);
+    let mut requests = match cluster.client().subscribe(subject).await {
+        Ok(requests) => requests,
+        Err(e) => {
+            tracing::warn!(
+                worker = task.worker_id,
+                "cannot take stop/inject requests: {e}"
+            );
+            return None;
+        }
+    };
+    // The subscription is registered with the server before the worker starts.
+    let _ = cluster.client().flush().await;
+    let client = cluster.client().clone();
+    let worker = worker.clone();
+    Some(tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let error = match serde_json::from_slice::<Control>(&request.payload) {
+                Ok(Control::Stop) => {
+                    worker.stop().await;
+                    None
+                }
+                Ok(Control::Inject { message }) => {
+                    worker.inject(message).err().map(|e| e.to_string())
+                }
+                Err(e) => Some(format!("not a control request: {e}")),
+            };
+            if let (Some(reply), Ok(payload)) =
+                (request.reply, serde_json::to_vec(&ControlReply { error }))
+            {
+                let _ = client.publish(reply, payload.into()).await;
+            }
+        }
+    }))
+}
+
+/// `peers.send` from a worker on a node: the message goes to the target's control
+/// subject (the overseer answers on `control.overseer` at its colony).
+struct PeerRouter {
+    cluster: Cluster,
+    colony: String,
+}
+
+impl MessageRouter for PeerRouter {
+    fn route(&self, from: &str, to: &str, message: &str) -> Result<(), String> {
+        if to == from {
+            return Err("a worker cannot message itself".to_owned());
+        }
+        subjects::check_token("worker id", to).map_err(|e| e.to_string())?;
+        let cluster = self.cluster.clone();
+        let (colony, to) = (self.colony.clone(), to.to_owned());
+        let request = Control::Inject {
+            message: format!("[MESSAGE from {from}] {message}"),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = cluster
+                .control(&colony, &to, &request, Duration::from_secs(5))
+                .await
+            {
+                tracing::warn!("peers.send to '{to}': {e}");
+            }
+        });
+        Ok(())
+    }
+}

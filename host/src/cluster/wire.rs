@@ -1,0 +1,88 @@
+//! What travels over NATS: a task, a stored report, a control request and its reply. All
+//! JSON, so any NATS client can read or drive a colony.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use chrono::Utc;
+
+use crate::colony::WorkerReport;
+use crate::events::{AgentEvent, EventType};
+use crate::worker::{WorkerResult, WorkerState};
+
+/// One task on the work queue: everything a node needs to run the worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskMessage {
+    pub worker_id: String,
+    pub colony_id: String,
+    /// The plugin's name (for messages) and the sha256 a node must hold to run it.
+    pub plugin: String,
+    pub sha256: String,
+    pub task: String,
+    pub input: Value,
+    pub token_budget: Option<u64>,
+    pub tool_call_budget: Option<u32>,
+    /// The colony's soft and hard timeouts, applied by the node from the moment the
+    /// worker starts there.
+    #[serde(with = "humantime_serde")]
+    pub soft_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub hard_timeout: Duration,
+}
+
+/// A worker's end, as stored in the reports stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportMessage {
+    /// The node that ran the worker (or `colony` when the colony itself ended it).
+    pub node: String,
+    pub colony_id: String,
+    pub state: WorkerState,
+    pub result: WorkerResult,
+    /// The `SUBAGENT_REPORT` event, exactly as the node's worker published it.
+    pub event: AgentEvent,
+}
+
+/// A request to whoever runs a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Control {
+    Stop,
+    Inject { message: String },
+}
+
+/// The answer to a [`Control`] request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlReply {
+    /// `None` when done.
+    pub error: Option<String>,
+}
+
+impl ReportMessage {
+    /// The report of a worker that ended without running on a node (refused, given up,
+    /// withdrawn while queued): `result` as the worker's own report would carry it.
+    pub fn synthesised(
+        node: &str,
+        task: &TaskMessage,
+        state: WorkerState,
+        result: WorkerResult,
+    ) -> Self {
+        let report =
+            WorkerReport::from_result(&task.worker_id, &task.colony_id, &task.task, &result);
+        Self {
+            node: node.to_owned(),
+            colony_id: task.colony_id.clone(),
+            state,
+            event: AgentEvent {
+                event_type: EventType::SubagentReport,
+                stream_id: task.worker_id.clone(),
+                node_id: task.worker_id.clone(),
+                execution_id: task.worker_id.clone(),
+                data: serde_json::to_value(&report).unwrap_or_default(),
+                timestamp: Utc::now(),
+            },
+            result,
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The colony's side of the NATS backend ([`crate::cluster`]): workers that run on nodes.
+//!
+//! A [`RemoteWorker`] is the colony's record of one fanned-out task: queued here until the
+//! dispatcher has a slot for it, then published, then running on some node, then ended
+//! by its report. Its state moves only forward, under one lock, so a stop racing the
+//! dispatcher either keeps the task from being published or finds it published and asks
+//! the node. Reports come from the report stream (an ordered consumer from the start of
+//! this colony's subject, so a colony that reconnects reads what it missed), are
+//! deduplicated by worker id, journaled, then published on the bus — exactly like a local
+//! worker's. Other events come over core NATS and are republished as they arrive.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
+
+use super::{ColonyError, ColonyInner, WorkerReport};
+use crate::cluster::{Cluster, ClusterError, Control, ReportMessage, TaskMessage, subjects};
+use crate::events::{AgentEvent, EventType};
+use crate::worker::{
+    StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, crashed, stopped,
+};
+
+/// The colony's record of a worker that runs on a node.
+pub(crate) struct RemoteWorker {
+    pub task: TaskMessage,
+    status: Mutex<RemoteStatus>,
+    ended: watch::Sender<bool>,
+}
+
+struct RemoteStatus {
+    state: WorkerState,
+    /// Handed to the dispatcher's publish (it may not be acknowledged yet).
+    dispatched: bool,
+    /// Its sequence in the task stream, once published.
+    sequence: Option<u64>,
+    started_at: Option<DateTime<Utc>>,
+    result: Option<WorkerResult>,
+    /// The colony's concurrency slot, held from publish to report.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl RemoteWorker {
+    pub fn new(task: TaskMessage) -> Self {
+        Self {
+            task,
+            status: Mutex::new(RemoteStatus {
+                state: WorkerState::Queued,
+                dispatched: false,
+                sequence: None,
+                started_at: None,
+                result: None,
+                slot: None,
+            }),
+            ended: watch::Sender::new(false),
+        }
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, RemoteStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn id(&self) -> &str {
+        &self.task.worker_id
+    }
+
+    pub fn state(&self) -> WorkerState {
+        self.status().state
+    }
+
+    pub fn info(&self) -> WorkerInfo {
+        let status = self.status();
+        WorkerInfo {
+            id: self.task.worker_id.clone(),
+            task: self.task.task.clone(),
+            plugin: self.task.plugin.clone(),
+            mode: WorkerMode::Ephemeral,
+            state: status.state,
+            started_at: status.started_at,
+            result: status.result.clone(),
+        }
+    }
+
+    /// Its report, once it has ended.
+    pub fn report(&self) -> Option<WorkerReport> {
+        let status = self.status();
+        let result = status.result.as_ref()?;
+        Some(WorkerReport::from_result(
+            &self.task.worker_id,
+            &self.task.colony_id,
+            &self.task.task,
+            result,
+        ))
+    }
+
+    /// Takes it for publishing with `slot`; false when it was stopped meanwhile.
+    fn claim(&self, slot: OwnedSemaphorePermit) -> bool {
+        let mut status = self.status();
+        if status.state != WorkerState::Queued || status.dispatched {
+            return false;
+        }
+        status.dispatched = true;
+        status.slot = Some(slot);
+        true
+    }
+
+    /// Takes it away from the dispatcher if it has not published it yet.
+    fn take_undispatched(&self) -> bool {
+        let mut status = self.status();
+        let take = status.state == WorkerState::Queued && !status.dispatched;
+        status.dispatched = true;
+        take
+    }
+
+    /// Marks it running (its first `EXECUTION_STARTED`); false if it already was or ended.
+    fn started(&self, at: DateTime<Utc>) -> bool {
+        let mut status = self.status();
+        if status.state != WorkerState::Queued {
+            return false;
+        }
+        status.state = WorkerState::Running;
+        status.started_at = Some(at);
+        true
+    }
+
+    /// Ends it with `result`; false when it had ended already (a duplicate report).
+    fn finish(&self, state: WorkerState, result: WorkerResult) -> bool {
+        let mut status = self.status();
+        if status.state.is_terminal() {
+            return false;
+        }
+        status.state = if state.is_terminal() {
+            state
+        } else {
+            WorkerState::Failed
+        };
+        status.result = Some(result);
+        status.slot = None;
+        drop(status);
+        self.ended.send_replace(true);
+        true
+    }
+}
+
+/// Connects the colony's listeners: reports, events and the overseer's inbox.
+pub(crate) struct RemoteFeeds {
+    reports: pull::Ordered,
+    events: async_nats::Subscriber,
+    overseer: async_nats::Subscriber,
+}
+
+impl RemoteFeeds {
+    pub async fn open(cluster: &Cluster, colony: &str) -> Result<Self, ClusterError> {
+        subjects::check_token("colony id", colony)?;
+        let stream = cluster
+            .jetstream()
+            .get_stream(subjects::REPORTS_STREAM)
+            .await
+            .map_err(|e| ClusterError::js("open the report stream", e))?;
+        let reports = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: subjects::reports(colony),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::js("read the colony's reports", e))?
+            .messages()
+            .await
+            .map_err(|e| ClusterError::js("read the colony's reports", e))?;
+        let subscribe = |subject: String| async move {
+            cluster
+                .client()
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| ClusterError::js(format!("subscribe to {subject}"), e))
+        };
+        let events = subscribe(subjects::events(colony)).await?;
+        let overseer = subscribe(subjects::control(colony, "overseer")).await?;
+        cluster
+            .client()
+            .flush()
+            .await
+            .map_err(|e| ClusterError::js("flush subscriptions", e))?;
+        Ok(Self {
+            reports,
+            events,
+            overseer,
+        })
+    }
+
+    /// Spawns the three listeners; each ends when the colony is dropped or stopped.
+    pub fn spawn(self, inner: &Arc<ColonyInner>) {
+        tokio::spawn(read_reports(Arc::downgrade(inner), self.reports));
+        tokio::spawn(read_events(Arc::downgrade(inner), self.events));
+        tokio::spawn(serve_overseer(Arc::downgrade(inner), self.overseer));
+    }
+}
+
+async fn read_reports(inner: Weak<ColonyInner>, mut reports: pull::Ordered) {
+    while let Some(message) = reports.next().await {
+        let Some(inner) = inner.upgrade() else { return };
+        match message {
+            Ok(message) => match serde_json::from_slice::<ReportMessage>(&message.payload) {
+                Ok(report) => deliver(&inner, report),
+                Err(e) => tracing::warn!("unreadable report on {}: {e}", message.subject),
+            },
+            Err(e) => tracing::warn!("reading reports: {e}"),
+        }
+    }
+}
+
+async fn read_events(inner: Weak<ColonyInner>, mut events: async_nats::Subscriber) {
+    while let Some(message) = events.next().await {
+        let Some(inner) = inner.upgrade() else { return };
+        let Ok(event) = serde_json::from_slice::<AgentEvent>(&message.payload) else {
+            continue;
+        };
+        // Reports come from the report stream, once each.
+        if event.event_type == EventType::SubagentReport {
+            continue;
+        }
+        let Some(worker) = inner.find_remote(&event.node_id) else {
+            continue;
+        };
+        if worker.state().is_terminal() {
+            continue;
+        }
+        if event.event_type == EventType::ExecutionStarted
+            && worker.started(event.timestamp)
+            && let Err(e) = inner.journal.set_state(&worker.info())
+        {
+            tracing::error!("worker '{}': {e}", worker.id());
+        }
+        inner.bus.publish(event);
+    }
+}
+
+/// `peers.send(\"overseer\", …)` from workers on nodes.
+async fn serve_overseer(inner: Weak<ColonyInner>, mut requests: async_nats::Subscriber) {
+    while let Some(request) = requests.next().await {
+        let Some(inner) = inner.upgrade() else { return };
+        let error = match serde_json::from_slice::<Control>(&request.payload) {
+            Ok(Control::Inject { message }) => match inner.overseer() {
+                Some(overseer) => overseer.inject(message).err().map(|e| e.to_string()),
+                None => Some(format!("colony '{}' has no overseer", inner.config.id)),
+            },
+            Ok(Control::Stop) => Some("the overseer cannot be stopped by a worker".to_owned()),
+            Err(e) => Some(format!("not a control request: {e}")),
+        };
+        if let (Some(reply), Ok(payload)) = (
+            request.reply,
+            serde_json::to_vec(&crate::cluster::ControlReply { error }),
+        ) {
+            let _ = inner
+                .cluster()
+                .client()
+                .publish(reply, payload.into())
+                .await;
+        }
+    }
+}
+
+/// Ends a remote worker with its report: journaled, then published. A worker that has
+/// a report already (a redelivered task, the stream replayed) keeps its first one.
+fn deliver(inner: &ColonyInner, report: ReportMessage) {
+    let Some(worker) = inner.find_remote(&report.event.node_id) else {
+        return;
+    };
+    if !worker.finish(report.state, report.result) {
+        return;
+    }
+    if let Err(e) = inner.journal.set_state(&worker.info()) {
+        tracing::error!("worker '{}': {e}", worker.id());
+    }
+    if let Err(e) = inner.journal.add_report(&report.event) {
+        tracing::error!("worker '{}': {e}", worker.id());
+    }
+    inner.bus.publish(report.event);
+}
+
+/// Ends a remote worker here, without a node: delivered at once, then stored in the
+/// report stream so that a node that took the task meanwhile does not run it.
+async fn end_here(
+    inner: &ColonyInner,
+    worker: &RemoteWorker,
+    state: WorkerState,
+    result: WorkerResult,
+) {
+    let report = ReportMessage::synthesised("colony", &worker.task, state, result);
+    deliver(inner, report.clone());
+    if let Err(e) = inner.cluster().store_report(&report).await {
+        tracing::warn!("{e}");
+    }
+}
+
+/// Publishes a claimed worker's task (the dispatcher's part).
+pub(crate) async fn launch(
+    inner: Arc<ColonyInner>,
+    worker: Arc<RemoteWorker>,
+    slot: OwnedSemaphorePermit,
+) {
+    if !worker.claim(slot) {
+        return;
+    }
+    let cluster = inner.cluster().clone();
+    let published = match cluster.is_served(&worker.task.sha256).await {
+        Ok(true) => cluster.publish_task(&worker.task).await,
+        Ok(false) => Err(ClusterError::NoNodeForPlugin {
+            plugin: worker.task.plugin.clone(),
+            sha256: worker.task.sha256.clone(),
+        }),
+        Err(e) => Err(e),
+    };
+    match published {
+        Ok(sequence) => worker.status().sequence = Some(sequence),
+        Err(e) => {
+            tracing::warn!("worker '{}': {e}", worker.id());
+            end_here(
+                &inner,
+                &worker,
+                WorkerState::Failed,
+                crashed(e.to_string(), 0.0, 0),
+            )
+            .await;
+        }
+    }
+}
+
+/// Stops a remote worker wherever it is: not yet published → ended here; still on the
+/// queue → withdrawn and ended here; running → its node is asked to stop it, and the
+/// stop waits (bounded by `timeout`) for the report.
+pub(crate) async fn stop(
+    inner: &ColonyInner,
+    worker: &RemoteWorker,
+    timeout: Duration,
+) -> StopOutcome {
+    let begun = Instant::now();
+    let deadline = begun + timeout;
+    let outcome = |clean| StopOutcome {
+        state: worker.state(),
+        clean,
+        elapsed: begun.elapsed(),
+    };
+    if worker.take_undispatched() {
+        end_here(inner, worker, WorkerState::Stopped, stopped(None, 0.0, 0)).await;
+        return outcome(true);
+    }
+    let mut ended = worker.ended.subscribe();
+    let cluster = inner.cluster().clone();
+    let colony = &worker.task.colony_id;
+    let mut asked = false;
+    while !*ended.borrow() && Instant::now() < deadline {
+        match cluster
+            .control(colony, worker.id(), &Control::Stop, timeout)
+            .await
+        {
+            Ok(()) => {
+                asked = true;
+                break;
+            }
+            Err(ClusterError::NotRunning { .. }) => {
+                // Not running anywhere: still on the queue (withdraw it), or between a
+                // node's pull and its start (ask again).
+                let sequence = worker.status().sequence;
+                if let Some(sequence) = sequence
+                    && cluster.withdraw_task(sequence).await.unwrap_or(false)
+                {
+                    end_here(inner, worker, WorkerState::Stopped, stopped(None, 0.0, 0)).await;
+                    return outcome(true);
+                }
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let clean = tokio::time::timeout_at(deadline, ended.wait_for(|e| *e))
+        .await
+        .is_ok();
+    if !clean {
+        tracing::warn!(
+            worker = worker.id(),
+            asked,
+            "no report within the stop timeout"
+        );
+    }
+    outcome(clean)
+}
+
+/// Injects `message` into a remote worker through its node.
+pub(crate) async fn inject(
+    inner: &ColonyInner,
+    worker: &RemoteWorker,
+    message: String,
+) -> Result<(), ColonyError> {
+    Ok(inner
+        .cluster()
+        .control(
+            &worker.task.colony_id,
+            worker.id(),
+            &Control::Inject { message },
+            Duration::from_secs(5),
+        )
+        .await?)
+}
