@@ -36,6 +36,8 @@ mod node;
 pub mod subjects;
 mod wire;
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
@@ -56,6 +58,8 @@ pub struct Cluster {
     client: async_nats::Client,
     js: jetstream::Context,
     url: String,
+    /// Plugin hashes known to have a node.
+    served: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Cluster {
@@ -75,6 +79,7 @@ impl Cluster {
             client,
             js,
             url: url.to_owned(),
+            served: Arc::default(),
         };
         cluster.ensure_streams().await?;
         Ok(cluster)
@@ -125,12 +130,17 @@ impl Cluster {
             .map_err(|e| ClusterError::js(format!("open stream {name}"), e))
     }
 
-    /// Queues a task; returns its sequence in the task stream (to delete it while it is
-    /// still queued). The worker id is the message id, so a retried publish is not
-    /// queued twice.
-    pub async fn publish_task(&self, task: &TaskMessage) -> Result<u64, ClusterError> {
-        let what = || format!("queue the task of worker '{}'", task.worker_id);
-        let payload = serde_json::to_vec(task).map_err(|e| ClusterError::js(what(), e))?;
+    /// Queues a task: sent when this returns (so tasks queue in the order of the calls),
+    /// stored when the returned future yields its sequence in the task stream (which can
+    /// withdraw it while no node has taken it). The worker id is the message id, so a
+    /// retried publish is not queued twice.
+    pub async fn publish_task(
+        &self,
+        task: &TaskMessage,
+    ) -> Result<impl Future<Output = Result<u64, ClusterError>> + Send + 'static, ClusterError>
+    {
+        let what = format!("queue the task of worker '{}'", task.worker_id);
+        let payload = serde_json::to_vec(task).map_err(|e| ClusterError::js(&what, e))?;
         let ack = self
             .js
             .send_publish(
@@ -140,10 +150,12 @@ impl Cluster {
                     .payload(Bytes::from(payload)),
             )
             .await
-            .map_err(|e| ClusterError::js(what(), e))?
-            .await
-            .map_err(|e| ClusterError::js(what(), e))?;
-        Ok(ack.sequence)
+            .map_err(|e| ClusterError::js(&what, e))?;
+        Ok(async move {
+            ack.await
+                .map(|ack| ack.sequence)
+                .map_err(|e| ClusterError::js(what, e))
+        })
     }
 
     /// Removes a task that no node has taken yet. False when it was already taken.
@@ -193,12 +205,29 @@ impl Cluster {
     }
 
     /// Whether some node has ever served the plugin `sha256` (its consumer exists).
+    /// A yes is remembered; a no is asked again next time.
     pub async fn is_served(&self, sha256: &str) -> Result<bool, ClusterError> {
+        let known = |served: &Mutex<HashSet<String>>| {
+            served
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(sha256)
+        };
+        if known(&self.served) {
+            return Ok(true);
+        }
         let tasks = self.stream(subjects::TASKS_STREAM).await?;
-        Ok(tasks
+        let served = tasks
             .consumer_info(subjects::plugin_consumer(sha256))
             .await
-            .is_ok())
+            .is_ok();
+        if served {
+            self.served
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(sha256.to_owned());
+        }
+        Ok(served)
     }
 
     /// Sends `request` to whoever runs `worker` and waits (at most `timeout`) for the

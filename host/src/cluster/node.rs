@@ -167,8 +167,10 @@ async fn pull_tasks(inner: Arc<NodeInner>, consumer: PullConsumer, shutdown: Can
         while let Ok(permit) = inner.slots.clone().try_acquire_owned() {
             permits.push(permit);
         }
+        // A pull request for as many tasks as free slots, open until it has them all or
+        // `poll` has passed; each task starts as soon as it arrives.
         let batch = consumer
-            .fetch()
+            .batch()
             .max_messages(permits.len())
             .expires(inner.config.poll)
             .messages()
@@ -214,7 +216,11 @@ async fn handle(
             return;
         }
     };
-    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+    let (delivered, sequence) = message
+        .info()
+        .map(|i| (i.delivered, i.stream_sequence))
+        .unwrap_or((1, 0));
+    tracing::debug!(node = name, worker = task.worker_id, sequence, delivered, "task taken");
     // A node that died after storing the report but before acknowledging: done already.
     match inner
         .cluster
@@ -412,7 +418,9 @@ async fn serve_control(
         while let Some(request) = requests.next().await {
             let error = match serde_json::from_slice::<Control>(&request.payload) {
                 Ok(Control::Stop) => {
-                    worker.stop().await;
+                    // Answered at once; the worker's report follows when it has stopped.
+                    let worker = worker.clone();
+                    tokio::spawn(async move { worker.stop().await });
                     None
                 }
                 Ok(Control::Inject { message }) => {

@@ -703,7 +703,7 @@ async fn dispatch(inner: Arc<ColonyInner>) {
             Member::Local(worker) => worker,
             Member::Remote(worker) => {
                 // Its node applies the timeouts; the slot is held until its report.
-                tokio::spawn(remote::launch(inner.clone(), worker, permit));
+                remote::launch(inner.clone(), worker, permit).await;
                 continue;
             }
         };

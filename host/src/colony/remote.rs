@@ -127,11 +127,17 @@ impl RemoteWorker {
         true
     }
 
-    /// Ends it with `result`; false when it had ended already (a duplicate report).
-    fn finish(&self, state: WorkerState, result: WorkerResult) -> bool {
+    /// Ends it with `result` at `ended_at`; false when it had ended already (a duplicate
+    /// report). A report can overtake its worker's `EXECUTION_STARTED` event (they travel
+    /// apart): the start is then dated from the report.
+    fn finish(&self, state: WorkerState, result: WorkerResult, ended_at: DateTime<Utc>) -> bool {
         let mut status = self.status();
         if status.state.is_terminal() {
             return false;
+        }
+        if status.started_at.is_none() && status.dispatched {
+            let ran = chrono::Duration::milliseconds((result.duration_seconds * 1e3) as i64);
+            status.started_at = Some(ended_at - ran);
         }
         status.state = if state.is_terminal() {
             state
@@ -271,7 +277,7 @@ fn deliver(inner: &ColonyInner, report: ReportMessage) {
     let Some(worker) = inner.find_remote(&report.event.node_id) else {
         return;
     };
-    if !worker.finish(report.state, report.result) {
+    if !worker.finish(report.state, report.result, report.event.timestamp) {
         return;
     }
     if let Err(e) = inner.journal.set_state(&worker.info()) {
@@ -298,7 +304,8 @@ async fn end_here(
     }
 }
 
-/// Publishes a claimed worker's task (the dispatcher's part).
+/// Publishes a claimed worker's task (the dispatcher's part: it awaits the send, so
+/// tasks queue in FIFO order, not the storage acknowledgement).
 pub(crate) async fn launch(
     inner: Arc<ColonyInner>,
     worker: Arc<RemoteWorker>,
@@ -308,7 +315,7 @@ pub(crate) async fn launch(
         return;
     }
     let cluster = inner.cluster().clone();
-    let published = match cluster.is_served(&worker.task.sha256).await {
+    let sent = match cluster.is_served(&worker.task.sha256).await {
         Ok(true) => cluster.publish_task(&worker.task).await,
         Ok(false) => Err(ClusterError::NoNodeForPlugin {
             plugin: worker.task.plugin.clone(),
@@ -316,19 +323,20 @@ pub(crate) async fn launch(
         }),
         Err(e) => Err(e),
     };
-    match published {
-        Ok(sequence) => worker.status().sequence = Some(sequence),
-        Err(e) => {
-            tracing::warn!("worker '{}': {e}", worker.id());
-            end_here(
-                &inner,
-                &worker,
-                WorkerState::Failed,
-                crashed(e.to_string(), 0.0, 0),
-            )
-            .await;
+    tokio::spawn(async move {
+        let stored = match sent {
+            Ok(stored) => stored.await,
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(sequence) => worker.status().sequence = Some(sequence),
+            Err(e) => {
+                tracing::warn!("worker '{}': {e}", worker.id());
+                let result = crashed(e.to_string(), 0.0, 0);
+                end_here(&inner, &worker, WorkerState::Failed, result).await;
+            }
         }
-    }
+    });
 }
 
 /// Stops a remote worker wherever it is: not yet published → ended here; still on the

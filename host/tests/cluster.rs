@@ -1,0 +1,470 @@
+//! Scale-out on NATS JetStream, for real: a `nats-server -js` on loopback, `colony node`
+//! processes, and a colony in this process using the same API as in-process.
+//! (`make setup` and `.ci/run` install Debian's `nats-server`.)
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use colony::{
+    Colony, ColonyConfig, ColonyError, EventFilter, EventType, Plugin, ReportStatus, Runtime,
+    RuntimeConfig, Subscription, Task, WorkerReport, WorkerState,
+};
+use serde_json::json;
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn guest(name: &str) -> PathBuf {
+    target_dir().join(format!("wasm32-wasip2/guest/{name}.wasm"))
+}
+
+/// A NATS server with JetStream, on a free loopback port, killed on drop.
+struct Nats {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Self {
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("nats-server");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = tempfile::tempdir().unwrap();
+        let child = Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary} (run `make setup`): {e}"));
+        let begun = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                begun.elapsed() < Duration::from_secs(10),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `colony node` process, killed on drop.
+struct NodeProcess {
+    child: Child,
+    home: PathBuf,
+}
+
+impl NodeProcess {
+    /// Starts a node serving the probe fixture and waits until it serves.
+    fn start(nats: &Nats, home: &Path, name: &str) -> Self {
+        let config = home.join("host.toml");
+        std::fs::create_dir_all(home).unwrap();
+        std::fs::write(
+            &config,
+            format!("cache_dir = {:?}\n", target_dir().join("colony-cache")),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_colony"))
+            .arg("--nats")
+            .arg(&nats.url)
+            .arg("--home")
+            .arg(home)
+            .arg("--config")
+            .arg(&config)
+            .args(["node", "--name", name, "--slots", "4", "--ack-wait", "2s"])
+            .arg("--plugin")
+            .arg(guest("probe_fixture"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.contains("serving probe_fixture"),
+            "node said: {line:?}"
+        );
+        Self {
+            child,
+            home: home.join("nodes").join(name),
+        }
+    }
+
+    /// The worker folders it created (one per task it started).
+    fn workers(&self, colony: &str) -> HashSet<String> {
+        std::fs::read_dir(self.home.join("workers").join(colony))
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect(nats: &Nats, home: &Path, configure: impl FnOnce(&mut ColonyConfig)) -> Colony {
+    let mut config = ColonyConfig::new("c", home);
+    config.nats = Some(nats.url.clone());
+    config.max_batch = 500;
+    config.max_concurrent_workers = 64;
+    configure(&mut config);
+    Colony::connect(runtime(), config).await.unwrap()
+}
+
+fn runtime() -> Runtime {
+    Runtime::with_config(RuntimeConfig {
+        cache_dir: Some(target_dir().join("colony-cache")),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+async fn probe(colony: &Colony) -> Plugin {
+    colony
+        .runtime()
+        .load_plugin("probe_fixture", guest("probe_fixture"))
+        .await
+        .unwrap()
+}
+
+/// Reads reports off the bus, counting them per worker into `counts`, until every id has
+/// one, then a little longer for duplicates.
+async fn count_reports(
+    reports: &mut Subscription,
+    counts: &mut HashMap<String, usize>,
+    ids: &[String],
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut settle = None;
+    loop {
+        let until = settle.unwrap_or(deadline);
+        match tokio::time::timeout_at(until, reports.recv()).await {
+            Ok(Ok(event)) => *counts.entry(event.node_id).or_default() += 1,
+            Ok(Err(e)) => panic!("bus: {e}"),
+            Err(_) => break,
+        }
+        if settle.is_none() && ids.iter().all(|id| counts.contains_key(id)) {
+            settle = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+        }
+    }
+}
+
+fn assert_exactly_once(counts: &HashMap<String, usize>, ids: &[String]) {
+    let missing: Vec<_> = ids.iter().filter(|id| !counts.contains_key(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "no report for {} tasks: {missing:?}",
+        missing.len()
+    );
+    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(repeated.is_empty(), "reports repeated: {repeated:?}");
+    assert_eq!(counts.len(), ids.len(), "reports for unknown workers");
+}
+
+fn tasks(n: usize, input: serde_json::Value) -> Vec<Task> {
+    (0..n)
+        .map(|i| Task::new(format!("task {i}")).with_input(input.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_tasks_over_three_nodes_report_exactly_once() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes: Vec<_> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|name| NodeProcess::start(&nats, dir.path(), name))
+        .collect();
+    let colony = connect(&nats, &dir.path().join("colony"), |_| {}).await;
+    assert!(colony.is_distributed());
+    let plugin = probe(&colony).await;
+    let mut reports = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::SubagentReport]));
+    let mut started = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::ExecutionStarted]));
+
+    let ids = colony
+        .run_parallel(&plugin, tasks(200, json!({"action": "wait_ms", "ms": 20})))
+        .unwrap();
+    let mut counts = HashMap::new();
+    count_reports(&mut reports, &mut counts, &ids, Duration::from_secs(60)).await;
+    assert_exactly_once(&counts, &ids);
+
+    // The same API as in-process: reports, states, results, journal.
+    let got = colony
+        .wait_for_reports(&ids, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        got.iter().all(|r| r.status == ReportStatus::Success),
+        "{got:?}"
+    );
+    let info = colony.info(&ids[7]).unwrap();
+    assert_eq!(info.state, WorkerState::Completed);
+    assert_eq!(info.task, "task 7");
+    assert!(info.started_at.is_some());
+    assert_eq!(colony.journal().reports(None).unwrap().len(), 200);
+    assert_eq!(
+        colony.journal().worker(&ids[7]).unwrap().unwrap().state,
+        "completed"
+    );
+    // Events other than reports travel too.
+    let mut starts = HashSet::new();
+    while let Ok(Some(event)) = started.try_recv() {
+        starts.insert(event.node_id);
+    }
+    assert!(
+        starts.len() > 150,
+        "only {} EXECUTION_STARTED events",
+        starts.len()
+    );
+
+    // Every node took part, and no task ran twice.
+    let ran: Vec<HashSet<String>> = nodes.iter().map(|n| n.workers("c")).collect();
+    assert!(
+        ran.iter().all(|r| !r.is_empty()),
+        "a node got nothing: {:?}",
+        ran.iter().map(HashSet::len).collect::<Vec<_>>()
+    );
+    assert_eq!(ran.iter().map(HashSet::len).sum::<usize>(), 200);
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut victim = NodeProcess::start(&nats, dir.path(), "victim");
+    let survivor = NodeProcess::start(&nats, dir.path(), "survivor");
+    let colony = connect(&nats, &dir.path().join("colony"), |_| {}).await;
+    let plugin = probe(&colony).await;
+    let mut reports = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::SubagentReport]));
+    let ids = colony
+        .run_parallel(&plugin, tasks(200, json!({"action": "wait_ms", "ms": 100})))
+        .unwrap();
+
+    // Kill the victim once a fifth of the reports are in: it is running tasks then.
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    while counts.len() < 40 {
+        let event = tokio::time::timeout(Duration::from_secs(30), reports.recv())
+            .await
+            .expect("reports stopped coming")
+            .unwrap();
+        *counts.entry(event.node_id).or_default() += 1;
+    }
+    let running_when_killed = victim.workers("c");
+    victim.kill();
+    let killed = Instant::now();
+
+    count_reports(&mut reports, &mut counts, &ids, Duration::from_secs(60)).await;
+    assert_exactly_once(&counts, &ids);
+    let got = colony
+        .wait_for_reports(&ids, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        got.iter().all(|r| r.status == ReportStatus::Success),
+        "{got:?}"
+    );
+    // The victim's unfinished tasks were redelivered (after the 2 s ack wait) and
+    // completed by the survivor.
+    let survived = survivor.workers("c");
+    let moved: Vec<_> = victim
+        .workers("c")
+        .intersection(&survived)
+        .cloned()
+        .collect();
+    assert!(
+        !moved.is_empty(),
+        "no task moved from the killed node: it had started {} ({} when killed), the survivor {}",
+        victim.workers("c").len(),
+        running_when_killed.len(),
+        survived.len()
+    );
+    assert!(running_when_killed.len() <= victim.workers("c").len());
+    assert!(killed.elapsed() < Duration::from_secs(20), "{:?}", killed.elapsed());
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_inject_and_timeouts_reach_the_node_that_runs_the_worker() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _node = NodeProcess::start(&nats, dir.path(), "n1");
+    let colony = connect(&nats, &dir.path().join("colony"), |c| {
+        c.soft_timeout = Duration::from_millis(1500);
+        c.hard_timeout = Some(Duration::from_secs(3));
+    })
+    .await;
+    let plugin = probe(&colony).await;
+    let running = |id: String| {
+        let colony = colony.clone();
+        async move {
+            let begun = Instant::now();
+            while colony.info(&id).unwrap().state != WorkerState::Running {
+                assert!(begun.elapsed() < Duration::from_secs(10), "{id} never ran");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let ids = colony
+        .run_parallel(
+            &plugin,
+            vec![
+                Task::new("inject me").with_input(json!({"action": "wait"})),
+                Task::new("stop me").with_input(json!({"action": "spin"})),
+                Task::new("wrap up").with_input(json!({"action": "wait"})),
+                Task::new("overrun").with_input(json!({"action": "spin"})),
+            ],
+        )
+        .unwrap();
+
+    running(ids[0].clone()).await;
+    colony
+        .inject(&ids[0], "hello from the colony")
+        .await
+        .unwrap();
+    running(ids[1].clone()).await;
+    let stop = colony.stop_worker(&ids[1]).await.unwrap();
+    assert_eq!(stop.state, WorkerState::Stopped);
+    assert!(
+        stop.clean && stop.elapsed < Duration::from_secs(2),
+        "{stop:?}"
+    );
+
+    let got = colony
+        .wait_for_reports(&ids, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let output = |i: usize| colony.info(&ids[i]).unwrap().result.unwrap().output;
+    assert_eq!(got[0].status, ReportStatus::Success);
+    assert_eq!(output(0)["got"], "hello from the colony");
+    assert_eq!(got[1].status, ReportStatus::Stopped);
+    // The soft timeout is injected by the node, the hard one stops the worker there.
+    assert_eq!(got[2].status, ReportStatus::Success);
+    assert!(
+        output(2)["got"]
+            .as_str()
+            .unwrap()
+            .starts_with("[SOFT TIMEOUT]")
+    );
+    assert_eq!(got[3].status, ReportStatus::Stopped, "{:?}", got[3]);
+    assert!(got[3].duration_seconds >= 2.9, "{:?}", got[3]);
+
+    // A worker that has ended is not running anywhere.
+    let err = colony.inject(&ids[0], "too late").await.unwrap_err();
+    assert!(err.to_string().contains("not running"), "{err}");
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_tasks_stop_without_running_and_unserved_plugins_are_refused() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(&nats, dir.path(), "n1");
+    let colony = connect(&nats, &dir.path().join("colony"), |_| {}).await;
+    let plugin = probe(&colony).await;
+
+    // Four slots busy; the fifth task waits on the queue and is withdrawn from it.
+    let ids = colony
+        .run_parallel(&plugin, tasks(5, json!({"action": "wait"})))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stop = colony.stop_worker(&ids[4]).await.unwrap();
+    assert_eq!(stop.state, WorkerState::Stopped);
+    assert!(
+        !node.workers("c").contains(&ids[4]),
+        "a withdrawn task ran: {stop:?} {ids:?} {:?}",
+        node.workers("c")
+    );
+
+    // No node holds the echo agent: refused with a clear error, not run.
+    let echo = colony
+        .runtime()
+        .load_plugin("echo_agent", guest("echo_agent"))
+        .await
+        .unwrap();
+    let refused = colony.run_parallel(&echo, vec![Task::new("x")]).unwrap();
+    let report: WorkerReport = colony
+        .wait_for_reports(&refused, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(report.status, ReportStatus::Failed);
+    let error = report.error.unwrap();
+    assert!(
+        error.contains("no colony node serves plugin 'echo_agent'"),
+        "{error}"
+    );
+
+    let outcomes = colony.stop_all().await;
+    assert!(
+        outcomes.iter().all(|(_, o)| o.state.is_terminal()),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_colony_without_its_nats_server_is_a_clear_error() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ColonyConfig::new("c", dir.path());
+    config.nats = Some(format!("nats://127.0.0.1:{port}"));
+    let err = match Colony::connect(runtime(), config.clone()).await {
+        Err(e) => e,
+        Ok(_) => panic!("connected to nothing"),
+    };
+    assert!(err.to_string().contains("cannot connect to NATS"), "{err}");
+    assert!(matches!(
+        Colony::open(runtime(), config),
+        Err(ColonyError::NeedsConnect { .. })
+    ));
+}
