@@ -14,7 +14,7 @@ PYVENV := target/pyvenv
 .PHONY: setup guests lang-guests demo test bench lint clean
 
 ## Install the toolchains the guests need (idempotent): the wasm32-wasip2 target, and
-## Debian's clang 19 + wasi-libc for C guests.
+## Debian's clang 19 + wasi-libc for C guests, nats-server for the scale-out tests.
 setup:
 	scripts/install-toolchains.sh
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Installs the toolchains the guests need that cargo cannot fetch: the wasm32-wasip2 Rust
-# target, and Debian's clang 19 with wasi-libc for C guests. (JavaScript and Python
-# toolchains come from the npm registry and PyPI; `make lang-guests` installs them into the
-# project: examples/js/node_modules and target/pyvenv.)
+# Installs what cargo cannot fetch: the wasm32-wasip2 Rust target, Debian's clang 19 with
+# wasi-libc for C guests, and Debian's nats-server (JetStream) for the scale-out tests.
+# (JavaScript and Python toolchains come from the npm registry and PyPI; `make
+# lang-guests` installs them into the project: examples/js/node_modules and target/pyvenv.)
 set -euo pipefail
 
 rustup target add wasm32-wasip2
-if ! command -v clang-19 >/dev/null || [ ! -d /usr/lib/wasm32-wasi ]; then
+if ! command -v clang-19 >/dev/null || [ ! -d /usr/lib/wasm32-wasi ] || ! [ -x /usr/sbin/nats-server ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q || true
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 nats-server
 fi

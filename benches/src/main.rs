@@ -1,7 +1,9 @@
 //! Colony's benchmarks, each measured side by side with its baseline in the same run.
 //! Run with `cargo run --release -p colony-bench` (after `make guests`); the output is
 //! the Markdown tables of BENCHMARKS.md. `colony-bench <name>…` runs some of them:
-//! `ephemeral`, `injection`, `memory`, `stop`, `load`, `hostcall`.
+//! `ephemeral`, `injection`, `memory`, `stop`, `load`, `hostcall`, `cluster`.
+
+mod cluster;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -522,6 +524,7 @@ async fn run() {
         "stop",
         "load",
         "hostcall",
+        "cluster",
         "cycle",
     ];
     let chosen: Vec<String> = std::env::args().skip(1).collect();
@@ -544,6 +547,7 @@ async fn run() {
             "stop" => stop().await,
             "load" => load().await,
             "cycle" => cycle().await,
+            "cluster" => cluster::cluster().await,
             _ => hostcall().await,
         }
     }

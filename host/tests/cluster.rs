@@ -128,9 +128,32 @@ impl NodeProcess {
             .unwrap_or_default()
     }
 
+    /// Whether a worker folder (of colony `c`) without a report is younger than `age`.
+    fn has_young_worker(&self, reported: &HashMap<String, usize>, age: Duration) -> bool {
+        self.workers("c")
+            .iter()
+            .filter(|id| !reported.contains_key(*id))
+            .filter_map(|id| std::fs::metadata(self.home.join("workers/c").join(id)).ok())
+            .filter_map(|m| m.modified().ok())
+            .any(|t| t.elapsed().is_ok_and(|e| e < age))
+    }
+
     fn kill(&mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for it to exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
     }
 }
 
@@ -287,14 +310,18 @@ async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
         .run_parallel(&plugin, tasks(200, json!({"action": "wait_ms", "ms": 100})))
         .unwrap();
 
-    // Kill the victim once a fifth of the reports are in: it is running tasks then.
+    // Kill the victim once a fifth of the reports are in, at a moment it has just
+    // started tasks (a worker folder younger than 30 ms and no report yet).
     let mut counts: HashMap<String, usize> = HashMap::new();
-    while counts.len() < 40 {
+    loop {
         let event = tokio::time::timeout(Duration::from_secs(30), reports.recv())
             .await
             .expect("reports stopped coming")
             .unwrap();
         *counts.entry(event.node_id).or_default() += 1;
+        if counts.len() >= 40 && victim.has_young_worker(&counts, Duration::from_millis(30)) {
+            break;
+        }
     }
     let running_when_killed = victim.workers("c");
     victim.kill();
@@ -326,7 +353,11 @@ async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
         survived.len()
     );
     assert!(running_when_killed.len() <= victim.workers("c").len());
-    assert!(killed.elapsed() < Duration::from_secs(20), "{:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        killed.elapsed()
+    );
     colony.stop_all().await;
 }
 
@@ -467,4 +498,163 @@ async fn a_colony_without_its_nats_server_is_a_clear_error() {
         Colony::open(runtime(), config),
         Err(ColonyError::NeedsConnect { .. })
     ));
+}
+
+#[test]
+fn the_cli_fans_out_through_nodes_and_explains_what_it_needs() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _node = NodeProcess::start(&nats, dir.path(), "n1");
+    let tasks = dir.path().join("tasks.txt");
+    std::fs::write(
+        &tasks,
+        (0..20)
+            .map(|i| format!("{{\"task\": \"t{i}\", \"input\": {{\"action\": \"echo\"}}}}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let cli = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_colony"));
+        command.arg("--home").arg(dir.path().join("cli"));
+        command
+    };
+    let output = cli()
+        .args(["--nats", &nats.url, "--json", "fanout"])
+        .arg(guest("probe_fixture"))
+        .arg("--tasks")
+        .arg(&tasks)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let reports: Vec<WorkerReport> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(reports.len(), 20);
+    assert!(reports.iter().all(|r| r.status == ReportStatus::Success));
+    let ids: HashSet<_> = reports.iter().map(|r| &r.worker_id).collect();
+    assert_eq!(ids.len(), 20);
+
+    let no_server = cli()
+        .args(["node", "--plugin"])
+        .arg(guest("probe_fixture"))
+        .env_remove("COLONY_NATS")
+        .output()
+        .unwrap();
+    assert!(!no_server.status.success());
+    assert!(
+        String::from_utf8_lossy(&no_server.stderr).contains("a node needs a NATS server"),
+        "{no_server:?}"
+    );
+    let demo = cli().args(["--nats", &nats.url, "demo"]).output().unwrap();
+    assert!(!demo.status.success());
+    assert!(String::from_utf8_lossy(&demo.stderr).contains("the demo runs in one process"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shut_down_hands_its_tasks_to_another() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = NodeProcess::start(&nats, dir.path(), "first");
+    let colony = connect(&nats, &dir.path().join("colony"), |_| {}).await;
+    let plugin = probe(&colony).await;
+    let ids = colony
+        .run_parallel(
+            &plugin,
+            vec![Task::new("outlive").with_input(json!({"action": "wait"}))],
+        )
+        .unwrap();
+    let begun = Instant::now();
+    while colony.info(&ids[0]).unwrap().state != WorkerState::Running {
+        assert!(begun.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(first.terminate().success());
+    assert!(first.workers("c").contains(&ids[0]));
+
+    // Handed back at once (no ack wait): the next node takes it and runs it again.
+    let second = NodeProcess::start(&nats, dir.path(), "second");
+    let begun = Instant::now();
+    while !second.workers("c").contains(&ids[0]) {
+        assert!(
+            begun.elapsed() < Duration::from_secs(1),
+            "the task did not move"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    colony.inject(&ids[0], "finish here").await.unwrap();
+    let report = colony
+        .wait_for_reports(&ids, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(report.status, ReportStatus::Success);
+    assert_eq!(
+        colony.info(&ids[0]).unwrap().result.unwrap().output["got"],
+        "finish here"
+    );
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_colony_reads_the_reports_it_missed() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("cli");
+    let tasks = dir.path().join("tasks.txt");
+    std::fs::write(&tasks, "a\nb\nc\n").unwrap();
+    // A node must have served the plugin once, or the tasks are refused.
+    drop(NodeProcess::start(&nats, dir.path(), "once"));
+    let mut fanout = Command::new(env!("CARGO_BIN_EXE_colony"))
+        .arg("--home")
+        .arg(&home)
+        .args(["--nats", &nats.url, "--json", "fanout"])
+        .arg(guest("probe_fixture"))
+        .arg("--tasks")
+        .arg(&tasks)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // No node runs now: the tasks wait on the queue; the colony process dies.
+    let journal = home.join("journal.db");
+    let begun = Instant::now();
+    while colony::Journal::open(&journal)
+        .and_then(|j| j.workers())
+        .map_or(0, |w| w.len())
+        < 3
+    {
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "fanout queued nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fanout.kill().unwrap();
+    fanout.wait().unwrap();
+
+    let _node = NodeProcess::start(&nats, dir.path(), "later");
+    tokio::time::sleep(colony::HEARTBEAT_STALE_AFTER).await;
+    let mut config = ColonyConfig::new("cli", &home);
+    config.nats = Some(nats.url.clone());
+    let colony = Colony::connect(runtime(), config).await.unwrap();
+    let begun = Instant::now();
+    loop {
+        let states: Vec<String> = colony
+            .journal()
+            .workers()
+            .unwrap()
+            .into_iter()
+            .map(|w| w.state)
+            .collect();
+        if states.iter().all(|s| s == "completed") {
+            break;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(10), "{states:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(colony.journal().reports(None).unwrap().len(), 3);
+    colony.stop_all().await;
 }

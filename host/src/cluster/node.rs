@@ -150,6 +150,10 @@ impl Node {
             .slots
             .acquire_many(self.inner.config.slots.max(1) as u32)
             .await;
+        // The hand-backs (naks) leave before the process does.
+        if let Err(e) = self.inner.cluster.client().flush().await {
+            tracing::warn!(node = self.inner.config.name, "flush: {e}");
+        }
     }
 }
 
@@ -220,7 +224,13 @@ async fn handle(
         .info()
         .map(|i| (i.delivered, i.stream_sequence))
         .unwrap_or((1, 0));
-    tracing::debug!(node = name, worker = task.worker_id, sequence, delivered, "task taken");
+    tracing::debug!(
+        node = name,
+        worker = task.worker_id,
+        sequence,
+        delivered,
+        "task taken"
+    );
     // A node that died after storing the report but before acknowledging: done already.
     match inner
         .cluster

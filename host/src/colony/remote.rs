@@ -135,7 +135,7 @@ impl RemoteWorker {
         if status.state.is_terminal() {
             return false;
         }
-        if status.started_at.is_none() && status.dispatched {
+        if status.started_at.is_none() && result.duration_seconds > 0.0 {
             let ran = chrono::Duration::milliseconds((result.duration_seconds * 1e3) as i64);
             status.started_at = Some(ended_at - ran);
         }
@@ -275,7 +275,7 @@ async fn serve_overseer(inner: Weak<ColonyInner>, mut requests: async_nats::Subs
 /// a report already (a redelivered task, the stream replayed) keeps its first one.
 fn deliver(inner: &ColonyInner, report: ReportMessage) {
     let Some(worker) = inner.find_remote(&report.event.node_id) else {
-        return;
+        return deliver_missed(inner, report);
     };
     if !worker.finish(report.state, report.result, report.event.timestamp) {
         return;
@@ -285,6 +285,38 @@ fn deliver(inner: &ColonyInner, report: ReportMessage) {
     }
     if let Err(e) = inner.journal.add_report(&report.event) {
         tracing::error!("worker '{}': {e}", worker.id());
+    }
+    inner.bus.publish(report.event);
+}
+
+/// A report for a worker this process did not create: one a previous process of the
+/// colony (same id and home) fanned out before it ended. The journal gets its outcome.
+fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
+    let id = report.event.node_id.as_str();
+    let record = match inner.journal.worker(id) {
+        Ok(Some(record)) => record,
+        Ok(None) => return,
+        Err(e) => return tracing::error!("worker '{id}': {e}"),
+    };
+    let ended = ["completed", "failed", "stopped"].contains(&record.state.as_str());
+    if ended || record.colony_id != inner.config.id {
+        return;
+    }
+    let info = WorkerInfo {
+        id: record.id,
+        task: record.task,
+        plugin: record.plugin,
+        mode: WorkerMode::Ephemeral,
+        state: report.state,
+        started_at: record.started_at,
+        result: Some(report.result),
+    };
+    if let Err(e) = inner
+        .journal
+        .set_state(&info)
+        .and_then(|()| inner.journal.add_report(&report.event))
+    {
+        tracing::error!("worker '{id}': {e}");
     }
     inner.bus.publish(report.event);
 }

@@ -48,6 +48,10 @@ async fn load(runtime: &Runtime, dir: &std::path::Path, name: &str) -> anyhow::R
 }
 
 pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        env.nats.is_none(),
+        "the demo runs in one process; fan tasks out to nodes with `colony --nats URL fanout`"
+    );
     let plugin_dir = args.plugins.unwrap_or_else(crate::default_plugin_dir);
     for name in [
         "chat_agent",
@@ -101,10 +105,6 @@ pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
         ),
     )?;
     let agent = env.runtime.load_manifest(&agent_manifest).await?;
-    anyhow::ensure!(
-        env.nats.is_none(),
-        "the demo runs in one process; fan tasks out to nodes with `colony --nats URL fanout`"
-    );
     let colony = env.colony(|c| c.id = "demo".into()).await?;
     let printer = EventPrinter::new(env.json);
     let mut events = colony.bus().subscribe(EventFilter::all());

@@ -1,0 +1,164 @@
+//! Table 7: the same fan-out through NATS JetStream nodes — one, then three — beside the
+//! in-process colony, in one run. The nodes run in this process (each with its own NATS
+//! connection, as separate `colony node` processes would have); the server is a real
+//! `nats-server -js` on loopback, started here.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use colony::cluster::{Cluster, Node, NodeConfig};
+use colony::{Colony, ColonyConfig, EventFilter, EventType, Plugin, Task};
+use tokio_util::sync::CancellationToken;
+
+use crate::percentiles;
+
+const TASKS: usize = 2000;
+const LATENCY_SAMPLES: usize = 200;
+const SLOTS_PER_NODE: usize = 32;
+
+/// A `nats-server -js` on a free loopback port, killed on drop.
+struct NatsServer {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    fn start() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let store = tempfile::tempdir().ok()?;
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let begun = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if begun.elapsed() > Duration::from_secs(10) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        })
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tasks` tasks, then `LATENCY_SAMPLES` single tasks one after another; one row.
+async fn measure(name: &str, colony: &Colony, plugin: &Plugin) -> String {
+    let mut reports = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::SubagentReport]));
+    let begun = Instant::now();
+    let tasks = (0..TASKS).map(|i| Task::new(format!("task {i}"))).collect();
+    let ids = colony.run_parallel(plugin, tasks).expect("fan out");
+    let mut seen = 0;
+    while seen < ids.len() {
+        reports.recv().await.expect("report");
+        seen += 1;
+    }
+    let throughput = TASKS as f64 / begun.elapsed().as_secs_f64();
+    let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
+    for i in 0..LATENCY_SAMPLES {
+        let begun = Instant::now();
+        let ids = colony
+            .run_parallel(plugin, vec![Task::new(format!("single {i}"))])
+            .expect("run");
+        loop {
+            if reports.recv().await.expect("report").node_id == ids[0] {
+                break;
+            }
+        }
+        latencies.push(begun.elapsed());
+    }
+    let (p50, p99) = percentiles(&mut latencies);
+    format!(
+        "| {name} | {TASKS} | {throughput:.0} | {:.2} | {:.2} |",
+        p50 / 1e3,
+        p99 / 1e3
+    )
+}
+
+fn config(id: &str, home: &std::path::Path, in_flight: usize) -> ColonyConfig {
+    let mut config = ColonyConfig::new(id, home);
+    config.max_batch = TASKS;
+    config.max_concurrent_workers = in_flight;
+    config
+}
+
+pub async fn cluster() {
+    println!("\n### 7. Scale-out: the same fan-out in-process and through NATS nodes\n");
+    let Some(nats) = NatsServer::start() else {
+        println!("(skipped: `nats-server` is not installed — run `make setup`)");
+        return;
+    };
+    println!(
+        "{TASKS} echo-agent tasks fanned out at once, then {LATENCY_SAMPLES} single tasks one \
+         after another (latency: run_parallel → SUBAGENT_REPORT on the colony's bus). \
+         {SLOTS_PER_NODE} slots per node; the colony keeps as many tasks in flight as the \
+         nodes have slots.\n"
+    );
+    println!("| backend | tasks | workers/s | latency p50 (ms) | latency p99 (ms) |");
+    println!("|---|---|---|---|---|");
+    let home = tempfile::tempdir().expect("temp dir");
+    let runtime = crate::runtime(1000);
+    let plugin = crate::plugin(&runtime, "echo-agent").await;
+
+    let local = Colony::open(
+        runtime.clone(),
+        config("bench-local", &home.path().join("local"), SLOTS_PER_NODE),
+    )
+    .expect("colony");
+    println!("{}", measure("in-process colony", &local, &plugin).await);
+    local.stop_all().await;
+
+    for nodes in [1, 3] {
+        let shutdown = CancellationToken::new();
+        let mut running = Vec::new();
+        for n in 0..nodes {
+            let name = format!("bench-{nodes}-{n}");
+            let cluster = Cluster::connect(&nats.url, &name).await.expect("connect");
+            let node_config = NodeConfig {
+                slots: SLOTS_PER_NODE,
+                ..NodeConfig::new(&name, home.path().join(&name))
+            };
+            let node = Node::new(cluster, vec![plugin.clone()], node_config)
+                .await
+                .expect("node");
+            running.push(tokio::spawn(node.run(shutdown.clone())));
+        }
+        let mut config = config(
+            &format!("bench-{nodes}"),
+            &home.path().join(format!("colony-{nodes}")),
+            SLOTS_PER_NODE * nodes,
+        );
+        config.nats = Some(nats.url.clone());
+        let colony = Colony::connect(runtime.clone(), config)
+            .await
+            .expect("colony on NATS");
+        let label = format!("NATS, {nodes} node{}", if nodes == 1 { "" } else { "s" });
+        println!("{}", measure(&label, &colony, &plugin).await);
+        colony.stop_all().await;
+        shutdown.cancel();
+        for node in running {
+            let _ = node.await;
+        }
+    }
+}
