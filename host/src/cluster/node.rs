@@ -351,7 +351,7 @@ async fn run(
     loop {
         tokio::select! {
             () = &mut supervised => break,
-            Ok(event) = events.recv() => forward(inner, task, event, &mut report),
+            Ok(event) = events.recv() => forward(inner, task, event, &mut report).await,
             _ = progress.tick() => {
                 let _ = message.ack_with(AckKind::Progress).await;
             }
@@ -368,7 +368,7 @@ async fn run(
         control.abort();
     }
     while let Ok(Some(event)) = events.try_recv() {
-        forward(inner, task, event, &mut report);
+        forward(inner, task, event, &mut report).await;
     }
     let result = worker.wait().await;
     let state = worker.state();
@@ -384,19 +384,23 @@ async fn run(
     })
 }
 
-/// Publishes one event of a worker on its subject; keeps the report for the stream.
-fn forward(
+/// Publishes one event of a worker on its subject, in order (a publish only queues it
+/// on the connection); keeps the report for the stream.
+async fn forward(
     inner: &NodeInner,
     task: &TaskMessage,
     event: AgentEvent,
     report: &mut Option<AgentEvent>,
 ) {
     let subject = subjects::event(&task.colony_id, event.event_type.as_str(), &task.worker_id);
-    if let Ok(payload) = serde_json::to_vec(&event) {
-        let client = inner.cluster.client().clone();
-        tokio::spawn(async move {
-            let _ = client.publish(subject, payload.into()).await;
-        });
+    if let Ok(payload) = serde_json::to_vec(&event)
+        && let Err(e) = inner
+            .cluster
+            .client()
+            .publish(subject, payload.into())
+            .await
+    {
+        tracing::warn!(worker = task.worker_id, "event not published: {e}");
     }
     if event.event_type == EventType::SubagentReport {
         *report = Some(event);
