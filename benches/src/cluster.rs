@@ -32,7 +32,11 @@ impl NatsServer {
             .ok()?
             .port();
         let store = tempfile::tempdir().ok()?;
-        let child = Command::new("nats-server")
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("nats-server");
+        let child = Command::new(binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())
             .stdout(Stdio::null())

@@ -45,6 +45,7 @@ use bytes::Bytes;
 
 pub use error::ClusterError;
 pub use node::{Node, NodeConfig};
+pub(crate) use wire::not_run;
 pub use wire::{Control, ControlReply, ReportMessage, TaskMessage};
 
 /// How long JetStream remembers a report's message id to drop a duplicate.

@@ -18,10 +18,12 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::{Cluster, ClusterError, Control, ControlReply, ReportMessage, TaskMessage, subjects};
+use super::{
+    Cluster, ClusterError, Control, ControlReply, ReportMessage, TaskMessage, not_run, subjects,
+};
 use crate::events::{AgentEvent, EventBus, EventFilter, EventType};
 use crate::plugin::Plugin;
-use crate::worker::{MessageRouter, Worker, WorkerSpec, WorkerState, crashed};
+use crate::worker::{MessageRouter, Worker, WorkerSpec, WorkerState};
 
 /// How a node runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +246,9 @@ async fn handle(
         Ok(false) => {}
         Err(e) => {
             tracing::warn!(node = name, worker = task.worker_id, "{e}; handing it back");
-            let _ = message.ack_with(AckKind::Nak(None)).await;
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
             return;
         }
     }
@@ -268,7 +272,7 @@ async fn handle(
     let report = match refusal {
         Some(reason) => {
             tracing::warn!(node = name, worker = task.worker_id, "{reason}");
-            ReportMessage::synthesised(&name, &task, WorkerState::Failed, crashed(reason, 0.0, 0))
+            ReportMessage::synthesised(&name, &task, WorkerState::Failed, not_run(reason))
         }
         None => match run(&inner, &task, &message, &shutdown).await {
             Some(report) => report,
@@ -325,7 +329,7 @@ async fn run(
                 name,
                 task,
                 WorkerState::Failed,
-                crashed(e.to_string(), 0.0, 0),
+                not_run(e.to_string()),
             ));
         }
     };
@@ -340,7 +344,7 @@ async fn run(
             name,
             task,
             WorkerState::Failed,
-            crashed(e.to_string(), 0.0, 0),
+            not_run(e.to_string()),
         ));
     }
     let supervised = crate::colony::supervise(worker.clone(), task.soft_timeout, task.hard_timeout);

@@ -59,6 +59,13 @@ pub struct ControlReply {
     pub error: Option<String>,
 }
 
+/// The result of a task that was not run: refused, given up, or failed to start.
+pub(crate) fn not_run(reason: String) -> WorkerResult {
+    let mut result = crate::worker::crashed(reason, 0.0, 0);
+    result.summary = format!("Not run: {}", result.error.as_deref().unwrap_or_default());
+    result
+}
+
 impl ReportMessage {
     /// The report of a worker that ended without running on a node (refused, given up,
     /// withdrawn while queued): `result` as the worker's own report would carry it.

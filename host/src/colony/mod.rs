@@ -318,7 +318,7 @@ impl Colony {
     pub async fn inject(&self, id: &str, message: impl Into<String>) -> Result<(), ColonyError> {
         match self.member(id)? {
             Member::Local(worker) => Ok(worker.inject(message)?),
-            Member::Remote(worker) => remote::inject(&self.inner, &worker, message.into()).await,
+            Member::Remote(worker) => remote::inject(&worker, message.into()).await,
         }
     }
 
@@ -376,7 +376,12 @@ impl Colony {
     }
 
     /// Records a worker that will run on a node: journaled, not yet published.
-    fn create_remote(&self, plugin: &Plugin, spec: WorkerSpec) -> Result<Member, ColonyError> {
+    fn create_remote(
+        &self,
+        cluster: &Cluster,
+        plugin: &Plugin,
+        spec: WorkerSpec,
+    ) -> Result<Member, ColonyError> {
         let sha256 = plugin
             .sha256()
             .ok_or_else(|| ClusterError::PluginNotLoaded {
@@ -413,7 +418,7 @@ impl Colony {
             interrupted_at: None,
             result: None,
         })?;
-        let member = Member::Remote(Arc::new(RemoteWorker::new(task)));
+        let member = Member::Remote(Arc::new(RemoteWorker::new(task, cluster.clone())));
         self.inner.add(member.clone());
         Ok(member)
     }
@@ -495,8 +500,8 @@ impl Colony {
             let spec = WorkerSpec::ephemeral(self.new_id("w"), task.task)
                 .with_input(task.input)
                 .with_budgets(task.token_budget, task.tool_call_budget);
-            let member = if self.is_distributed() {
-                self.create_remote(plugin, spec)?
+            let member = if let Some(cluster) = &self.inner.cluster {
+                self.create_remote(cluster, plugin, spec)?
             } else {
                 let worker = self.create(plugin, spec)?;
                 worker.enqueue()?;
@@ -626,13 +631,6 @@ impl ColonyInner {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
-
-    /// The NATS backend (only called for remote workers, which exist only with one).
-    fn cluster(&self) -> &Cluster {
-        self.cluster
-            .as_ref()
-            .expect("remote workers exist only in a colony on NATS")
-    }
 }
 
 impl MessageRouter for ColonyInner {
@@ -653,7 +651,7 @@ impl MessageRouter for ColonyInner {
             Member::Local(worker) => worker.inject(message).map_err(|e| e.to_string()),
             Member::Remote(worker) => {
                 // Delivered through its node; a failure is logged, not returned.
-                let cluster = self.cluster().clone();
+                let cluster = worker.cluster.clone();
                 let request = crate::cluster::Control::Inject { message };
                 tokio::spawn(async move {
                     let (colony, id) = (&worker.task.colony_id, worker.id());

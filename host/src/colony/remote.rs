@@ -21,13 +21,13 @@ use tokio::time::Instant;
 use super::{ColonyError, ColonyInner, WorkerReport};
 use crate::cluster::{Cluster, ClusterError, Control, ReportMessage, TaskMessage, subjects};
 use crate::events::{AgentEvent, EventType};
-use crate::worker::{
-    StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, crashed, stopped,
-};
+use crate::worker::{StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, stopped};
 
 /// The colony's record of a worker that runs on a node.
 pub(crate) struct RemoteWorker {
     pub task: TaskMessage,
+    /// The connection its task, stop and inject requests go through.
+    pub cluster: Cluster,
     status: Mutex<RemoteStatus>,
     ended: watch::Sender<bool>,
 }
@@ -45,9 +45,10 @@ struct RemoteStatus {
 }
 
 impl RemoteWorker {
-    pub fn new(task: TaskMessage) -> Self {
+    pub fn new(task: TaskMessage, cluster: Cluster) -> Self {
         Self {
             task,
+            cluster,
             status: Mutex::new(RemoteStatus {
                 state: WorkerState::Queued,
                 dispatched: false,
@@ -154,6 +155,7 @@ impl RemoteWorker {
 
 /// Connects the colony's listeners: reports, events and the overseer's inbox.
 pub(crate) struct RemoteFeeds {
+    cluster: Cluster,
     reports: pull::Ordered,
     events: async_nats::Subscriber,
     overseer: async_nats::Subscriber,
@@ -193,6 +195,7 @@ impl RemoteFeeds {
             .await
             .map_err(|e| ClusterError::js("flush subscriptions", e))?;
         Ok(Self {
+            cluster: cluster.clone(),
             reports,
             events,
             overseer,
@@ -203,7 +206,11 @@ impl RemoteFeeds {
     pub fn spawn(self, inner: &Arc<ColonyInner>) {
         tokio::spawn(read_reports(Arc::downgrade(inner), self.reports));
         tokio::spawn(read_events(Arc::downgrade(inner), self.events));
-        tokio::spawn(serve_overseer(Arc::downgrade(inner), self.overseer));
+        tokio::spawn(serve_overseer(
+            Arc::downgrade(inner),
+            self.cluster,
+            self.overseer,
+        ));
     }
 }
 
@@ -247,7 +254,11 @@ async fn read_events(inner: Weak<ColonyInner>, mut events: async_nats::Subscribe
 }
 
 /// `peers.send(\"overseer\", …)` from workers on nodes.
-async fn serve_overseer(inner: Weak<ColonyInner>, mut requests: async_nats::Subscriber) {
+async fn serve_overseer(
+    inner: Weak<ColonyInner>,
+    cluster: Cluster,
+    mut requests: async_nats::Subscriber,
+) {
     while let Some(request) = requests.next().await {
         let Some(inner) = inner.upgrade() else { return };
         let error = match serde_json::from_slice::<Control>(&request.payload) {
@@ -262,11 +273,7 @@ async fn serve_overseer(inner: Weak<ColonyInner>, mut requests: async_nats::Subs
             request.reply,
             serde_json::to_vec(&crate::cluster::ControlReply { error }),
         ) {
-            let _ = inner
-                .cluster()
-                .client()
-                .publish(reply, payload.into())
-                .await;
+            let _ = cluster.client().publish(reply, payload.into()).await;
         }
     }
 }
@@ -331,7 +338,7 @@ async fn end_here(
 ) {
     let report = ReportMessage::synthesised("colony", &worker.task, state, result);
     deliver(inner, report.clone());
-    if let Err(e) = inner.cluster().store_report(&report).await {
+    if let Err(e) = worker.cluster.store_report(&report).await {
         tracing::warn!("{e}");
     }
 }
@@ -346,7 +353,7 @@ pub(crate) async fn launch(
     if !worker.claim(slot) {
         return;
     }
-    let cluster = inner.cluster().clone();
+    let cluster = worker.cluster.clone();
     let sent = match cluster.is_served(&worker.task.sha256).await {
         Ok(true) => cluster.publish_task(&worker.task).await,
         Ok(false) => Err(ClusterError::NoNodeForPlugin {
@@ -364,7 +371,7 @@ pub(crate) async fn launch(
             Ok(sequence) => worker.status().sequence = Some(sequence),
             Err(e) => {
                 tracing::warn!("worker '{}': {e}", worker.id());
-                let result = crashed(e.to_string(), 0.0, 0);
+                let result = crate::cluster::not_run(e.to_string());
                 end_here(&inner, &worker, WorkerState::Failed, result).await;
             }
         }
@@ -391,7 +398,7 @@ pub(crate) async fn stop(
         return outcome(true);
     }
     let mut ended = worker.ended.subscribe();
-    let cluster = inner.cluster().clone();
+    let cluster = worker.cluster.clone();
     let colony = &worker.task.colony_id;
     let mut asked = false;
     while !*ended.borrow() && Instant::now() < deadline {
@@ -432,13 +439,9 @@ pub(crate) async fn stop(
 }
 
 /// Injects `message` into a remote worker through its node.
-pub(crate) async fn inject(
-    inner: &ColonyInner,
-    worker: &RemoteWorker,
-    message: String,
-) -> Result<(), ColonyError> {
-    Ok(inner
-        .cluster()
+pub(crate) async fn inject(worker: &RemoteWorker, message: String) -> Result<(), ColonyError> {
+    Ok(worker
+        .cluster
         .control(
             &worker.task.colony_id,
             worker.id(),
