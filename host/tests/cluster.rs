@@ -181,6 +181,33 @@ fn runtime() -> Runtime {
     .unwrap()
 }
 
+/// A NATS server, `colony node`s serving the probe fixture, and a colony `c` on them.
+struct Setup {
+    colony: Colony,
+    plugin: Plugin,
+    nodes: Vec<NodeProcess>,
+    nats: Nats,
+    dir: tempfile::TempDir,
+}
+
+async fn setup(nodes: &[&str], configure: impl FnOnce(&mut ColonyConfig)) -> Setup {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes
+        .iter()
+        .map(|name| NodeProcess::start(&nats, dir.path(), name))
+        .collect();
+    let colony = connect(&nats, &dir.path().join("colony"), configure).await;
+    let plugin = probe(&colony).await;
+    Setup {
+        colony,
+        plugin,
+        nodes,
+        nats,
+        dir,
+    }
+}
+
 async fn probe(colony: &Colony) -> Plugin {
     colony
         .runtime()
@@ -224,6 +251,27 @@ fn assert_exactly_once(counts: &HashMap<String, usize>, ids: &[String]) {
     assert_eq!(counts.len(), ids.len(), "reports for unknown workers");
 }
 
+/// Waits (at most 10 s) until every worker of `ids` runs on a node.
+async fn wait_running(colony: &Colony, ids: &[String]) {
+    let begun = Instant::now();
+    while let Some(id) = ids
+        .iter()
+        .find(|id| colony.info(id).unwrap().state != WorkerState::Running)
+    {
+        assert!(begun.elapsed() < Duration::from_secs(10), "{id} never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits (at most `within`) for the reports of `ids` and checks that all succeeded.
+async fn all_succeed(colony: &Colony, ids: &[String], within: Duration) {
+    let reports = colony.wait_for_reports(ids, within).await.unwrap();
+    assert!(
+        reports.iter().all(|r| r.status == ReportStatus::Success),
+        "{reports:?}"
+    );
+}
+
 fn tasks(n: usize, input: serde_json::Value) -> Vec<Task> {
     (0..n)
         .map(|i| Task::new(format!("task {i}")).with_input(input.clone()))
@@ -232,15 +280,9 @@ fn tasks(n: usize, input: serde_json::Value) -> Vec<Task> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_tasks_over_three_nodes_report_exactly_once() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let nodes: Vec<_> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|name| NodeProcess::start(&nats, dir.path(), name))
-        .collect();
-    let colony = connect(&nats, &dir.path().join("colony"), |_| {}).await;
+    let s = setup(&["n1", "n2", "n3"], |_| {}).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
     assert!(colony.is_distributed());
-    let plugin = probe(&colony).await;
     let mut reports = colony
         .bus()
         .subscribe(EventFilter::all().types([EventType::SubagentReport]));
@@ -256,14 +298,7 @@ async fn two_hundred_tasks_over_three_nodes_report_exactly_once() {
     assert_exactly_once(&counts, &ids);
 
     // The same API as in-process: reports, states, results, journal.
-    let got = colony
-        .wait_for_reports(&ids, Duration::from_secs(1))
-        .await
-        .unwrap();
-    assert!(
-        got.iter().all(|r| r.status == ReportStatus::Success),
-        "{got:?}"
-    );
+    all_succeed(&colony, &ids, Duration::from_secs(1)).await;
     let info = colony.info(&ids[7]).unwrap();
     assert_eq!(info.state, WorkerState::Completed);
     assert_eq!(info.task, "task 7");
@@ -285,7 +320,7 @@ async fn two_hundred_tasks_over_three_nodes_report_exactly_once() {
     );
 
     // Every node took part, and no task ran twice.
-    let ran: Vec<HashSet<String>> = nodes.iter().map(|n| n.workers("c")).collect();
+    let ran: Vec<HashSet<String>> = s.nodes.iter().map(|n| n.workers("c")).collect();
     assert!(
         ran.iter().all(|r| !r.is_empty()),
         "a node got nothing: {:?}",
@@ -297,12 +332,10 @@ async fn two_hundred_tasks_over_three_nodes_report_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut victim = NodeProcess::start(&nats, dir.path(), "victim");
-    let survivor = NodeProcess::start(&nats, dir.path(), "survivor");
-    let colony = connect(&nats, &dir.path().join("colony"), |_| {}).await;
-    let plugin = probe(&colony).await;
+    let mut s = setup(&["victim", "survivor"], |_| {}).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let (victim, survivor) = s.nodes.split_at_mut(1);
+    let (victim, survivor) = (&mut victim[0], &survivor[0]);
     let mut reports = colony
         .bus()
         .subscribe(EventFilter::all().types([EventType::SubagentReport]));
@@ -329,14 +362,7 @@ async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
 
     count_reports(&mut reports, &mut counts, &ids, Duration::from_secs(60)).await;
     assert_exactly_once(&counts, &ids);
-    let got = colony
-        .wait_for_reports(&ids, Duration::from_secs(1))
-        .await
-        .unwrap();
-    assert!(
-        got.iter().all(|r| r.status == ReportStatus::Success),
-        "{got:?}"
-    );
+    all_succeed(&colony, &ids, Duration::from_secs(1)).await;
     // The victim's unfinished tasks were redelivered (after the 2 s ack wait) and
     // completed by the survivor.
     let survived = survivor.workers("c");
@@ -363,25 +389,12 @@ async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_inject_and_timeouts_reach_the_node_that_runs_the_worker() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let _node = NodeProcess::start(&nats, dir.path(), "n1");
-    let colony = connect(&nats, &dir.path().join("colony"), |c| {
+    let s = setup(&["n1"], |c| {
         c.soft_timeout = Duration::from_millis(1500);
         c.hard_timeout = Some(Duration::from_secs(3));
     })
     .await;
-    let plugin = probe(&colony).await;
-    let running = |id: String| {
-        let colony = colony.clone();
-        async move {
-            let begun = Instant::now();
-            while colony.info(&id).unwrap().state != WorkerState::Running {
-                assert!(begun.elapsed() < Duration::from_secs(10), "{id} never ran");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
     let ids = colony
         .run_parallel(
             &plugin,
@@ -394,12 +407,12 @@ async fn stop_inject_and_timeouts_reach_the_node_that_runs_the_worker() {
         )
         .unwrap();
 
-    running(ids[0].clone()).await;
+    wait_running(&colony, &ids[..1]).await;
     colony
         .inject(&ids[0], "hello from the colony")
         .await
         .unwrap();
-    running(ids[1].clone()).await;
+    wait_running(&colony, &ids[1..2]).await;
     let stop = colony.stop_worker(&ids[1]).await.unwrap();
     assert_eq!(stop.state, WorkerState::Stopped);
     assert!(
@@ -434,11 +447,9 @@ async fn stop_inject_and_timeouts_reach_the_node_that_runs_the_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_tasks_stop_without_running_and_unserved_plugins_are_refused() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let node = NodeProcess::start(&nats, dir.path(), "n1");
-    let colony = connect(&nats, &dir.path().join("colony"), |_| {}).await;
-    let plugin = probe(&colony).await;
+    let s = setup(&["n1"], |_| {}).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let node = &s.nodes[0];
 
     // Four slots busy; the fifth task waits on the queue and is withdrawn from it.
     let ids = colony
@@ -553,27 +564,21 @@ fn the_cli_fans_out_through_nodes_and_explains_what_it_needs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_shut_down_hands_its_tasks_to_another() {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = NodeProcess::start(&nats, dir.path(), "first");
-    let colony = connect(&nats, &dir.path().join("colony"), |_| {}).await;
-    let plugin = probe(&colony).await;
+    let mut s = setup(&["first"], |_| {}).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let first = &mut s.nodes[0];
     let ids = colony
         .run_parallel(
             &plugin,
             vec![Task::new("outlive").with_input(json!({"action": "wait"}))],
         )
         .unwrap();
-    let begun = Instant::now();
-    while colony.info(&ids[0]).unwrap().state != WorkerState::Running {
-        assert!(begun.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_running(&colony, &ids).await;
     assert!(first.terminate().success());
     assert!(first.workers("c").contains(&ids[0]));
 
     // Handed back at once (no ack wait): the next node takes it and runs it again.
-    let second = NodeProcess::start(&nats, dir.path(), "second");
+    let second = NodeProcess::start(&s.nats, s.dir.path(), "second");
     let begun = Instant::now();
     while !second.workers("c").contains(&ids[0]) {
         // Well under the 2 s ack wait a dead node's tasks would wait for.
@@ -657,5 +662,86 @@ async fn a_restarted_colony_reads_the_reports_it_missed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(colony.journal().reports(None).unwrap().len(), 3);
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_on_nodes_message_each_other_and_the_overseer() {
+    let s = setup(&["n1"], |_| {}).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let mut turns = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::TurnCompleted]));
+    let overseer = colony
+        .start_overseer(&plugin, "oversee", Vec::new())
+        .unwrap();
+
+    let listener = colony
+        .run_parallel(
+            &plugin,
+            vec![Task::new("listen").with_input(json!({"action": "wait"}))],
+        )
+        .unwrap()
+        .remove(0);
+    wait_running(&colony, std::slice::from_ref(&listener)).await;
+    let senders = colony
+        .run_parallel(
+            &plugin,
+            vec![
+                Task::new("tell the listener").with_input(
+                    json!({"action": "send", "to": listener, "message": "hi listener"}),
+                ),
+                Task::new("tell the overseer")
+                    .with_input(json!({"action": "send", "to": "overseer", "message": "hi boss"})),
+            ],
+        )
+        .unwrap();
+    colony
+        .wait_for_reports(std::slice::from_ref(&listener), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let heard = colony.info(&listener).unwrap().result.unwrap().output;
+    assert_eq!(
+        heard["got"],
+        format!("[MESSAGE from {}] hi listener", senders[0])
+    );
+
+    let expected = format!("[MESSAGE from {}] hi boss", senders[1]);
+    let begun = Instant::now();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), turns.recv())
+            .await
+            .expect("the overseer never heard the worker")
+            .unwrap();
+        if event.node_id == overseer.id() && event.data["message"] == expected.as_str() {
+            break;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(10));
+    }
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_injected_before_a_worker_runs_wait_for_it() {
+    // Five in flight: four run on the node's four slots, the fifth waits on the NATS
+    // queue, the sixth in the colony's own queue.
+    let s = setup(&["n1"], |c| c.max_concurrent_workers = 5).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let ids = colony
+        .run_parallel(&plugin, tasks(6, json!({"action": "wait"})))
+        .unwrap();
+    wait_running(&colony, &ids[..4]).await;
+    colony.inject(&ids[4], "early on the queue").await.unwrap();
+    colony.inject(&ids[5], "early in the colony").await.unwrap();
+    let too_big = "x".repeat(plugin.limits().max_message_bytes + 1);
+    assert!(colony.inject(&ids[5], too_big).await.is_err());
+    for id in &ids[..4] {
+        colony.inject(id, "go").await.unwrap();
+    }
+    all_succeed(&colony, &ids, Duration::from_secs(10)).await;
+    let got = |i: usize| colony.info(&ids[i]).unwrap().result.unwrap().output["got"].clone();
+    assert_eq!(got(0), "go");
+    assert_eq!(got(4), "early on the queue");
+    assert_eq!(got(5), "early in the colony");
     colony.stop_all().await;
 }

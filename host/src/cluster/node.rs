@@ -338,6 +338,11 @@ async fn run(
         colony: task.colony_id.clone(),
     });
     worker.set_router(Arc::downgrade(&router) as Weak<dyn MessageRouter>);
+    for message in &task.inbox {
+        if let Err(e) = worker.inject(message.clone()) {
+            tracing::warn!(node = name, worker = task.worker_id, "held message: {e}");
+        }
+    }
     let control = serve_control(&inner.cluster, task, &worker).await;
     if let Err(e) = worker.start() {
         return Some(ReportMessage::synthesised(

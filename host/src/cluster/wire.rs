@@ -30,6 +30,10 @@ pub struct TaskMessage {
     pub soft_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub hard_timeout: Duration,
+    /// Messages injected before the task was published, in order: the worker's inbox
+    /// holds them when it starts.
+    #[serde(default)]
+    pub inbox: Vec<String>,
 }
 
 /// A worker's end, as stored in the reports stream.

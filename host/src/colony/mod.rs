@@ -401,6 +401,7 @@ impl Colony {
             tool_call_budget: spec.tool_call_budget,
             soft_timeout: config.soft_timeout,
             hard_timeout: config.effective_hard_timeout(),
+            inbox: Vec::new(),
         };
         self.inner.journal.add_worker(&WorkerRecord {
             id: spec.id.clone(),
@@ -418,7 +419,8 @@ impl Colony {
             interrupted_at: None,
             result: None,
         })?;
-        let member = Member::Remote(Arc::new(RemoteWorker::new(task, cluster.clone())));
+        let worker = RemoteWorker::new(task, cluster.clone(), plugin.limits());
+        let member = Member::Remote(Arc::new(worker));
         self.inner.add(member.clone());
         Ok(member)
     }

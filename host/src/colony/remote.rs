@@ -20,7 +20,9 @@ use tokio::time::Instant;
 
 use super::{ColonyError, ColonyInner, WorkerReport};
 use crate::cluster::{Cluster, ClusterError, Control, ReportMessage, TaskMessage, subjects};
+use crate::error::WorkerError;
 use crate::events::{AgentEvent, EventType};
+use crate::limits::Limits;
 use crate::worker::{StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, stopped};
 
 /// The colony's record of a worker that runs on a node.
@@ -28,6 +30,9 @@ pub(crate) struct RemoteWorker {
     pub task: TaskMessage,
     /// The connection its task, stop and inject requests go through.
     pub cluster: Cluster,
+    /// Its plugin's message limits, for messages held here until it runs.
+    max_message_bytes: usize,
+    inbox_capacity: usize,
     status: Mutex<RemoteStatus>,
     ended: watch::Sender<bool>,
 }
@@ -42,13 +47,18 @@ struct RemoteStatus {
     result: Option<WorkerResult>,
     /// The colony's concurrency slot, held from publish to report.
     slot: Option<OwnedSemaphorePermit>,
+    /// Messages injected before it runs: sent with its task, or to its node when it
+    /// starts — as a local worker's inbox holds them until then.
+    pending: Vec<String>,
 }
 
 impl RemoteWorker {
-    pub fn new(task: TaskMessage, cluster: Cluster) -> Self {
+    pub fn new(task: TaskMessage, cluster: Cluster, limits: &Limits) -> Self {
         Self {
             task,
             cluster,
+            max_message_bytes: limits.max_message_bytes,
+            inbox_capacity: limits.inbox_capacity,
             status: Mutex::new(RemoteStatus {
                 state: WorkerState::Queued,
                 dispatched: false,
@@ -56,6 +66,7 @@ impl RemoteWorker {
                 started_at: None,
                 result: None,
                 slot: None,
+                pending: Vec::new(),
             }),
             ended: watch::Sender::new(false),
         }
@@ -98,15 +109,35 @@ impl RemoteWorker {
         ))
     }
 
-    /// Takes it for publishing with `slot`; false when it was stopped meanwhile.
-    fn claim(&self, slot: OwnedSemaphorePermit) -> bool {
+    /// Takes it for publishing with `slot`: the task to publish, with the messages
+    /// injected so far; `None` when it was stopped meanwhile.
+    fn claim(&self, slot: OwnedSemaphorePermit) -> Option<TaskMessage> {
         let mut status = self.status();
         if status.state != WorkerState::Queued || status.dispatched {
-            return false;
+            return None;
         }
         status.dispatched = true;
         status.slot = Some(slot);
-        true
+        let mut task = self.task.clone();
+        task.inbox = std::mem::take(&mut status.pending);
+        Some(task)
+    }
+
+    /// Holds `message` until the worker runs, if it does not yet (`Ok(false)` otherwise).
+    /// `published` says whether it may already be on the queue.
+    fn hold(&self, message: &str, published: bool) -> Result<bool, WorkerError> {
+        let mut status = self.status();
+        if status.state != WorkerState::Queued || status.dispatched != published {
+            return Ok(false);
+        }
+        if status.pending.len() >= self.inbox_capacity {
+            return Err(WorkerError::InboxFull {
+                worker: self.id().to_owned(),
+                capacity: self.inbox_capacity,
+            });
+        }
+        status.pending.push(message.to_owned());
+        Ok(true)
     }
 
     /// Takes it away from the dispatcher if it has not published it yet.
@@ -117,15 +148,16 @@ impl RemoteWorker {
         take
     }
 
-    /// Marks it running (its first `EXECUTION_STARTED`); false if it already was or ended.
-    fn started(&self, at: DateTime<Utc>) -> bool {
+    /// Marks it running (its first `EXECUTION_STARTED`) and returns the messages held
+    /// for it since it was published; `None` if it already was running or ended.
+    fn started(&self, at: DateTime<Utc>) -> Option<Vec<String>> {
         let mut status = self.status();
         if status.state != WorkerState::Queued {
-            return false;
+            return None;
         }
         status.state = WorkerState::Running;
         status.started_at = Some(at);
-        true
+        Some(std::mem::take(&mut status.pending))
     }
 
     /// Ends it with `result` at `ended_at`; false when it had ended already (a duplicate
@@ -244,10 +276,14 @@ async fn read_events(inner: Weak<ColonyInner>, mut events: async_nats::Subscribe
             continue;
         }
         if event.event_type == EventType::ExecutionStarted
-            && worker.started(event.timestamp)
-            && let Err(e) = inner.journal.set_state(&worker.info())
+            && let Some(held) = worker.started(event.timestamp)
         {
-            tracing::error!("worker '{}': {e}", worker.id());
+            if let Err(e) = inner.journal.set_state(&worker.info()) {
+                tracing::error!("worker '{}': {e}", worker.id());
+            }
+            if !held.is_empty() {
+                tokio::spawn(send_held(worker.clone(), held));
+            }
         }
         inner.bus.publish(event);
     }
@@ -350,12 +386,12 @@ pub(crate) async fn launch(
     worker: Arc<RemoteWorker>,
     slot: OwnedSemaphorePermit,
 ) {
-    if !worker.claim(slot) {
+    let Some(task) = worker.claim(slot) else {
         return;
-    }
+    };
     let cluster = worker.cluster.clone();
-    let sent = match cluster.is_served(&worker.task.sha256).await {
-        Ok(true) => cluster.publish_task(&worker.task).await,
+    let sent = match cluster.is_served(&task.sha256).await {
+        Ok(true) => cluster.publish_task(&task).await,
         Ok(false) => Err(ClusterError::NoNodeForPlugin {
             plugin: worker.task.plugin.clone(),
             sha256: worker.task.sha256.clone(),
@@ -438,15 +474,63 @@ pub(crate) async fn stop(
     outcome(clean)
 }
 
-/// Injects `message` into a remote worker through its node.
+/// How long an inject waits for the node's answer.
+const INJECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Injects `message` into a remote worker: held here while it waits to run (sent with its
+/// task, or to its node when it starts), else delivered through the node running it.
 pub(crate) async fn inject(worker: &RemoteWorker, message: String) -> Result<(), ColonyError> {
-    Ok(worker
+    if message.len() > worker.max_message_bytes {
+        return Err(WorkerError::MessageTooLarge {
+            worker: worker.id().to_owned(),
+            size: message.len(),
+            limit: worker.max_message_bytes,
+        }
+        .into());
+    }
+    if worker.hold(&message, false)? {
+        return Ok(());
+    }
+    let colony = &worker.task.colony_id;
+    let request = Control::Inject {
+        message: message.clone(),
+    };
+    match worker
         .cluster
-        .control(
-            &worker.task.colony_id,
-            worker.id(),
-            &Control::Inject { message },
-            Duration::from_secs(5),
-        )
-        .await?)
+        .control(colony, worker.id(), &request, INJECT_TIMEOUT)
+        .await
+    {
+        // Published, not started yet: held until its EXECUTION_STARTED.
+        Err(ClusterError::NotRunning { .. }) => {
+            if worker.hold(&message, true)? {
+                Ok(())
+            } else {
+                // It started (or ended) meanwhile.
+                Ok(worker
+                    .cluster
+                    .control(colony, worker.id(), &request, INJECT_TIMEOUT)
+                    .await?)
+            }
+        }
+        sent => Ok(sent?),
+    }
+}
+
+/// Sends the messages held for a worker to the node that has just started it.
+async fn send_held(worker: Arc<RemoteWorker>, held: Vec<String>) {
+    for message in held {
+        let request = Control::Inject { message };
+        if let Err(e) = worker
+            .cluster
+            .control(
+                &worker.task.colony_id,
+                worker.id(),
+                &request,
+                INJECT_TIMEOUT,
+            )
+            .await
+        {
+            tracing::warn!("a message held for worker '{}' was lost: {e}", worker.id());
+        }
+    }
 }
