@@ -83,6 +83,11 @@ struct NodeProcess {
 impl NodeProcess {
     /// Starts a node serving the probe fixture and waits until it serves.
     fn start(nats: &Nats, home: &Path, name: &str) -> Self {
+        Self::start_with(nats, home, name, &[])
+    }
+
+    /// The same, with more `colony node` arguments.
+    fn start_with(nats: &Nats, home: &Path, name: &str, args: &[&str]) -> Self {
         let config = home.join("host.toml");
         std::fs::create_dir_all(home).unwrap();
         std::fs::write(
@@ -98,6 +103,7 @@ impl NodeProcess {
             .arg("--config")
             .arg(&config)
             .args(["node", "--name", name, "--slots", "4", "--ack-wait", "2s"])
+            .args(args)
             .arg("--plugin")
             .arg(guest("probe_fixture"))
             .stdout(Stdio::piped())
@@ -557,6 +563,26 @@ fn the_cli_fans_out_through_nodes_and_explains_what_it_needs() {
         String::from_utf8_lossy(&no_server.stderr).contains("a node needs a NATS server"),
         "{no_server:?}"
     );
+    let pinned = dir.path().join("pinned.toml");
+    std::fs::write(
+        &pinned,
+        format!(
+            "component = {:?}\nsha256 = \"{}\"\n",
+            guest("probe_fixture"),
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let mismatch = cli()
+        .args(["--nats", &nats.url, "node", "--plugin"])
+        .arg(&pinned)
+        .output()
+        .unwrap();
+    assert!(!mismatch.status.success());
+    assert!(
+        String::from_utf8_lossy(&mismatch.stderr).contains("sha256"),
+        "{mismatch:?}"
+    );
     let demo = cli().args(["--nats", &nats.url, "demo"]).output().unwrap();
     assert!(!demo.status.success());
     assert!(String::from_utf8_lossy(&demo.stderr).contains("the demo runs in one process"));
@@ -743,5 +769,36 @@ async fn messages_injected_before_a_worker_runs_wait_for_it() {
     assert_eq!(got(0), "go");
     assert_eq!(got(4), "early on the queue");
     assert_eq!(got(5), "early in the colony");
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_delivered_too_often_fails_instead_of_running_again() {
+    let mut s = setup(&["doomed"], |_| {}).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let ids = colony
+        .run_parallel(
+            &plugin,
+            vec![Task::new("again").with_input(json!({"action": "wait"}))],
+        )
+        .unwrap();
+    wait_running(&colony, &ids).await;
+    s.nodes[0].kill();
+    // Its second delivery (after the 2 s ack wait) is over this node's limit of one.
+    let strict =
+        NodeProcess::start_with(&s.nats, s.dir.path(), "strict", &["--max-deliveries", "1"]);
+    let report = colony
+        .wait_for_reports(&ids, Duration::from_secs(15))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(report.status, ReportStatus::Failed);
+    let error = report.error.unwrap();
+    assert!(
+        error.contains("delivered 2 times (more than 1): given up"),
+        "{error}"
+    );
+    assert!(report.summary.starts_with("Not run:"), "{}", report.summary);
+    assert!(!strict.workers("c").contains(&ids[0]), "it ran again");
     colony.stop_all().await;
 }

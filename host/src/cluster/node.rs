@@ -141,9 +141,13 @@ impl Node {
     /// Serves tasks until `shutdown` is cancelled; then stops its running workers, hands
     /// their tasks back and returns.
     pub async fn run(self, shutdown: CancellationToken) {
+        // Each plugin's pull asks for at most its share of the slots, so a plugin with no
+        // tasks cannot hold every slot in an open pull request while another's wait.
+        let share = (self.inner.config.slots / self.consumers.len().max(1)).max(1);
         let mut pulls = tokio::task::JoinSet::new();
         for consumer in self.consumers {
-            pulls.spawn(pull_tasks(self.inner.clone(), consumer, shutdown.clone()));
+            let inner = self.inner.clone();
+            pulls.spawn(pull_tasks(inner, consumer, share, shutdown.clone()));
         }
         while pulls.join_next().await.is_some() {}
         // Every task holds a slot until it is acknowledged or handed back.
@@ -159,8 +163,14 @@ impl Node {
     }
 }
 
-/// Pulls tasks of one plugin as slots free up, and runs each in its own task.
-async fn pull_tasks(inner: Arc<NodeInner>, consumer: PullConsumer, shutdown: CancellationToken) {
+/// Pulls tasks of one plugin as slots free up (at most `share` per pull request), and
+/// runs each in its own task.
+async fn pull_tasks(
+    inner: Arc<NodeInner>,
+    consumer: PullConsumer,
+    share: usize,
+    shutdown: CancellationToken,
+) {
     loop {
         let first = tokio::select! {
             permit = inner.slots.clone().acquire_owned() => match permit {
@@ -170,7 +180,9 @@ async fn pull_tasks(inner: Arc<NodeInner>, consumer: PullConsumer, shutdown: Can
             () = shutdown.cancelled() => return,
         };
         let mut permits = vec![first];
-        while let Ok(permit) = inner.slots.clone().try_acquire_owned() {
+        while permits.len() < share
+            && let Ok(permit) = inner.slots.clone().try_acquire_owned()
+        {
             permits.push(permit);
         }
         // A pull request for as many tasks as free slots, open until it has them all or
