@@ -278,6 +278,25 @@ async fn all_succeed(colony: &Colony, ids: &[String], within: Duration) {
     );
 }
 
+/// Waits (at most `within`) for the report of the single worker `ids` and checks that it
+/// failed with an error containing `expected`.
+async fn fails_with(
+    colony: &Colony,
+    ids: &[String],
+    within: Duration,
+    expected: &str,
+) -> WorkerReport {
+    let report = colony
+        .wait_for_reports(ids, within)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(report.status, ReportStatus::Failed, "{report:?}");
+    let error = report.error.as_deref().unwrap_or_default();
+    assert!(error.contains(expected), "{error}");
+    report
+}
+
 fn tasks(n: usize, input: serde_json::Value) -> Vec<Task> {
     (0..n)
         .map(|i| Task::new(format!("task {i}")).with_input(input.clone()))
@@ -477,17 +496,14 @@ async fn queued_tasks_stop_without_running_and_unserved_plugins_are_refused() {
         .await
         .unwrap();
     let refused = colony.run_parallel(&echo, vec![Task::new("x")]).unwrap();
-    let report: WorkerReport = colony
-        .wait_for_reports(&refused, Duration::from_secs(10))
-        .await
-        .unwrap()
-        .remove(0);
-    assert_eq!(report.status, ReportStatus::Failed);
-    let error = report.error.unwrap();
-    assert!(
-        error.contains("no colony node serves plugin 'echo_agent'"),
-        "{error}"
-    );
+    let within = Duration::from_secs(10);
+    fails_with(
+        &colony,
+        &refused,
+        within,
+        "no colony node serves plugin 'echo_agent'",
+    )
+    .await;
 
     let outcomes = colony.stop_all().await;
     assert!(
@@ -787,17 +803,14 @@ async fn a_task_delivered_too_often_fails_instead_of_running_again() {
     // Its second delivery (after the 2 s ack wait) is over this node's limit of one.
     let strict =
         NodeProcess::start_with(&s.nats, s.dir.path(), "strict", &["--max-deliveries", "1"]);
-    let report = colony
-        .wait_for_reports(&ids, Duration::from_secs(15))
-        .await
-        .unwrap()
-        .remove(0);
-    assert_eq!(report.status, ReportStatus::Failed);
-    let error = report.error.unwrap();
-    assert!(
-        error.contains("delivered 2 times (more than 1): given up"),
-        "{error}"
-    );
+    let within = Duration::from_secs(15);
+    let report = fails_with(
+        &colony,
+        &ids,
+        within,
+        "delivered 2 times (more than 1): given up",
+    )
+    .await;
     assert!(report.summary.starts_with("Not run:"), "{}", report.summary);
     assert!(!strict.workers("c").contains(&ids[0]), "it ran again");
     colony.stop_all().await;
