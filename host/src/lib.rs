@@ -21,6 +21,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A [`Colony`] runs an overseer and fans tasks out to ephemeral workers, in this process
+//! or — configured with a NATS server — on `colony node`s on other machines
+//! ([`cluster`]), with the same API, events and payloads.
+//!
 //! Secure defaults: a guest gets no files, no environment, no network and no inherited
 //! stdio; its memory, tables and instances are limited ([`Limits`]); a trap, a panic or a
 //! hostile loop ends only that worker.

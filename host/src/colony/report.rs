@@ -61,7 +61,7 @@ impl WorkerReport {
         }
     }
 
-    /// How the overseer hears of it: one "[WORKER_REPORT] …" turn.
+    /// How the overseer hears of it: one "\[WORKER_REPORT\] …" turn.
     pub fn as_overseer_message(&self) -> String {
         format!(
             "[WORKER_REPORT] {}: {} — {}",
