@@ -223,24 +223,25 @@ async fn probe(colony: &Colony) -> Plugin {
 }
 
 /// Reads reports off the bus, counting them per worker into `counts`, until every id has
-/// one, then a little longer for duplicates.
+/// one, then `settle` longer for duplicates.
 async fn count_reports(
     reports: &mut Subscription,
     counts: &mut HashMap<String, usize>,
     ids: &[String],
     within: Duration,
+    settle: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + within;
-    let mut settle = None;
+    let mut settle_at = None;
     loop {
-        let until = settle.unwrap_or(deadline);
+        let until = settle_at.unwrap_or(deadline);
         match tokio::time::timeout_at(until, reports.recv()).await {
             Ok(Ok(event)) => *counts.entry(event.node_id).or_default() += 1,
             Ok(Err(e)) => panic!("bus: {e}"),
             Err(_) => break,
         }
-        if settle.is_none() && ids.iter().all(|id| counts.contains_key(id)) {
-            settle = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+        if settle_at.is_none() && ids.iter().all(|id| counts.contains_key(id)) {
+            settle_at = Some(tokio::time::Instant::now() + settle);
         }
     }
 }
@@ -319,7 +320,14 @@ async fn two_hundred_tasks_over_three_nodes_report_exactly_once() {
         .run_parallel(&plugin, tasks(200, json!({"action": "wait_ms", "ms": 20})))
         .unwrap();
     let mut counts = HashMap::new();
-    count_reports(&mut reports, &mut counts, &ids, Duration::from_secs(60)).await;
+    count_reports(
+        &mut reports,
+        &mut counts,
+        &ids,
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+    )
+    .await;
     assert_exactly_once(&counts, &ids);
 
     // The same API as in-process: reports, states, results, journal.
@@ -385,7 +393,16 @@ async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
     victim.kill();
     let killed = Instant::now();
 
-    count_reports(&mut reports, &mut counts, &ids, Duration::from_secs(60)).await;
+    // Settling longer than the 2 s ack wait: a redelivered task's late duplicate shows.
+    let settle = Duration::from_secs(3);
+    count_reports(
+        &mut reports,
+        &mut counts,
+        &ids,
+        Duration::from_secs(60),
+        settle,
+    )
+    .await;
     assert_exactly_once(&counts, &ids);
     all_succeed(&colony, &ids, Duration::from_secs(1)).await;
     // The victim's unfinished tasks were redelivered (after the 2 s ack wait) and
@@ -403,7 +420,6 @@ async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
         running_when_killed.len(),
         survived.len()
     );
-    assert!(running_when_killed.len() <= victim.workers("c").len());
     assert!(
         killed.elapsed() < Duration::from_secs(20),
         "{:?}",
@@ -415,8 +431,8 @@ async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_inject_and_timeouts_reach_the_node_that_runs_the_worker() {
     let s = setup(&["n1"], |c| {
-        c.soft_timeout = Duration::from_millis(1500);
-        c.hard_timeout = Some(Duration::from_secs(3));
+        c.soft_timeout = Duration::from_secs(2);
+        c.hard_timeout = Some(Duration::from_secs(4));
     })
     .await;
     let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
@@ -462,7 +478,7 @@ async fn stop_inject_and_timeouts_reach_the_node_that_runs_the_worker() {
             .starts_with("[SOFT TIMEOUT]")
     );
     assert_eq!(got[3].status, ReportStatus::Stopped, "{:?}", got[3]);
-    assert!(got[3].duration_seconds >= 2.9, "{:?}", got[3]);
+    assert!(got[3].duration_seconds >= 3.9, "{:?}", got[3]);
 
     // A worker that has ended is not running anywhere.
     let err = colony.inject(&ids[0], "too late").await.unwrap_err();
@@ -506,6 +522,10 @@ async fn queued_tasks_stop_without_running_and_unserved_plugins_are_refused() {
     .await;
 
     let outcomes = colony.stop_all().await;
+    assert!(
+        !node.workers("c").contains(&ids[4]),
+        "a withdrawn task ran late"
+    );
     assert!(
         outcomes.iter().all(|(_, o)| o.state.is_terminal()),
         "{outcomes:?}"
@@ -630,7 +650,7 @@ async fn a_node_shut_down_hands_its_tasks_to_another() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Sent to the second node, or held until it starts the worker.
     colony.inject(&ids[0], "finish here").await.unwrap();
     let report = colony
         .wait_for_reports(&ids, Duration::from_secs(10))
@@ -679,7 +699,7 @@ async fn a_restarted_colony_reads_the_reports_it_missed() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     fanout.kill().unwrap();
     fanout.wait().unwrap();
 

@@ -15,6 +15,8 @@ pub enum ClusterError {
         "no colony node serves plugin '{plugin}' (sha256 {sha256}); start `colony node --plugin` with its manifest"
     )]
     NoNodeForPlugin { plugin: String, sha256: String },
+    #[error("node '{node}': {reason}")]
+    InvalidNode { node: String, reason: String },
     #[error("worker '{worker}' is not running on any node")]
     NotRunning { worker: String },
     #[error("worker '{worker}': the node refused: {reason}")]

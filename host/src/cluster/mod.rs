@@ -12,8 +12,10 @@
 //! [`Node`] serving that sha256 pulls it, runs an ephemeral [`Worker`](crate::Worker) with
 //! its own sandbox and limits, streams the worker's events on core NATS, stores the
 //! report in the stream `COLONY_REPORTS` (message id = worker id) and only then
-//! acknowledges the task. The colony reads its reports from a durable consumer, journals
-//! each, publishes it on its bus and hands it to the overseer — as in-process.
+//! acknowledges the task. The colony reads its reports with an ordered consumer of its
+//! subject in the report stream, from the start (so a colony that reconnects or restarts
+//! misses none), journals each, publishes it on its bus and hands it to the overseer — as
+//! in-process. The full story, for users: `docs/scale-out.md`.
 //!
 //! Guarantees:
 //! - Tasks are delivered at least once: a node that dies mid-task never acknowledges it,
@@ -27,9 +29,9 @@
 //!   workers end. Other events are best effort (core NATS, at most once per run; a
 //!   redelivered task's worker publishes its events again).
 //! - Partition: a node cut off from NATS cannot acknowledge, so its tasks are redelivered
-//!   after the ack wait; when it comes back, its late report is dropped as a duplicate. A
-//!   colony cut off keeps its queue and reads the reports it missed from its durable
-//!   consumer when it reconnects.
+//!   after the ack wait; when it comes back, its late report is dropped by JetStream (within
+//!   the duplicate window) or by the colony. A colony cut off keeps its queue and reads the
+//!   reports it missed from the stream when it reconnects.
 
 mod error;
 mod node;
@@ -159,22 +161,29 @@ impl Cluster {
         })
     }
 
-    /// Removes a task that no node has taken yet. False when it was already taken.
+    /// Removes a task from the queue unless it has been acknowledged (a node may hold it
+    /// unacknowledged: [`Node`] checks for a stored report before it starts a worker).
+    /// False when it was gone already.
     pub async fn withdraw_task(&self, sequence: u64) -> Result<bool, ClusterError> {
         let tasks = self.stream(subjects::TASKS_STREAM).await?;
         match tasks.delete_message(sequence).await {
             Ok(deleted) => Ok(deleted),
-            // "no message found": taken and acknowledged already.
-            Err(_) => Ok(false),
+            Err(e) => {
+                // Mostly "no message found": acknowledged already.
+                tracing::debug!("withdraw task {sequence}: {e}");
+                Ok(false)
+            }
         }
     }
 
-    /// Stores a report durably (message id = worker id: a duplicate is dropped).
-    pub async fn store_report(&self, report: &ReportMessage) -> Result<(), ClusterError> {
+    /// Stores a report durably (message id = worker id). False when the stream already
+    /// had a report for that worker and dropped this one as a duplicate.
+    pub async fn store_report(&self, report: &ReportMessage) -> Result<bool, ClusterError> {
         let worker = report.event.node_id.as_str();
         let what = || format!("store the report of worker '{worker}'");
         let payload = serde_json::to_vec(report).map_err(|e| ClusterError::js(what(), e))?;
-        self.js
+        let ack = self
+            .js
             .send_publish(
                 subjects::report(&report.colony_id, worker),
                 jetstream::message::PublishMessage::build()
@@ -185,7 +194,7 @@ impl Cluster {
             .map_err(|e| ClusterError::js(what(), e))?
             .await
             .map_err(|e| ClusterError::js(what(), e))?;
-        Ok(())
+        Ok(!ack.duplicate)
     }
 
     /// Whether `worker`'s report is already stored.
@@ -217,11 +226,18 @@ impl Cluster {
         if known(&self.served) {
             return Ok(true);
         }
+        use jetstream::context::ConsumerInfoErrorKind;
         let tasks = self.stream(subjects::TASKS_STREAM).await?;
-        let served = tasks
-            .consumer_info(subjects::plugin_consumer(sha256))
-            .await
-            .is_ok();
+        let served = match tasks.consumer_info(subjects::plugin_consumer(sha256)).await {
+            Ok(_) => true,
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => false,
+            Err(e) => {
+                return Err(ClusterError::js(
+                    format!("look for a node serving plugin sha256 {sha256}"),
+                    e,
+                ));
+            }
+        };
         if served {
             self.served
                 .lock()

@@ -25,6 +25,12 @@ use crate::events::{AgentEvent, EventBus, EventFilter, EventType};
 use crate::plugin::Plugin;
 use crate::worker::{MessageRouter, Worker, WorkerSpec, WorkerState};
 
+/// The shortest ack wait a node accepts.
+pub const MIN_ACK_WAIT: Duration = Duration::from_millis(100);
+/// How long a node waits for NATS to take what it sent, before starting a worker and
+/// before exiting.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How a node runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -70,6 +76,9 @@ struct NodeInner {
     config: NodeConfig,
     /// The plugins it serves, by sha256.
     plugins: HashMap<String, Plugin>,
+    /// Each plugin consumer's ack wait in force (set by the first node that served it),
+    /// which paces the progress acknowledgements.
+    ack_waits: HashMap<String, Duration>,
     slots: Arc<Semaphore>,
 }
 
@@ -82,6 +91,12 @@ impl Node {
         config: NodeConfig,
     ) -> Result<Self, ClusterError> {
         subjects::check_token("node name", &config.name)?;
+        if config.ack_wait < MIN_ACK_WAIT {
+            return Err(ClusterError::InvalidNode {
+                node: config.name,
+                reason: format!("an ack wait under {MIN_ACK_WAIT:?} would redeliver running tasks"),
+            });
+        }
         let mut by_hash = HashMap::new();
         for plugin in plugins {
             let sha = plugin
@@ -98,6 +113,7 @@ impl Node {
             .await
             .map_err(|e| ClusterError::js("open the task stream", e))?;
         let mut consumers = Vec::new();
+        let mut ack_waits = HashMap::new();
         for sha in by_hash.keys() {
             let name = subjects::plugin_consumer(sha);
             let consumer = tasks
@@ -113,6 +129,7 @@ impl Node {
                 )
                 .await
                 .map_err(|e| ClusterError::js(format!("create consumer {name}"), e))?;
+            ack_waits.insert(sha.clone(), consumer.cached_info().config.ack_wait);
             consumers.push(consumer);
         }
         Ok(Self {
@@ -121,6 +138,7 @@ impl Node {
                 cluster,
                 config,
                 plugins: by_hash,
+                ack_waits,
             }),
             consumers,
         })
@@ -156,9 +174,10 @@ impl Node {
             .slots
             .acquire_many(self.inner.config.slots.max(1) as u32)
             .await;
-        // The hand-backs (naks) leave before the process does.
-        if let Err(e) = self.inner.cluster.client().flush().await {
-            tracing::warn!(node = self.inner.config.name, "flush: {e}");
+        // The hand-backs (naks) leave before the process does (unless NATS is gone).
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, self.inner.cluster.client().flush());
+        if !matches!(flushed.await, Ok(Ok(()))) {
+            tracing::warn!(node = self.inner.config.name, "could not flush to NATS");
         }
     }
 }
@@ -212,11 +231,30 @@ async fn pull_tasks(
                     tokio::spawn(handle(inner.clone(), message, permit, shutdown.clone()));
                 }
                 (Err(e), _) => tracing::warn!(node = inner.config.name, "pull: {e}"),
-                (Ok(_), None) => break,
+                // More than asked for (never, as pull requests are bounded): hand it back.
+                (Ok(message), None) => {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
             }
         }
     }
 }
+
+/// How a delivered task ends on this node.
+enum Outcome {
+    /// Its report, to store before acknowledging.
+    Report(Box<ReportMessage>),
+    /// Its report was stored already (by a node that died before acknowledging, or by
+    /// the colony when it withdrew the task): acknowledge, do not run.
+    Reported,
+    /// The node is shutting down: hand the task to another node.
+    HandBack,
+    /// Already answered (handed back after an error).
+    Answered,
+}
+
+/// A delay before a task handed back after an error is delivered again.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// One delivered task, from its message to its acknowledgement.
 async fn handle(
@@ -226,49 +264,29 @@ async fn handle(
     shutdown: CancellationToken,
 ) {
     let name = inner.config.name.clone();
-    let task: TaskMessage = match serde_json::from_slice(&message.payload) {
+    let task = match serde_json::from_slice::<TaskMessage>(&message.payload) {
+        Ok(task) => subjects::check_token("colony id", &task.colony_id)
+            .and(subjects::check_token("worker id", &task.worker_id))
+            .map(|()| task),
+        Err(e) => Err(ClusterError::js("read a task", e)),
+    };
+    let task = match task {
         Ok(task) => task,
         Err(e) => {
-            tracing::error!(node = name, "unreadable task dropped: {e}");
+            // No worker to report for: dropped for good.
+            tracing::error!(node = name, "unusable task dropped: {e}");
             let _ = message.ack_with(AckKind::Term).await;
             return;
         }
     };
-    let (delivered, sequence) = message
-        .info()
-        .map(|i| (i.delivered, i.stream_sequence))
-        .unwrap_or((1, 0));
+    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
     tracing::debug!(
         node = name,
         worker = task.worker_id,
-        sequence,
         delivered,
         "task taken"
     );
-    // A node that died after storing the report but before acknowledging: done already.
-    match inner
-        .cluster
-        .has_report(&task.colony_id, &task.worker_id)
-        .await
-    {
-        Ok(true) => {
-            let _ = message.double_ack().await;
-            return;
-        }
-        Ok(false) => {}
-        Err(e) => {
-            tracing::warn!(node = name, worker = task.worker_id, "{e}; handing it back");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            return;
-        }
-    }
-    let refusal = if let Err(e) = subjects::check_token("colony id", &task.colony_id)
-        .and(subjects::check_token("worker id", &task.worker_id))
-    {
-        Some(e.to_string())
-    } else if !inner.plugins.contains_key(&task.sha256) {
+    let refusal = if !inner.plugins.contains_key(&task.sha256) {
         Some(format!(
             "node '{name}' does not hold plugin '{}' with sha256 {}: refused, not run",
             task.plugin, task.sha256
@@ -281,23 +299,37 @@ async fn handle(
     } else {
         None
     };
-    let report = match refusal {
+    // Control requests are answered until the task is acknowledged, so a stop that
+    // races the end of the worker finds it here (and waits for its report).
+    let mut control = ControlGuard(None);
+    let outcome = match refusal {
         Some(reason) => {
             tracing::warn!(node = name, worker = task.worker_id, "{reason}");
-            ReportMessage::synthesised(&name, &task, WorkerState::Failed, not_run(reason))
+            let result = not_run(reason);
+            Outcome::Report(Box::new(ReportMessage::synthesised(
+                &name,
+                &task,
+                WorkerState::Failed,
+                result,
+            )))
         }
-        None => match run(&inner, &task, &message, &shutdown).await {
-            Some(report) => report,
-            None => {
-                // Shutting down: hand the task to another node.
-                let _ = message.ack_with(AckKind::Nak(None)).await;
-                return;
-            }
-        },
+        None => run(&inner, &task, &message, &shutdown, &mut control).await,
+    };
+    let report = match outcome {
+        Outcome::Report(report) => report,
+        Outcome::Reported => {
+            let _ = message.double_ack().await;
+            return;
+        }
+        Outcome::HandBack => {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+            return;
+        }
+        Outcome::Answered => return,
     };
     for attempt in 1..=3 {
         match inner.cluster.store_report(&report).await {
-            Ok(()) => {
+            Ok(_) => {
                 if let Err(e) = message.double_ack().await {
                     tracing::warn!(node = name, worker = task.worker_id, "ack: {e}");
                 }
@@ -309,16 +341,39 @@ async fn handle(
             Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
         }
     }
-    let _ = message.ack_with(AckKind::Nak(None)).await;
+    let _ = message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
 }
 
-/// Runs the task's worker to its end; `None` when the node shut down first.
+/// Whether `task`'s report is stored already; `None` (after handing the task back with a
+/// delay) when the stream cannot tell.
+async fn already_reported(
+    inner: &NodeInner,
+    task: &TaskMessage,
+    message: &Message,
+) -> Option<bool> {
+    match inner
+        .cluster
+        .has_report(&task.colony_id, &task.worker_id)
+        .await
+    {
+        Ok(reported) => Some(reported),
+        Err(e) => {
+            let name = &inner.config.name;
+            tracing::warn!(node = name, worker = task.worker_id, "{e}; handing it back");
+            let _ = message.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
+            None
+        }
+    }
+}
+
+/// Runs the task's worker to its end.
 async fn run(
     inner: &Arc<NodeInner>,
     task: &TaskMessage,
     message: &Message,
     shutdown: &CancellationToken,
-) -> Option<ReportMessage> {
+    control: &mut ControlGuard,
+) -> Outcome {
     let name = &inner.config.name;
     let plugin = &inner.plugins[&task.sha256];
     let storage = inner
@@ -334,16 +389,17 @@ async fn run(
         .with_storage(storage);
     let bus = EventBus::new();
     let mut events = bus.subscribe_with_capacity(EventFilter::all(), 4096);
+    let failed = |e: &dyn std::fmt::Display| {
+        Outcome::Report(Box::new(ReportMessage::synthesised(
+            name,
+            task,
+            WorkerState::Failed,
+            not_run(e.to_string()),
+        )))
+    };
     let worker = match Worker::new(plugin, spec, Some(bus)) {
         Ok(worker) => worker,
-        Err(e) => {
-            return Some(ReportMessage::synthesised(
-                name,
-                task,
-                WorkerState::Failed,
-                not_run(e.to_string()),
-            ));
-        }
+        Err(e) => return failed(&e),
     };
     let router: Arc<dyn MessageRouter> = Arc::new(PeerRouter {
         cluster: inner.cluster.clone(),
@@ -355,18 +411,21 @@ async fn run(
             tracing::warn!(node = name, worker = task.worker_id, "held message: {e}");
         }
     }
-    let control = serve_control(&inner.cluster, task, &worker).await;
+    control.0 = serve_control(&inner.cluster, task, &worker).await;
+    // Checked once the worker can be reached: a task whose report is stored (a dead
+    // node's, or the colony's after withdrawing it) is not run again.
+    match already_reported(inner, task, message).await {
+        Some(false) => {}
+        Some(true) => return Outcome::Reported,
+        None => return Outcome::Answered,
+    }
     if let Err(e) = worker.start() {
-        return Some(ReportMessage::synthesised(
-            name,
-            task,
-            WorkerState::Failed,
-            not_run(e.to_string()),
-        ));
+        return failed(&e);
     }
     let supervised = crate::colony::supervise(worker.clone(), task.soft_timeout, task.hard_timeout);
     tokio::pin!(supervised);
-    let mut progress = tokio::time::interval(inner.config.ack_wait / 3);
+    let ack_wait = inner.ack_waits[&task.sha256];
+    let mut progress = tokio::time::interval((ack_wait / 3).max(Duration::from_millis(10)));
     progress.tick().await;
     let mut report = None;
     loop {
@@ -378,22 +437,16 @@ async fn run(
             }
             () = shutdown.cancelled() => {
                 worker.stop().await;
-                if let Some(control) = control {
-                    control.abort();
-                }
-                return None;
+                return Outcome::HandBack;
             }
         }
-    }
-    if let Some(control) = control {
-        control.abort();
     }
     while let Ok(Some(event)) = events.try_recv() {
         forward(inner, task, event, &mut report).await;
     }
     let result = worker.wait().await;
     let state = worker.state();
-    Some(match report {
+    Outcome::Report(Box::new(match report {
         Some(event) => ReportMessage {
             node: name.clone(),
             colony_id: task.colony_id.clone(),
@@ -402,7 +455,7 @@ async fn run(
             event,
         },
         None => ReportMessage::synthesised(name, task, state, result),
-    })
+    }))
 }
 
 /// Publishes one event of a worker on its subject, in order (a publish only queues it
@@ -428,7 +481,18 @@ async fn forward(
     }
 }
 
-/// Answers stop and inject requests for one running worker.
+/// The task answering a worker's control requests; ended when dropped.
+struct ControlGuard(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for ControlGuard {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Answers stop and inject requests for one worker.
 async fn serve_control(
     cluster: &Cluster,
     task: &TaskMessage,
@@ -446,7 +510,7 @@ async fn serve_control(
         }
     };
     // The subscription is registered with the server before the worker starts.
-    let _ = cluster.client().flush().await;
+    let _ = tokio::time::timeout(FLUSH_TIMEOUT, cluster.client().flush()).await;
     let client = cluster.client().clone();
     let worker = worker.clone();
     Some(tokio::spawn(async move {

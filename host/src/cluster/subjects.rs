@@ -59,11 +59,6 @@ pub fn reports(colony: &str) -> String {
     format!("colony.{colony}.reports.*")
 }
 
-/// The durable consumer through which `colony` reads its reports.
-pub fn report_consumer(colony: &str) -> String {
-    format!("colony-{colony}")
-}
-
 /// Where an event of `event_type` from `worker` is published. Characters a subject
 /// token cannot hold become `_`.
 pub fn event(colony: &str, event_type: &str, worker: &str) -> String {

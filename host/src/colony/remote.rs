@@ -123,11 +123,17 @@ impl RemoteWorker {
         Some(task)
     }
 
-    /// Holds `message` until the worker runs, if it does not yet (`Ok(false)` otherwise).
-    /// `published` says whether it may already be on the queue.
+    /// Holds `message` until the worker (next) starts on a node: before it is published
+    /// (`published` false: sent with the task), or after, while no node answers for it
+    /// (on the queue, or between a dead node and the next). `Ok(false)` otherwise.
     fn hold(&self, message: &str, published: bool) -> Result<bool, WorkerError> {
         let mut status = self.status();
-        if status.state != WorkerState::Queued || status.dispatched != published {
+        let holds = if published {
+            status.dispatched && !status.state.is_terminal()
+        } else {
+            status.state == WorkerState::Queued && !status.dispatched
+        };
+        if !holds {
             return Ok(false);
         }
         if status.pending.len() >= self.inbox_capacity {
@@ -148,16 +154,20 @@ impl RemoteWorker {
         take
     }
 
-    /// Marks it running (its first `EXECUTION_STARTED`) and returns the messages held
-    /// for it since it was published; `None` if it already was running or ended.
-    fn started(&self, at: DateTime<Utc>) -> Option<Vec<String>> {
+    /// Marks it running (an `EXECUTION_STARTED`, the first or a redelivered run's) and
+    /// returns whether that is new, with the messages held for it meanwhile; `None` once
+    /// it has ended.
+    fn started(&self, at: DateTime<Utc>) -> Option<(bool, Vec<String>)> {
         let mut status = self.status();
-        if status.state != WorkerState::Queued {
+        if status.state.is_terminal() {
             return None;
         }
-        status.state = WorkerState::Running;
-        status.started_at = Some(at);
-        Some(std::mem::take(&mut status.pending))
+        let first = status.state == WorkerState::Queued;
+        if first {
+            status.state = WorkerState::Running;
+            status.started_at = Some(at);
+        }
+        Some((first, std::mem::take(&mut status.pending)))
     }
 
     /// Ends it with `result` at `ended_at`; false when it had ended already (a duplicate
@@ -170,7 +180,7 @@ impl RemoteWorker {
         }
         if status.started_at.is_none() && result.duration_seconds > 0.0 {
             let ran = chrono::Duration::milliseconds((result.duration_seconds * 1e3) as i64);
-            status.started_at = Some(ended_at - ran);
+            status.started_at = ended_at.checked_sub_signed(ran);
         }
         status.state = if state.is_terminal() {
             state
@@ -276,9 +286,9 @@ async fn read_events(inner: Weak<ColonyInner>, mut events: async_nats::Subscribe
             continue;
         }
         if event.event_type == EventType::ExecutionStarted
-            && let Some(held) = worker.started(event.timestamp)
+            && let Some((first, held)) = worker.started(event.timestamp)
         {
-            if let Err(e) = inner.journal.set_state(&worker.info()) {
+            if first && let Err(e) = inner.journal.set_state(&worker.info()) {
                 tracing::error!("worker '{}': {e}", worker.id());
             }
             if !held.is_empty() {
@@ -364,8 +374,9 @@ fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
     inner.bus.publish(report.event);
 }
 
-/// Ends a remote worker here, without a node: delivered at once, then stored in the
-/// report stream so that a node that took the task meanwhile does not run it.
+/// Ends a remote worker here, without a node: its report is stored in the report
+/// stream first (so a node that holds the task does not run it), then delivered — unless
+/// the stream already had the worker's own report, which then arrives and wins.
 async fn end_here(
     inner: &ColonyInner,
     worker: &RemoteWorker,
@@ -373,9 +384,13 @@ async fn end_here(
     result: WorkerResult,
 ) {
     let report = ReportMessage::synthesised("colony", &worker.task, state, result);
-    deliver(inner, report.clone());
-    if let Err(e) = worker.cluster.store_report(&report).await {
-        tracing::warn!("{e}");
+    match worker.cluster.store_report(&report).await {
+        Ok(false) => {}
+        Ok(true) => deliver(inner, report),
+        Err(e) => {
+            tracing::warn!("{e}; the report is kept in this colony only");
+            deliver(inner, report);
+        }
     }
 }
 
@@ -454,7 +469,14 @@ pub(crate) async fn stop(
                     && cluster.withdraw_task(sequence).await.unwrap_or(false)
                 {
                     end_here(inner, worker, WorkerState::Stopped, stopped(None, 0.0, 0)).await;
-                    return outcome(true);
+                    // A node may have taken it just before: stop it there too.
+                    let _ = cluster
+                        .control(colony, worker.id(), &Control::Stop, timeout)
+                        .await;
+                    let clean = tokio::time::timeout_at(deadline, ended.wait_for(|e| *e))
+                        .await
+                        .is_ok();
+                    return outcome(clean);
                 }
             }
             Err(e) => tracing::warn!("{e}"),
