@@ -3,11 +3,9 @@
 //! connection, as separate `colony node` processes would have); the server is a real
 //! `nats-server -js` on loopback, started here.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use colony::cluster::{Cluster, Node, NodeConfig};
+use colony::cluster::{Cluster, LocalNats, Node, NodeConfig};
 use colony::{Colony, ColonyConfig, EventFilter, EventType, Plugin, Task};
 use tokio_util::sync::CancellationToken;
 
@@ -16,54 +14,6 @@ use crate::percentiles;
 const TASKS: usize = 2000;
 const LATENCY_SAMPLES: usize = 200;
 const SLOTS_PER_NODE: usize = 32;
-
-/// A `nats-server -js` on a free loopback port, killed on drop.
-struct NatsServer {
-    child: Child,
-    url: String,
-    _store: tempfile::TempDir,
-}
-
-impl NatsServer {
-    fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let store = tempfile::tempdir().ok()?;
-        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("nats-server");
-        let child = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let begun = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if begun.elapsed() > Duration::from_secs(10) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Self {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            _store: store,
-        })
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs `tasks` tasks, then `LATENCY_SAMPLES` single tasks one after another; one row.
 async fn measure(name: &str, colony: &Colony, plugin: &Plugin) -> String {
@@ -109,9 +59,13 @@ fn config(id: &str, home: &std::path::Path, in_flight: usize) -> ColonyConfig {
 
 pub async fn cluster() {
     println!("\n### 7. Scale-out: the same fan-out in-process and through NATS nodes\n");
-    let Some(nats) = NatsServer::start() else {
-        println!("(skipped: `nats-server` is not installed — run `make setup`)");
-        return;
+    let store = tempfile::tempdir().expect("temp dir");
+    let nats = match LocalNats::start(store.path()) {
+        Ok(nats) => nats,
+        Err(e) => {
+            println!("(skipped: {e})");
+            return;
+        }
     };
     println!(
         "{TASKS} echo-agent tasks fanned out at once, then {LATENCY_SAMPLES} single tasks one \
@@ -138,7 +92,7 @@ pub async fn cluster() {
         let mut running = Vec::new();
         for n in 0..nodes {
             let name = format!("bench-{nodes}-{n}");
-            let cluster = Cluster::connect(&nats.url, &name).await.expect("connect");
+            let cluster = Cluster::connect(nats.url(), &name).await.expect("connect");
             let node_config = NodeConfig {
                 slots: SLOTS_PER_NODE,
                 ..NodeConfig::new(&name, home.path().join(&name))
@@ -153,7 +107,7 @@ pub async fn cluster() {
             &home.path().join(format!("colony-{nodes}")),
             SLOTS_PER_NODE * nodes,
         );
-        config.nats = Some(nats.url.clone());
+        config.nats = Some(nats.url().to_owned());
         let colony = Colony::connect(runtime.clone(), config)
             .await
             .expect("colony on NATS");

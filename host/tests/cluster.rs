@@ -4,11 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use colony::cluster::LocalNats;
 use colony::{
     Colony, ColonyConfig, ColonyError, EventFilter, EventType, Plugin, ReportStatus, Runtime,
     RuntimeConfig, Subscription, Task, WorkerReport, WorkerState,
@@ -25,52 +26,22 @@ fn guest(name: &str) -> PathBuf {
     target_dir().join(format!("wasm32-wasip2/guest/{name}.wasm"))
 }
 
-/// A NATS server with JetStream, on a free loopback port, killed on drop.
+/// A NATS server with JetStream on loopback, with its store; both gone on drop.
 struct Nats {
-    child: Child,
     url: String,
+    _server: LocalNats,
     _store: tempfile::TempDir,
 }
 
 impl Nats {
     fn start() -> Self {
-        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("nats-server");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let store = tempfile::tempdir().unwrap();
-        let child = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary} (run `make setup`): {e}"));
-        let begun = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                begun.elapsed() < Duration::from_secs(10),
-                "nats-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let server = LocalNats::start(store.path()).unwrap();
         Self {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
+            url: server.url().to_owned(),
+            _server: server,
             _store: store,
         }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

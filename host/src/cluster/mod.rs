@@ -34,6 +34,7 @@
 //!   reports it missed from the stream when it reconnects.
 
 mod error;
+mod local;
 mod node;
 pub mod subjects;
 mod wire;
@@ -46,14 +47,34 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
 pub use error::ClusterError;
+pub use local::LocalNats;
 pub use node::{Node, NodeConfig};
 pub(crate) use wire::not_run;
 pub use wire::{Control, ControlReply, ReportMessage, TaskMessage};
 
-/// How long JetStream remembers a report's message id to drop a duplicate.
+// Every fixed duration of the NATS backend, with why. (What a node's operator tunes —
+// slots, ack wait, deliveries, poll — is in `NodeConfig`, with its defaults.)
+
+/// How long JetStream remembers a report's message id to drop a duplicate: longer than
+/// any ack wait plus a node's restart, so a late report of a redelivered task is dropped.
 pub const REPORT_DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
-/// How long reports stay in the stream.
+/// How long reports stay in the stream: what a restarted colony can still read back.
 pub const REPORT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The shortest ack wait a node accepts: progress acks go out every third of it, and
+/// shorter would redeliver running tasks under ordinary load.
+pub const MIN_ACK_WAIT: Duration = Duration::from_millis(100);
+/// How long a stop or inject request (and a node's `peers.send`) waits for the node's
+/// answer: a node answers at once, so only a lost or overloaded one takes this long.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a node waits for NATS to take what it sent (its control subscription before
+/// a worker starts, its hand-backs before it exits), so a lost server cannot hang it.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a task handed back after an error waits before it is delivered again, so a
+/// failing store or lookup does not spin.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How often a stop asks again for a worker no node answers for yet (between a node's
+/// pull and its start).
+pub const STOP_POLL: Duration = Duration::from_millis(20);
 
 /// A connection to NATS with the colony streams in place. Cheap to clone.
 #[derive(Clone)]

@@ -19,17 +19,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Cluster, ClusterError, Control, ControlReply, ReportMessage, TaskMessage, not_run, subjects,
+    CONTROL_TIMEOUT, Cluster, ClusterError, Control, ControlReply, FLUSH_TIMEOUT, MIN_ACK_WAIT,
+    RETRY_DELAY, ReportMessage, TaskMessage, not_run, subjects,
 };
 use crate::events::{AgentEvent, EventBus, EventFilter, EventType};
 use crate::plugin::Plugin;
 use crate::worker::{MessageRouter, Worker, WorkerSpec, WorkerState};
-
-/// The shortest ack wait a node accepts.
-pub const MIN_ACK_WAIT: Duration = Duration::from_millis(100);
-/// How long a node waits for NATS to take what it sent, before starting a worker and
-/// before exiting.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a node runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,9 +247,6 @@ enum Outcome {
     /// Already answered (handed back after an error).
     Answered,
 }
-
-/// A delay before a task handed back after an error is delivered again.
-const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// One delivered task, from its message to its acknowledgement.
 async fn handle(
@@ -556,7 +548,7 @@ impl MessageRouter for PeerRouter {
         };
         tokio::spawn(async move {
             if let Err(e) = cluster
-                .control(&colony, &to, &request, Duration::from_secs(5))
+                .control(&colony, &to, &request, CONTROL_TIMEOUT)
                 .await
             {
                 tracing::warn!("peers.send to '{to}': {e}");

@@ -350,8 +350,21 @@ impl Colony {
         let router: Weak<dyn MessageRouter> =
             Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
         worker.set_router(router);
-        self.inner.journal.add_worker(&WorkerRecord {
-            id,
+        self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage))?;
+        self.inner.add(Member::Local(worker.clone()));
+        Ok(worker)
+    }
+
+    /// Journals a new worker of this colony.
+    fn journal_new(
+        &self,
+        plugin: &Plugin,
+        spec: &WorkerSpec,
+        state: WorkerState,
+        storage: Option<std::path::PathBuf>,
+    ) -> Result<(), ColonyError> {
+        Ok(self.inner.journal.add_worker(&WorkerRecord {
+            id: spec.id.clone(),
             colony_id: self.id().to_owned(),
             plugin: plugin.name().to_owned(),
             plugin_source: plugin.origin().map(|p| p.display().to_string()),
@@ -363,16 +376,14 @@ impl Colony {
                 "ephemeral"
             }
             .to_owned(),
-            state: WorkerState::Pending.as_str().to_owned(),
-            storage: Some(storage),
+            state: state.as_str().to_owned(),
+            storage,
             created_at: Utc::now(),
             started_at: None,
             ended_at: None,
             interrupted_at: None,
             result: None,
-        })?;
-        self.inner.add(Member::Local(worker.clone()));
-        Ok(worker)
+        })?)
     }
 
     /// Records a worker that will run on a node: journaled, not yet published.
@@ -403,22 +414,7 @@ impl Colony {
             hard_timeout: config.effective_hard_timeout(),
             inbox: Vec::new(),
         };
-        self.inner.journal.add_worker(&WorkerRecord {
-            id: spec.id.clone(),
-            colony_id: self.id().to_owned(),
-            plugin: plugin.name().to_owned(),
-            plugin_source: plugin.origin().map(|p| p.display().to_string()),
-            task: spec.task.clone(),
-            input: spec.input.clone(),
-            mode: "ephemeral".to_owned(),
-            state: WorkerState::Queued.as_str().to_owned(),
-            storage: None,
-            created_at: Utc::now(),
-            started_at: None,
-            ended_at: None,
-            interrupted_at: None,
-            result: None,
-        })?;
+        self.journal_new(plugin, &spec, WorkerState::Queued, None)?;
         let worker = RemoteWorker::new(task, cluster.clone(), plugin.limits());
         let member = Member::Remote(Arc::new(worker));
         self.inner.add(member.clone());
@@ -658,7 +654,7 @@ impl MessageRouter for ColonyInner {
                 tokio::spawn(async move {
                     let (colony, id) = (&worker.task.colony_id, worker.id());
                     if let Err(e) = cluster
-                        .control(colony, id, &request, Duration::from_secs(5))
+                        .control(colony, id, &request, crate::cluster::CONTROL_TIMEOUT)
                         .await
                     {
                         tracing::warn!("peers.send to '{id}': {e}");

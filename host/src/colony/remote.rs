@@ -19,7 +19,10 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
 use super::{ColonyError, ColonyInner, WorkerReport};
-use crate::cluster::{Cluster, ClusterError, Control, ReportMessage, TaskMessage, subjects};
+use crate::cluster::{
+    CONTROL_TIMEOUT, Cluster, ClusterError, Control, ReportMessage, STOP_POLL, TaskMessage,
+    subjects,
+};
 use crate::error::WorkerError;
 use crate::events::{AgentEvent, EventType};
 use crate::limits::Limits;
@@ -481,7 +484,7 @@ pub(crate) async fn stop(
             }
             Err(e) => tracing::warn!("{e}"),
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(STOP_POLL).await;
     }
     let clean = tokio::time::timeout_at(deadline, ended.wait_for(|e| *e))
         .await
@@ -495,9 +498,6 @@ pub(crate) async fn stop(
     }
     outcome(clean)
 }
-
-/// How long an inject waits for the node's answer.
-const INJECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Injects `message` into a remote worker: held here while it waits to run (sent with its
 /// task, or to its node when it starts), else delivered through the node running it.
@@ -519,7 +519,7 @@ pub(crate) async fn inject(worker: &RemoteWorker, message: String) -> Result<(),
     };
     match worker
         .cluster
-        .control(colony, worker.id(), &request, INJECT_TIMEOUT)
+        .control(colony, worker.id(), &request, CONTROL_TIMEOUT)
         .await
     {
         // Published, not started yet: held until its EXECUTION_STARTED.
@@ -530,7 +530,7 @@ pub(crate) async fn inject(worker: &RemoteWorker, message: String) -> Result<(),
                 // It started (or ended) meanwhile.
                 Ok(worker
                     .cluster
-                    .control(colony, worker.id(), &request, INJECT_TIMEOUT)
+                    .control(colony, worker.id(), &request, CONTROL_TIMEOUT)
                     .await?)
             }
         }
@@ -548,7 +548,7 @@ async fn send_held(worker: Arc<RemoteWorker>, held: Vec<String>) {
                 &worker.task.colony_id,
                 worker.id(),
                 &request,
-                INJECT_TIMEOUT,
+                CONTROL_TIMEOUT,
             )
             .await
         {
