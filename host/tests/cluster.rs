@@ -806,3 +806,52 @@ async fn a_task_delivered_too_often_fails_instead_of_running_again() {
     assert!(!strict.workers("c").contains(&ids[0]), "it ran again");
     colony.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_task_on_the_queue_is_dropped_and_the_node_serves_on() {
+    let s = setup(&["n1"], |_| {}).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let sha = plugin.sha256().unwrap().to_owned();
+    // Anyone allowed on the subject can publish anything there.
+    let client = async_nats::connect(&s.nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    // Not a task; a task of a worker id that cannot be a subject (so no report subject).
+    let unreportable = colony::cluster::TaskMessage {
+        worker_id: "w.1".into(),
+        colony_id: "c".into(),
+        plugin: "probe_fixture".into(),
+        sha256: sha.clone(),
+        task: "x".into(),
+        input: json!({}),
+        token_budget: None,
+        tool_call_budget: None,
+        soft_timeout: Duration::from_secs(60),
+        hard_timeout: Duration::from_secs(120),
+        inbox: Vec::new(),
+    };
+    for garbage in [
+        b"not json".to_vec(),
+        serde_json::to_vec(&unreportable).unwrap(),
+    ] {
+        js.publish(format!("colony.c.tasks.{sha}"), garbage.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let ids = colony
+        .run_parallel(&plugin, tasks(3, json!({"action": "echo"})))
+        .unwrap();
+    all_succeed(&colony, &ids, Duration::from_secs(10)).await;
+    // Neither garbage message is left for a node to choke on again.
+    let tasks_stream = js.get_stream("COLONY_TASKS").await.unwrap();
+    let begun = Instant::now();
+    while tasks_stream.get_info().await.unwrap().state.messages != 0 {
+        assert!(
+            begun.elapsed() < Duration::from_secs(5),
+            "garbage left on the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    colony.stop_all().await;
+}
