@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use colony::llm::{
-    ChatMessage, ChatRequest, DeltaSink, LlmConfig, LlmError, LlmProvider, OpenAiProvider,
+    CallContext, ChatMessage, ChatRequest, LlmConfig, LlmError, LlmProvider, OpenAiProvider,
     ProviderKind, Role, StopReason, ToolCall, ToolSpec,
 };
 use colony::{Limits, Manifest, RuntimeConfig, Worker, WorkerSpec, WorkerState};
@@ -19,6 +19,12 @@ use tokio::net::TcpListener;
 enum Reply {
     Status(u16, &'static str),
     Stream(Vec<Value>),
+    /// A 200 whose body is written in these pieces, each flushed on its own.
+    Pieces(Vec<Vec<u8>>),
+    /// An error status whose body never ends.
+    EndlessError,
+    /// A 200 event stream of text deltas that never ends.
+    EndlessStream,
     Hang,
 }
 
@@ -74,6 +80,36 @@ async fn serve(replies: Vec<Reply>) -> Server {
                 }
                 Reply::Hang => {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
+                    continue;
+                }
+                Reply::Pieces(pieces) => {
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    for piece in pieces {
+                        let _ = socket.write_all(&piece).await;
+                        let _ = socket.flush().await;
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
+                    let _ = socket.shutdown().await;
+                    continue;
+                }
+                Reply::EndlessError | Reply::EndlessStream => {
+                    let (head, line) = if matches!(reply, Reply::EndlessError) {
+                        (
+                            "HTTP/1.1 500 Oops\r\nConnection: close\r\n\r\n",
+                            "x".repeat(8192),
+                        )
+                    } else {
+                        (
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+                            format!(
+                                "data: {}\n\n",
+                                json!({"choices": [{"delta": {"content": "y".repeat(8000)}}]})
+                            ),
+                        )
+                    };
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    while socket.write_all(line.as_bytes()).await.is_ok() {}
                     continue;
                 }
             };
@@ -133,13 +169,18 @@ fn request() -> ChatRequest {
     }
 }
 
-fn collector() -> (DeltaSink, Arc<Mutex<Vec<String>>>) {
+/// A call that may receive up to `max_bytes`, and the text deltas it heard.
+fn collector_of(max_bytes: usize) -> (CallContext, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
-    (
-        Arc::new(move |d: &str| sink.lock().unwrap().push(d.to_owned())),
-        seen,
-    )
+    let call = CallContext::new("w", max_bytes).with_deltas(Arc::new(move |d: &str| {
+        sink.lock().unwrap().push(d.to_owned())
+    }));
+    (call, seen)
+}
+
+fn collector() -> (CallContext, Arc<Mutex<Vec<String>>>) {
+    collector_of(1 << 20)
 }
 
 #[tokio::test]
@@ -147,7 +188,7 @@ async fn streams_text_and_assembles_tool_calls_in_the_openai_wire_format() {
     let server = serve(vec![Reply::Stream(answer_with_tool_call())]).await;
     let provider = OpenAiProvider::new(&server.base_url, "test-model", Some("sk-test".into()));
     let (sink, deltas) = collector();
-    let response = provider.complete("w", &request(), &sink).await.unwrap();
+    let response = provider.complete(&sink, &request()).await.unwrap();
     assert_eq!(response.text, "Hello");
     assert_eq!(*deltas.lock().unwrap(), ["Hel", "lo"]);
     assert_eq!(response.stop_reason, StopReason::ToolUse);
@@ -200,7 +241,7 @@ async fn a_429_is_retried_then_succeeds() {
     let provider =
         OpenAiProvider::new(&server.base_url, "m", None).with_retries(3, Duration::from_millis(10));
     let (sink, _) = collector();
-    let response = provider.complete("w", &request(), &sink).await.unwrap();
+    let response = provider.complete(&sink, &request()).await.unwrap();
     assert_eq!(response.text, "Hello");
     assert_eq!(server.requests.lock().unwrap().len(), 2);
 }
@@ -211,7 +252,7 @@ async fn server_errors_are_retried_then_reported_and_client_errors_are_not_retri
     let provider =
         OpenAiProvider::new(&server.base_url, "m", None).with_retries(1, Duration::from_millis(10));
     let (sink, _) = collector();
-    let err = provider.complete("w", &request(), &sink).await.unwrap_err();
+    let err = provider.complete(&sink, &request()).await.unwrap_err();
     assert!(
         matches!(&err, LlmError::Unavailable(m) if m.contains("HTTP 500")),
         "{err}"
@@ -221,7 +262,7 @@ async fn server_errors_are_retried_then_reported_and_client_errors_are_not_retri
     let server = serve(vec![Reply::Status(400, "")]).await;
     let provider =
         OpenAiProvider::new(&server.base_url, "m", None).with_retries(3, Duration::from_millis(10));
-    let err = provider.complete("w", &request(), &sink).await.unwrap_err();
+    let err = provider.complete(&sink, &request()).await.unwrap_err();
     assert!(
         matches!(&err, LlmError::InvalidRequest(m) if m.contains("HTTP 400")),
         "{err}"
@@ -277,4 +318,85 @@ async fn a_hanging_endpoint_times_out_and_the_worker_says_so() {
         begun.elapsed()
     );
     assert_eq!(server.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_character_split_across_two_chunks_arrives_whole() {
+    let line = format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        json!({"choices": [{"delta": {"content": "a€b"}}]})
+    );
+    let bytes = line.into_bytes();
+    // Cut inside the three bytes of '€'.
+    let cut = bytes.windows(3).position(|w| w == "€".as_bytes()).unwrap() + 1;
+    let server = serve(vec![Reply::Pieces(vec![
+        bytes[..cut].to_vec(),
+        bytes[cut..].to_vec(),
+    ])])
+    .await;
+    let provider = OpenAiProvider::new(&server.base_url, "m", None);
+    let (call, deltas) = collector();
+    let response = provider.complete(&call, &request()).await.unwrap();
+    assert_eq!(response.text, "a€b");
+    assert_eq!(*deltas.lock().unwrap(), ["a€b"]);
+}
+
+#[tokio::test]
+async fn retry_after_values_that_are_not_durations_are_ignored_not_panicked_on() {
+    let server = serve(vec![
+        Reply::Status(429, "Retry-After: -1\r\n"),
+        Reply::Status(429, "Retry-After: NaN\r\n"),
+        Reply::Status(503, "Retry-After: inf\r\n"),
+        Reply::Status(503, "Retry-After: 1e400\r\n"),
+        Reply::Stream(answer_with_tool_call()),
+    ])
+    .await;
+    let provider =
+        OpenAiProvider::new(&server.base_url, "m", None).with_retries(4, Duration::from_millis(5));
+    let (call, _) = collector();
+    let begun = std::time::Instant::now();
+    let response = provider.complete(&call, &request()).await.unwrap();
+    assert_eq!(response.text, "Hello");
+    assert_eq!(server.requests.lock().unwrap().len(), 5);
+    assert!(
+        begun.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        begun.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_endless_answer_stops_at_the_bound_and_says_so() {
+    let server = serve(vec![Reply::EndlessStream]).await;
+    let provider = OpenAiProvider::new(&server.base_url, "m", None);
+    let (call, deltas) = collector_of(256 * 1024);
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        provider.complete(&call, &request()),
+    )
+    .await
+    .expect("the provider stops reading")
+    .unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Unavailable(m) if m.contains("larger than the 262144 bytes")),
+        "{err}"
+    );
+    let heard: usize = deltas.lock().unwrap().iter().map(String::len).sum();
+    assert!(heard <= 256 * 1024, "{heard} bytes of deltas");
+}
+
+#[tokio::test]
+async fn an_endless_error_body_is_not_read_whole() {
+    let server = serve(vec![Reply::EndlessError]).await;
+    let provider = OpenAiProvider::new(&server.base_url, "m", None).with_retries(0, Duration::ZERO);
+    let (call, _) = collector();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        provider.complete(&call, &request()),
+    )
+    .await
+    .expect("the provider stops reading")
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("HTTP 500") && text.len() < 1000, "{text}");
 }

@@ -1,10 +1,10 @@
 // Colony guest helpers for JavaScript (componentize-js): the host interfaces with JSON
 // objects instead of JSON text, and short names. Import what you need:
 //   import { report, emit, info, drain, wait, conversation } from '../../../guest-sdk/js/colony.js';
-import { reportToParent } from 'colony:agent/report@0.1.0';
-import { emit as emitRaw, log } from 'colony:agent/events@0.1.0';
-import { drain as drainRaw, wait as waitRaw } from 'colony:agent/inbox@0.1.0';
-import { read, append } from 'colony:agent/conversation@0.1.0';
+import { reportToParent } from 'colony:agent/report@0.2.0';
+import { emit as emitRaw, log } from 'colony:agent/events@0.2.0';
+import { drain as drainRaw, wait as waitRaw } from 'colony:agent/inbox@0.2.0';
+import { read, append } from 'colony:agent/conversation@0.2.0';
 
 /** Files the report for the parent: status 'success' | 'partial' | 'failed'. */
 export function report(status, summary, data = {}) {
@@ -31,9 +31,21 @@ export function wait(ms) {
   return waitRaw(ms);
 }
 
+/** Every part of the worker's conversation, read page by page. */
+function readAll() {
+  const parts = [];
+  let start = 0n;
+  while (start !== undefined) {
+    const page = read(start, 0);
+    parts.push(...page.parts);
+    start = page.next;
+  }
+  return parts;
+}
+
 /** The worker's conversation: read() → parts; append(role, content) → seq. */
 export const conversation = {
-  read: () => read(),
+  read: readAll,
   append: (role, content) => append({ role, content }),
 };
 

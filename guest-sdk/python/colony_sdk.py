@@ -43,8 +43,14 @@ def wait(ms: int) -> Optional[str]:
 
 
 def read_conversation() -> list[Any]:
-    """The worker's conversation parts, in order."""
-    return _conversation.read()
+    """The worker's conversation parts, in order, read page by page."""
+    parts: list[Any] = []
+    start: Optional[int] = 0
+    while start is not None:
+        page = _conversation.read(start, 0)
+        parts.extend(page.parts)
+        start = page.next
+    return parts
 
 
 def input_of(context: types.RunContext) -> dict:

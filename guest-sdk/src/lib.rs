@@ -136,9 +136,22 @@ pub mod inbox {
 pub mod conversation {
     use super::*;
 
-    /// Every part, in ascending `seq`.
+    /// Every part, in ascending `seq`, read page by page.
     pub fn read() -> Result<Vec<MessagePart>, String> {
-        wit_conversation::read()
+        let mut parts = Vec::new();
+        let mut start = Some(0);
+        while let Some(from) = start {
+            let page = read_page(from, 0)?;
+            parts.extend(page.parts);
+            start = page.next;
+        }
+        Ok(parts)
+    }
+
+    /// One page: parts with `seq` ≥ `start`, at most `max_bytes` of text (`0`: as much
+    /// as the host allows), and where the next page starts.
+    pub fn read_page(start: u64, max_bytes: u32) -> Result<wit_conversation::Page, String> {
+        wit_conversation::read(start, max_bytes)
     }
 
     /// Appends a message with `role` and `content`; returns its `seq`.

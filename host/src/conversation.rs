@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,12 +50,48 @@ impl MessagePart {
             agent_id: None,
         }
     }
+}
 
-    /// `created_at` as text: strings as they are, other JSON values as JSON.
+/// A part as stored and as handed to a guest, read without building JSON trees: tool
+/// calls and the creation time stay JSON text, so a part costs the host about its size
+/// on disk whatever JSON a guest put in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RawPart {
+    #[serde(default)]
+    pub seq: Option<u64>,
+    pub role: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub tool_calls: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub tool_use_id: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+}
+
+impl RawPart {
+    /// Bytes of text the part holds.
+    pub(crate) fn text_bytes(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let raw = |r: &Option<Box<RawValue>>| r.as_ref().map_or(0, |r| r.get().len());
+        self.role.len()
+            + self.content.len()
+            + raw(&self.tool_calls)
+            + opt(&self.tool_use_id)
+            + raw(&self.created_at)
+            + opt(&self.phase)
+            + opt(&self.agent_id)
+    }
+
+    /// `created_at` as text: a JSON string as its value, anything else as JSON.
     pub(crate) fn created_at_text(&self) -> Option<String> {
-        self.created_at.as_ref().map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+        self.created_at.as_ref().map(|raw| {
+            serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_owned())
         })
     }
 }

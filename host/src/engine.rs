@@ -90,8 +90,10 @@ pub(crate) fn build(settings: &RuntimeConfig) -> Result<(Engine, AllocatorKind),
 
 /// Advances the engine's epoch every `tick` until the engine is dropped. A dedicated
 /// thread keeps ticks regular even when every tokio worker is busy running guests.
-pub(crate) fn spawn_epoch_ticker(engine: EngineWeak, tick: Duration) {
-    let spawned = std::thread::Builder::new()
+/// Fails closed: without the ticker a spinning guest could never be stopped, so a
+/// runtime that cannot start it is not created.
+pub(crate) fn spawn_epoch_ticker(engine: EngineWeak, tick: Duration) -> Result<(), RuntimeError> {
+    std::thread::Builder::new()
         .name("colony-epoch".into())
         .spawn(move || {
             while let Some(engine) = engine.upgrade() {
@@ -99,10 +101,9 @@ pub(crate) fn spawn_epoch_ticker(engine: EngineWeak, tick: Duration) {
                 drop(engine);
                 std::thread::sleep(tick);
             }
-        });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start the epoch ticker thread: {e}; guests cannot be interrupted");
-    }
+        })
+        .map(drop)
+        .map_err(|e| RuntimeError::EpochTicker(e.to_string()))
 }
 
 /// The cache file for a component with `sha256` under `engine`.

@@ -21,6 +21,10 @@ pub enum RuntimeError {
     #[error("cannot set up the model provider: {0}")]
     Llm(String),
     /// The host interfaces could not be linked.
+    /// The thread that lets the host interrupt guests could not start; without it a
+    /// spinning guest could never be stopped, so no runtime is created.
+    #[error("cannot start the epoch ticker thread, so guests could not be interrupted: {0}")]
+    EpochTicker(String),
     #[error("cannot link the host interfaces: {0}")]
     Link(String),
 }
@@ -90,6 +94,13 @@ pub enum WorkerError {
     /// The worker's inbox is full.
     #[error("worker '{worker}': inbox full ({capacity} messages waiting)")]
     InboxFull { worker: String, capacity: usize },
+    /// The messages waiting in the worker's inbox hold its whole host memory budget.
+    #[error("worker '{worker}': inbox full: {source}")]
+    InboxOverBudget {
+        worker: String,
+        #[source]
+        source: crate::worker::OverBudget,
+    },
     /// The worker's storage folder could not be written or read.
     #[error("worker '{worker}': storage: {source}")]
     Storage {

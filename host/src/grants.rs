@@ -31,6 +31,11 @@ pub struct Grants {
     /// Names of host tools the guest may call (see `ToolRegistry`).
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Whether the guest may create symbolic links in its data folder and in folders
+    /// granted read-write. Off by default: Colony never follows a link out of a granted
+    /// folder, but another program walking that folder later would.
+    #[serde(default)]
+    pub symlinks: bool,
 }
 
 /// One host directory mounted into the guest.

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::events::{AgentEvent, EventType};
+use crate::events::AgentEvent;
 use crate::worker::{WorkerInfo, WorkerObserver, WorkerResult};
 
 /// The journal could not be opened, read or written.
@@ -325,11 +325,7 @@ impl WorkerObserver for JournalObserver {
         }
     }
 
-    fn publishing(&self, event: &AgentEvent) {
-        if event.event_type == EventType::SubagentReport
-            && let Err(e) = self.0.add_report(event)
-        {
-            tracing::error!("worker '{}': {e}", event.node_id);
-        }
+    fn reporting(&self, report: &AgentEvent) -> Result<(), String> {
+        self.0.add_report(report).map_err(|e| e.to_string())
     }
 }

@@ -46,6 +46,7 @@ mod manifest;
 mod plugin;
 mod runtime;
 mod storage;
+pub mod text;
 pub mod tools;
 mod worker;
 
@@ -65,6 +66,6 @@ pub use plugin::Plugin;
 pub use runtime::Runtime;
 pub use storage::WorkerStorage;
 pub use worker::{
-    ReportStatus, StopOutcome, Worker, WorkerInfo, WorkerMode, WorkerObserver, WorkerResult,
-    WorkerSpec, WorkerState,
+    DiskQuota, Held, HostMemory, OverBudget, ReportStatus, StopOutcome, Worker, WorkerInfo,
+    WorkerMode, WorkerObserver, WorkerResult, WorkerSpec, WorkerState,
 };

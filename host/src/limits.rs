@@ -53,7 +53,8 @@ pub struct Limits {
     #[serde(with = "humantime_serde")]
     pub max_inbox_wait: Duration,
     /// Messages that may be queued for one worker and not yet delivered. Default 4,096:
-    /// beyond that the injector gets [`WorkerError::InboxFull`](crate::WorkerError).
+    /// beyond that the injector gets [`WorkerError::InboxFull`](crate::WorkerError). Their
+    /// bytes count against [`Limits::host_memory_bytes`] too.
     pub inbox_capacity: usize,
     /// Bytes of one injected message. Default 1 MiB.
     pub max_message_bytes: usize,
@@ -76,6 +77,24 @@ pub struct Limits {
     /// Bytes of stdout and stderr together that become `WORKER_LOG` events over a
     /// worker's life; the rest is discarded (one log line says so). Default 1 MiB.
     pub max_output_log_bytes: usize,
+    /// Bytes the host may hold in its own memory for one worker at once: messages queued
+    /// in its inbox, the conversation page, tool result or model answer being handed to
+    /// it, an HTTP body or model stream being read for it. Default 16 MiB: a quarter of
+    /// the default guest memory, far above one page of conversation or one answer. With
+    /// it, one worker costs the host at most `memory_bytes + host_memory_bytes` (see
+    /// SECURITY.md); past it, the host call fails with an error the guest sees.
+    pub host_memory_bytes: usize,
+    /// Bytes the host may write into one worker's folder over its life on the guest's
+    /// behalf: conversation parts, files written through tools or through WASI into
+    /// `/data`, and the worker's own events in `events.jsonl` (its result and terminal
+    /// events are always written). Every write counts, so the folder never holds more.
+    /// Default 64 MiB: an agent's conversation and notes are megabytes; a plugin cannot
+    /// fill a disk within its run timeout.
+    pub disk_bytes: u64,
+    /// Files, directory listings and sockets one guest may hold open at once (each is a
+    /// host file descriptor). Default 64: an agent rarely needs more than a handful, and
+    /// a thousand workers then stay far below a process's usual descriptor limit.
+    pub open_handles: usize,
     /// Model tokens (input + output, summed over calls) one worker may use; past it, model
     /// calls fail with `budget-exhausted`. Default 500,000: a long agent run, and a cap on
     /// what a runaway loop can cost. A task may set its own (`WorkerSpec::token_budget`).
@@ -120,6 +139,9 @@ impl Default for Limits {
             max_part_bytes: MIB,
             stderr_capture_bytes: 16 * KIB,
             max_output_log_bytes: MIB,
+            host_memory_bytes: 16 * MIB,
+            disk_bytes: 64 * MIB as u64,
+            open_handles: 64,
             max_events_per_second: 1000,
             token_budget: 500_000,
             tool_call_budget: 200,

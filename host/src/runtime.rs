@@ -81,7 +81,9 @@ impl Runtime {
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         crate::worker::shadow_name_lookup(&mut linker)
             .map_err(|e| RuntimeError::Link(format!("name lookup policy: {e:#}")))?;
-        engine::spawn_epoch_ticker(engine.weak(), config.epoch_tick);
+        crate::worker::shadow_filesystem(&mut linker)
+            .map_err(|e| RuntimeError::Link(format!("filesystem policy: {e:#}")))?;
+        engine::spawn_epoch_ticker(engine.weak(), config.epoch_tick)?;
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,

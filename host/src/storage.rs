@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::conversation::MessagePart;
+use crate::conversation::{MessagePart, RawPart};
 use crate::error::StorageError;
 
 /// One worker's folder.
@@ -90,14 +90,74 @@ impl WorkerStorage {
 
     /// Writes one part as `{seq:010}.json`. The part must have its `seq`.
     pub fn write_part(&self, part: &MessagePart) -> Result<PathBuf, StorageError> {
-        let seq = part.seq.unwrap_or(0);
-        let path = self.parts_dir().join(format!("{seq:010}.json"));
+        let path = self.part_path(part.seq.unwrap_or(0));
         let bytes = serde_json::to_vec(part).map_err(|source| StorageError::Json {
             path: path.clone(),
             source,
         })?;
         write_atomic(&path, &bytes)?;
         Ok(path)
+    }
+
+    /// The `seq` of every stored part (from the file names alone), ascending.
+    pub(crate) fn part_seqs(&self) -> Result<Vec<u64>, StorageError> {
+        let dir = self.parts_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StorageError::Io { path: dir, source }),
+        };
+        let mut seqs = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(io_err(&dir))?.file_name();
+            if let Some(seq) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .filter(|stem| !stem.starts_with('.'))
+                .and_then(|stem| stem.parse::<u64>().ok())
+            {
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    fn part_path(&self, seq: u64) -> PathBuf {
+        self.parts_dir().join(format!("{seq:010}.json"))
+    }
+
+    /// The size on disk of part `seq`.
+    pub(crate) fn part_size(&self, seq: u64) -> Result<u64, StorageError> {
+        let path = self.part_path(seq);
+        fs::metadata(&path).map(|m| m.len()).map_err(io_err(&path))
+    }
+
+    /// Reads part `seq`, refusing a file that has grown past `max_bytes` since it was
+    /// measured (nothing larger is ever read into memory).
+    pub(crate) fn read_raw_part(&self, seq: u64, max_bytes: u64) -> Result<RawPart, StorageError> {
+        use std::io::Read;
+        let path = self.part_path(seq);
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let mut bytes = Vec::new();
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io_err(&path))?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(StorageError::Io {
+                path,
+                source: std::io::Error::other(format!("grew past {max_bytes} bytes while read")),
+            });
+        }
+        let mut part: RawPart =
+            serde_json::from_slice(&bytes).map_err(|source| StorageError::Json { path, source })?;
+        part.seq.get_or_insert(seq);
+        Ok(part)
+    }
+
+    /// Writes part `seq` as the JSON `bytes` (already serialized and counted).
+    pub(crate) fn write_part_bytes(&self, seq: u64, bytes: &[u8]) -> Result<(), StorageError> {
+        write_atomic(&self.part_path(seq), bytes)
     }
 
     /// Every stored part, in ascending `seq`. A missing folder is an empty conversation.
@@ -149,12 +209,17 @@ impl WorkerStorage {
 
     /// Appends one JSON line to `events.jsonl` and flushes it.
     pub fn append_event<T: Serialize>(&self, event: &T) -> Result<(), StorageError> {
-        let path = self.events_path();
         let mut line = serde_json::to_vec(event).map_err(|source| StorageError::Json {
-            path: path.clone(),
+            path: self.events_path(),
             source,
         })?;
         line.push(b'\n');
+        self.append_event_line(&line)
+    }
+
+    /// Appends `line` (one JSON document and its newline) to `events.jsonl`.
+    pub(crate) fn append_event_line(&self, line: &[u8]) -> Result<(), StorageError> {
+        let path = self.events_path();
         let mut guard = self.events.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
             fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
@@ -167,7 +232,7 @@ impl WorkerStorage {
         }
         let writer = guard.as_mut().expect("opened above");
         writer
-            .write_all(&line)
+            .write_all(line)
             .and_then(|()| writer.flush())
             .map_err(io_err(&path))
     }

@@ -11,14 +11,20 @@ bool exports_agent_run(agent_run_context_t *ctx, agent_json_t *ret, agent_string
 
   colony_buf_t data = {0};
   colony_buf_printf(&data, "{\"language\": \"c\", \"seeded\": [");
-  colony_agent_conversation_list_message_part_t parts;
+  // The conversation comes in pages: follow `next` until there is none.
+  colony_agent_conversation_page_t page;
   agent_string_t read_err;
-  if (colony_agent_conversation_read(&parts, &read_err)) {
-    for (size_t i = 0; i < parts.len; i++) {
-      if (i) colony_buf_push(&data, ", ", 2);
-      colony_buf_json_string(&data, parts.ptr[i].content.ptr, parts.ptr[i].content.len);
+  uint64_t start = 0;
+  size_t seeded = 0;
+  bool more = true;
+  while (more && colony_agent_conversation_read(start, 0, &page, &read_err)) {
+    for (size_t i = 0; i < page.parts.len; i++, seeded++) {
+      if (seeded) colony_buf_push(&data, ", ", 2);
+      colony_buf_json_string(&data, page.parts.ptr[i].content.ptr, page.parts.ptr[i].content.len);
     }
-    colony_agent_conversation_list_message_part_free(&parts);
+    more = page.next.is_some;
+    start = page.next.val;
+    colony_agent_conversation_page_free(&page);
   }
   colony_buf_printf(&data, "], \"injected\": [");
   size_t heard = 0;

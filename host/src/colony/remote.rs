@@ -26,7 +26,9 @@ use crate::cluster::{
 use crate::error::WorkerError;
 use crate::events::{AgentEvent, EventType};
 use crate::limits::Limits;
-use crate::worker::{StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, stopped};
+use crate::worker::{
+    Held, HostMemory, StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, stopped,
+};
 
 /// The colony's record of a worker that runs on a node.
 pub(crate) struct RemoteWorker {
@@ -36,6 +38,7 @@ pub(crate) struct RemoteWorker {
     /// Its plugin's message limits, for messages held here until it runs.
     max_message_bytes: usize,
     inbox_capacity: usize,
+    memory: Arc<HostMemory>,
     status: Mutex<RemoteStatus>,
     ended: watch::Sender<bool>,
 }
@@ -53,6 +56,8 @@ struct RemoteStatus {
     /// Messages injected before it runs: sent with its task, or to its node when it
     /// starts — as a local worker's inbox holds them until then.
     pending: Vec<String>,
+    /// Their bytes, charged to the worker's host memory budget while held here.
+    pending_held: Option<Held>,
 }
 
 impl RemoteWorker {
@@ -62,6 +67,7 @@ impl RemoteWorker {
             cluster,
             max_message_bytes: limits.max_message_bytes,
             inbox_capacity: limits.inbox_capacity,
+            memory: HostMemory::new(limits.host_memory_bytes),
             status: Mutex::new(RemoteStatus {
                 state: WorkerState::Queued,
                 dispatched: false,
@@ -70,6 +76,7 @@ impl RemoteWorker {
                 result: None,
                 slot: None,
                 pending: Vec::new(),
+                pending_held: None,
             }),
             ended: watch::Sender::new(false),
         }
@@ -123,6 +130,7 @@ impl RemoteWorker {
         status.slot = Some(slot);
         let mut task = self.task.clone();
         task.inbox = std::mem::take(&mut status.pending);
+        status.pending_held = None;
         Some(task)
     }
 
@@ -145,6 +153,15 @@ impl RemoteWorker {
                 capacity: self.inbox_capacity,
             });
         }
+        let memory = self.memory.clone();
+        status
+            .pending_held
+            .get_or_insert_with(|| memory.stream())
+            .grow(message.len(), "an injected message")
+            .map_err(|source| WorkerError::InboxOverBudget {
+                worker: self.id().to_owned(),
+                source,
+            })?;
         status.pending.push(message.to_owned());
         Ok(true)
     }
@@ -170,6 +187,7 @@ impl RemoteWorker {
             status.state = WorkerState::Running;
             status.started_at = Some(at);
         }
+        status.pending_held = None;
         Some((first, std::mem::take(&mut status.pending)))
     }
 
@@ -339,10 +357,27 @@ fn deliver(inner: &ColonyInner, report: ReportMessage) {
     if let Err(e) = inner.journal.set_state(&worker.info()) {
         tracing::error!("worker '{}': {e}", worker.id());
     }
-    if let Err(e) = inner.journal.add_report(&report.event) {
-        tracing::error!("worker '{}': {e}", worker.id());
-    }
-    inner.bus.publish(report.event);
+    let event = journaled_or_withheld(inner, report.event);
+    inner.bus.publish(event);
+}
+
+/// `report`, once journaled; or, failing closed, a FAILED report saying it could not be
+/// (journaled where it still can be).
+fn journaled_or_withheld(inner: &ColonyInner, mut report: AgentEvent) -> AgentEvent {
+    let Err(e) = inner.journal.add_report(&report) else {
+        return report;
+    };
+    let reason = format!(
+        "worker '{}': cannot journal the report: {e}; its own report is withheld",
+        report.node_id
+    );
+    tracing::error!("{reason}");
+    report.data["status"] = serde_json::json!("failed");
+    report.data["summary"] = serde_json::json!(format!("Report withheld: {reason}"));
+    report.data["error"] = serde_json::json!(reason);
+    report.data["data"] = serde_json::json!({});
+    let _ = inner.journal.add_report(&report);
+    report
 }
 
 /// A report for a worker this process did not create: one a previous process of the
@@ -367,14 +402,11 @@ fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
         started_at: record.started_at,
         result: Some(report.result),
     };
-    if let Err(e) = inner
-        .journal
-        .set_state(&info)
-        .and_then(|()| inner.journal.add_report(&report.event))
-    {
+    if let Err(e) = inner.journal.set_state(&info) {
         tracing::error!("worker '{id}': {e}");
     }
-    inner.bus.publish(report.event);
+    let event = journaled_or_withheld(inner, report.event);
+    inner.bus.publish(event);
 }
 
 /// Ends a remote worker here, without a node: its report is stored in the report

@@ -1,41 +1,41 @@
 //! `colony:agent/conversation`: the worker's conversation parts.
 //!
 //! With a storage folder the parts live on disk (seeded ones included) and every append
-//! is written atomically before it is acknowledged. Without one, the conversation lives
-//! in memory for the lifetime of the instance.
+//! is written atomically before it is acknowledged, its bytes charged to the worker's
+//! disk quota first. Without one, the conversation lives in memory for the lifetime of
+//! the instance, charged to the worker's host memory budget.
+//!
+//! Reads are paged: a page is built part by part, each part's size charged to the host
+//! memory budget before it is read, so reading a conversation back never makes the host
+//! hold more than the budget, however much the guest wrote.
 
 use chrono::Utc;
+use serde_json::value::RawValue;
 
-use super::{HostState, parse_json, too_large};
-use crate::bindings::colony::agent::conversation;
+use super::{HostState, too_large};
+use crate::bindings::colony::agent::conversation::{self, Page};
 use crate::bindings::{NewPart, WitPart};
-use crate::conversation::MessagePart;
+use crate::conversation::RawPart;
+use crate::worker::Held;
+
+/// A part's cost in host memory beyond its text: the record and its strings' headers.
+const PART_OVERHEAD: u64 = 128;
 
 /// Per-instance conversation state.
 #[derive(Default)]
 pub(crate) struct Conversation {
     /// The next `seq`, once known.
     next_seq: Option<u64>,
-    /// Parts of a worker without a storage folder.
-    memory: Vec<MessagePart>,
+    /// Parts of a worker without a storage folder, and their charge.
+    memory: Vec<RawPart>,
+    memory_held: Option<Held>,
 }
 
-impl HostState {
-    fn read_parts(&self) -> Result<Vec<MessagePart>, String> {
-        match &self.worker.storage {
-            Some(storage) => storage
-                .read_parts()
-                .map_err(|e| format!("cannot read the conversation: {e}")),
-            None => Ok(self.conversation.memory.clone()),
-        }
-    }
-}
-
-fn to_wit(part: MessagePart) -> WitPart {
+fn to_wit(part: RawPart) -> WitPart {
     WitPart {
         seq: part.seq.unwrap_or(0),
         created_at: part.created_at_text(),
-        tool_calls: part.tool_calls.map(|v| v.to_string()),
+        tool_calls: part.tool_calls.map(|raw| raw.get().to_owned()),
         role: part.role,
         content: part.content,
         tool_use_id: part.tool_use_id,
@@ -43,11 +43,93 @@ fn to_wit(part: MessagePart) -> WitPart {
     }
 }
 
+impl HostState {
+    /// The page starting at `start`, at most `max_bytes` (0: no cap but the budget).
+    fn read_page(&mut self, start: u64, max_bytes: u32) -> Result<Page, String> {
+        let max = match u64::from(max_bytes) {
+            0 => u64::MAX,
+            n => n,
+        };
+        let memory = self.worker.memory.clone();
+        let mut held = memory.stream();
+        let mut parts = Vec::new();
+        let mut used = 0u64;
+        let seqs: Vec<u64> = match &self.worker.storage {
+            Some(storage) => storage
+                .part_seqs()
+                .map_err(|e| format!("cannot read the conversation: {e}"))?,
+            None => self
+                .conversation
+                .memory
+                .iter()
+                .filter_map(|p| p.seq)
+                .collect(),
+        };
+        for (index, &seq) in seqs.iter().enumerate().filter(|(_, s)| **s >= start) {
+            // On disk: the file is read, then decoded; in memory: the part is copied.
+            let (size, cost) = match &self.worker.storage {
+                Some(storage) => {
+                    let size = storage
+                        .part_size(seq)
+                        .map_err(|e| format!("cannot read the conversation: {e}"))?;
+                    (size, size.saturating_mul(2))
+                }
+                None => {
+                    let size = self.conversation.memory[index].text_bytes() as u64;
+                    (size, size)
+                }
+            };
+            if !parts.is_empty() && used.saturating_add(size) > max {
+                return Ok(Page {
+                    parts,
+                    next: Some(seq),
+                });
+            }
+            let cost = usize::try_from(cost.saturating_add(PART_OVERHEAD)).unwrap_or(usize::MAX);
+            if let Err(e) = held.grow(cost, &format!("conversation part {seq}")) {
+                if parts.is_empty() {
+                    return Err(format!(
+                        "{e}; skip the part by reading from {}",
+                        seq.saturating_add(1)
+                    ));
+                }
+                return Ok(Page {
+                    parts,
+                    next: Some(seq),
+                });
+            }
+            let part = match &self.worker.storage {
+                Some(storage) => storage
+                    .read_raw_part(seq, size)
+                    .map_err(|e| format!("cannot read the conversation: {e}"))?,
+                None => self.conversation.memory[index].clone(),
+            };
+            used = used.saturating_add(size);
+            parts.push(to_wit(part));
+        }
+        Ok(Page { parts, next: None })
+    }
+
+    /// The `seq` the next appended part gets.
+    fn next_seq(&self) -> Result<u64, String> {
+        if let Some(seq) = self.conversation.next_seq {
+            return Ok(seq);
+        }
+        let last = match &self.worker.storage {
+            Some(storage) => storage
+                .part_seqs()
+                .map_err(|e| format!("cannot read the conversation: {e}"))?
+                .last()
+                .copied(),
+            None => self.conversation.memory.last().and_then(|p| p.seq),
+        };
+        Ok(last.map_or(0, |s| s + 1))
+    }
+}
+
 impl conversation::Host for HostState {
-    fn read(&mut self) -> wasmtime::Result<Result<Vec<WitPart>, String>> {
-        Ok(self
-            .read_parts()
-            .map(|parts| parts.into_iter().map(to_wit).collect()))
+    fn read(&mut self, start: u64, max_bytes: u32) -> wasmtime::Result<Result<Page, String>> {
+        Ok(self.read_page(start, max_bytes))
     }
 
     fn append(&mut self, part: NewPart) -> wasmtime::Result<Result<u64, String>> {
@@ -60,43 +142,58 @@ impl conversation::Host for HostState {
         if size > limit {
             return Ok(Err(too_large("conversation part", size, limit)));
         }
-        let tool_calls = match part
-            .tool_calls
-            .as_deref()
-            .map(|t| parse_json("tool-calls", t))
-        {
-            Some(Err(e)) => return Ok(Err(e)),
-            Some(Ok(value)) => Some(value),
+        // Validated as JSON without building a tree of it.
+        let tool_calls = match part.tool_calls.filter(|t| !t.trim().is_empty()) {
+            Some(text) => match RawValue::from_string(text) {
+                Ok(raw) => Some(raw),
+                Err(e) => return Ok(Err(format!("tool-calls is not valid JSON: {e}"))),
+            },
             None => None,
         };
-        let seq = match self.conversation.next_seq {
-            Some(seq) => seq,
-            None => match self.read_parts() {
-                Ok(parts) => parts
-                    .iter()
-                    .filter_map(|p| p.seq)
-                    .max()
-                    .map_or(0, |s| s + 1),
-                Err(e) => return Ok(Err(e)),
-            },
+        let seq = match self.next_seq() {
+            Ok(seq) => seq,
+            Err(e) => return Ok(Err(e)),
         };
-        let stored = MessagePart {
+        let created_at = RawValue::from_string(
+            serde_json::to_string(&Utc::now().to_rfc3339()).unwrap_or_default(),
+        )
+        .ok();
+        let stored = RawPart {
             seq: Some(seq),
             role: part.role,
             content: part.content,
             tool_calls,
             tool_use_id: part.tool_use_id,
-            created_at: Some(Utc::now().to_rfc3339().into()),
+            created_at,
             phase: part.phase,
             agent_id: Some(self.worker.id().to_owned()),
         };
+        let what = format!("conversation part {seq}");
         match &self.worker.storage {
             Some(storage) => {
-                if let Err(e) = storage.write_part(&stored) {
+                let bytes = match serde_json::to_vec(&stored) {
+                    Ok(bytes) => bytes,
+                    Err(e) => return Ok(Err(format!("cannot encode the part: {e}"))),
+                };
+                if let Err(e) = self.worker.disk.charge(bytes.len() as u64, &what) {
+                    return Ok(Err(e.to_string()));
+                }
+                if let Err(e) = storage.write_part_bytes(seq, &bytes) {
                     return Ok(Err(format!("cannot store the part: {e}")));
                 }
             }
-            None => self.conversation.memory.push(stored),
+            None => {
+                let cost = stored.text_bytes() + PART_OVERHEAD as usize;
+                let memory = self.worker.memory.clone();
+                let held = self
+                    .conversation
+                    .memory_held
+                    .get_or_insert_with(|| memory.stream());
+                if let Err(e) = held.grow(cost, &what) {
+                    return Ok(Err(e.to_string()));
+                }
+                self.conversation.memory.push(stored);
+            }
         }
         self.conversation.next_seq = Some(seq + 1);
         Ok(Ok(seq))

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{HostState, parse_json, too_large};
+use super::{HostState, too_large};
 use crate::bindings::LogLevel;
 use crate::bindings::colony::agent::events;
 use crate::events::EventType;
@@ -43,7 +43,7 @@ impl events::Host for HostState {
         if data.len() > limit {
             return Ok(Err(too_large("event data", data.len(), limit)));
         }
-        let data = match parse_json("event data", &data) {
+        let data = match self.parse_guest_json("event data", &data) {
             Ok(value) => value,
             Err(e) => return Ok(Err(e)),
         };

@@ -1,4 +1,7 @@
 //! `colony:agent/inbox`: messages injected while the guest runs.
+//!
+//! Queued messages are charged to the worker's host memory budget by `inject`; what
+//! `drain` hands over is therefore already within it.
 
 use std::time::Duration;
 
@@ -9,7 +12,7 @@ impl inbox::Host for HostState {
     fn drain(&mut self) -> wasmtime::Result<Vec<String>> {
         let mut messages = Vec::new();
         while let Ok(message) = self.inbox.try_recv() {
-            messages.push(message);
+            messages.push(message.text);
         }
         Ok(messages)
     }
@@ -20,6 +23,7 @@ impl inbox::Host for HostState {
         Ok(tokio::time::timeout(timeout, self.inbox.recv())
             .await
             .ok()
-            .flatten())
+            .flatten()
+            .map(|message| message.text))
     }
 }

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use super::HostState;
 use crate::bindings::colony::agent::llm as wit;
 use crate::events::EventType;
-use crate::llm::{ChatMessage, ChatRequest, LlmError, Role, StopReason, ToolCall, ToolSpec};
+use crate::llm::{
+    CallContext, ChatMessage, ChatRequest, LlmError, Role, StopReason, ToolCall, ToolSpec,
+};
 
 fn parse_object(what: &str, text: &str) -> Result<Value, wit::LlmError> {
     if text.trim().is_empty() {
@@ -16,6 +18,32 @@ fn parse_object(what: &str, text: &str) -> Result<Value, wit::LlmError> {
     }
     serde_json::from_str(text)
         .map_err(|e| wit::LlmError::InvalidRequest(format!("{what} is not valid JSON: {e}")))
+}
+
+/// What building and sending `request` costs the host: the provider-neutral copy with
+/// its JSON trees, the provider's request body, and its encoding.
+fn request_cost(request: &wit::Request) -> usize {
+    let json = |text: &str| crate::text::json_tree_cost(text);
+    let messages: usize = request
+        .messages
+        .iter()
+        .map(|m| {
+            m.content.len()
+                + m.tool_call_id.as_ref().map_or(0, String::len)
+                + m.tool_calls
+                    .iter()
+                    .map(|c| c.id.len() + c.name.len() + json(&c.arguments))
+                    .sum::<usize>()
+                + 64
+        })
+        .sum();
+    let tools: usize = request
+        .tools
+        .iter()
+        .map(|t| t.name.len() + t.description.len() + json(&t.parameters) + 64)
+        .sum();
+    let system = request.system.as_ref().map_or(0, String::len);
+    (messages + tools + system).saturating_mul(3)
 }
 
 fn to_call(call: wit::ToolCall) -> Result<ToolCall, wit::LlmError> {
@@ -92,20 +120,29 @@ impl wit::Host for HostState {
                 "token budget of {budget} spent ({used} used)"
             ))));
         }
+        let request_held = match worker
+            .memory
+            .hold(request_cost(&request), "the model request")
+        {
+            Ok(held) => held,
+            Err(e) => return Ok(Err(wit::LlmError::InvalidRequest(e.to_string()))),
+        };
         let request = match to_request(request) {
             Ok(request) => request,
             Err(e) => return Ok(Err(e)),
         };
         let publisher = worker.clone();
-        let on_delta: crate::llm::DeltaSink = std::sync::Arc::new(move |delta: &str| {
-            publisher.publish(
-                EventType::LlmTextDelta,
-                json!({"worker_id": publisher.id(), "delta": delta}),
-            );
-        });
+        let call = CallContext::new(worker.id(), worker.memory.available()).with_deltas(
+            std::sync::Arc::new(move |delta: &str| {
+                publisher.publish(
+                    EventType::LlmTextDelta,
+                    json!({"worker_id": publisher.id(), "delta": delta}),
+                );
+            }),
+        );
         let limit = worker.limits().llm_timeout;
-        let answer =
-            tokio::time::timeout(limit, provider.complete(worker.id(), &request, &on_delta)).await;
+        let answer = tokio::time::timeout(limit, provider.complete(&call, &request)).await;
+        drop(request_held);
         let response = match answer {
             Err(_) => {
                 let limit = humantime::format_duration(limit);
@@ -123,6 +160,17 @@ impl wit::Host for HostState {
         worker
             .tokens_used
             .fetch_add(response.usage.total(), Ordering::Relaxed);
+        // The answer, held until the guest has it (tool-call arguments become text again).
+        let size = response.text.len()
+            + response
+                .tool_calls
+                .iter()
+                .map(|c| c.id.len() + c.name.len() + c.arguments.to_string().len())
+                .sum::<usize>();
+        let _held = match worker.memory.hold(size, "the model's answer") {
+            Ok(held) => held,
+            Err(e) => return Ok(Err(wit::LlmError::Unavailable(e.to_string()))),
+        };
         Ok(Ok(wit::Response {
             text: response.text,
             tool_calls: response

@@ -21,7 +21,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::colony::agent::types;
-use crate::worker::{InstanceLimiter, NetworkPolicy, OutputBudget, WorkerShared};
+use crate::worker::{
+    InboxMessage, InstanceLimiter, NetworkPolicy, OpenHandles, OutputBudget, WorkerShared,
+};
 use rate::EventRate;
 
 pub(crate) use conversation::Conversation;
@@ -32,11 +34,13 @@ pub(crate) struct HostState {
     table: ResourceTable,
     pub(crate) limiter: InstanceLimiter,
     pub(crate) worker: Arc<WorkerShared>,
-    pub(crate) inbox: mpsc::Receiver<String>,
+    pub(crate) inbox: mpsc::Receiver<InboxMessage>,
     pub(crate) output: Arc<Mutex<OutputBudget>>,
     pub(crate) network: Arc<NetworkPolicy>,
     rate: EventRate,
     conversation: Conversation,
+    /// Files, listings and sockets the guest holds open.
+    pub(crate) handles: OpenHandles,
 }
 
 impl HostState {
@@ -44,11 +48,12 @@ impl HostState {
         worker: Arc<WorkerShared>,
         wasi: WasiCtx,
         limiter: InstanceLimiter,
-        inbox: mpsc::Receiver<String>,
+        inbox: mpsc::Receiver<InboxMessage>,
         output: Arc<Mutex<OutputBudget>>,
         network: Arc<NetworkPolicy>,
     ) -> Self {
         let rate = EventRate::new(worker.limits().max_events_per_second);
+        let handles = OpenHandles::new(worker.limits().open_handles);
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -59,7 +64,13 @@ impl HostState {
             network,
             rate,
             conversation: Conversation::default(),
+            handles,
         }
+    }
+
+    /// Whether the guest may open one more file, listing or socket.
+    pub(crate) fn handles_have_room(&mut self) -> bool {
+        self.handles.has_room(&self.table)
     }
 
     /// Charges one event to the guest's rate; a trap when it is exceeded.
@@ -90,4 +101,18 @@ fn parse_json(what: &str, text: &str) -> Result<serde_json::Value, String> {
         return Ok(serde_json::Value::Object(Default::default()));
     }
     serde_json::from_str(text).map_err(|e| format!("{what} is not valid JSON: {e}"))
+}
+
+impl HostState {
+    /// [`parse_json`], once the tree it would build fits in the worker's host memory
+    /// budget (a guest's `[0,0,0,…]` costs many times its text as a tree).
+    fn parse_guest_json(&self, what: &str, text: &str) -> Result<serde_json::Value, String> {
+        let cost = crate::text::json_tree_cost(text);
+        let _held = self
+            .worker
+            .memory
+            .hold(cost, what)
+            .map_err(|e| e.to_string())?;
+        parse_json(what, text)
+    }
 }

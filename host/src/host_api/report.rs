@@ -1,6 +1,6 @@
 //! `colony:agent/report`: the guest's explicit report to its parent.
 
-use super::{HostState, parse_json, too_large};
+use super::{HostState, too_large};
 use crate::bindings::ReportStatus as WitStatus;
 use crate::bindings::colony::agent::report;
 use crate::worker::{ExplicitReport, ReportStatus};
@@ -28,7 +28,7 @@ impl report::Host for HostState {
                 limits.max_report_data_bytes,
             )));
         }
-        let data = match parse_json("report data", &data) {
+        let data = match self.parse_guest_json("report data", &data) {
             Ok(value) => crate::worker::into_object(value),
             Err(e) => return Ok(Err(e)),
         };

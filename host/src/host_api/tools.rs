@@ -1,11 +1,15 @@
 //! `colony:agent/tools`: host tools, granted by name, within the worker's tool-call budget
 //! and the tool timeout.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+use serde_json::Value;
 
 use super::HostState;
 use crate::bindings::colony::agent::tools as wit;
 use crate::tools::{ToolContext, ToolError};
+use crate::worker::{Held, HostMemory, OverBudget};
 
 impl wit::Host for HostState {
     fn granted(&mut self) -> wasmtime::Result<Vec<wit::ToolInfo>> {
@@ -50,7 +54,7 @@ impl wit::Host for HostState {
                 "tool-call budget of {budget} spent"
             ))));
         }
-        let arguments = match super::parse_json("tool arguments", &arguments) {
+        let arguments = match self.parse_guest_json("tool arguments", &arguments) {
             Ok(value) => value,
             Err(e) => return Ok(Err(wit::ToolError::InvalidArguments(e))),
         };
@@ -59,6 +63,8 @@ impl wit::Host for HostState {
             data_dir: worker.storage.as_ref().map(|s| s.root().join("data")),
             dirs: plugin.grants().dirs.clone(),
             network: plugin.grants().network_patterns(),
+            max_result_bytes: worker.memory.available(),
+            disk: worker.disk.clone(),
         };
         let limit = worker.limits().tool_timeout;
         Ok(
@@ -69,8 +75,56 @@ impl wit::Host for HostState {
                 ))),
                 Ok(Err(ToolError::InvalidArguments(e))) => Err(wit::ToolError::InvalidArguments(e)),
                 Ok(Err(ToolError::Failed(e))) => Err(wit::ToolError::Failed(e)),
-                Ok(Ok(value)) => Ok(value.to_string()),
+                Ok(Ok(value)) => encode_result(&name, &value, &worker.memory),
             },
         )
+    }
+}
+
+/// The tool's result as JSON text, written into a buffer charged to the worker's host
+/// memory budget as it grows: a result over the budget is refused, not built first.
+fn encode_result(
+    name: &str,
+    value: &Value,
+    memory: &Arc<HostMemory>,
+) -> Result<String, wit::ToolError> {
+    let mut out = Charged {
+        bytes: Vec::new(),
+        held: memory.stream(),
+        what: format!("the result of tool '{name}'"),
+        over: None,
+    };
+    if serde_json::to_writer(&mut out, value).is_err() {
+        let reason = out
+            .over
+            .map_or_else(|| "cannot encode the result".to_owned(), |e| e.to_string());
+        return Err(wit::ToolError::Failed(reason));
+    }
+    Ok(String::from_utf8(out.bytes).unwrap_or_default())
+}
+
+/// A byte buffer whose growth is charged to a host memory budget first.
+struct Charged {
+    bytes: Vec<u8>,
+    held: Held,
+    what: String,
+    over: Option<OverBudget>,
+}
+
+impl std::io::Write for Charged {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let spare = self.held.bytes() - self.bytes.len();
+        if buf.len() > spare {
+            if let Err(e) = self.held.grow(buf.len() - spare, &self.what) {
+                self.over = Some(e);
+                return Err(std::io::Error::other("over the host memory budget"));
+            }
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -18,6 +18,6 @@ pub use config::{LlmConfig, ProviderKind};
 pub use openai::OpenAiProvider;
 pub use scripted::ScriptedProvider;
 pub use types::{
-    ChatMessage, ChatRequest, ChatResponse, DeltaSink, LlmError, LlmProvider, Role, StopReason,
-    ToolCall, ToolSpec, Usage,
+    CallContext, ChatMessage, ChatRequest, ChatResponse, DeltaSink, LlmError, LlmProvider, Role,
+    StopReason, ToolCall, ToolSpec, Usage,
 };

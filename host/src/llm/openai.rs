@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{
-    ChatRequest, ChatResponse, DeltaSink, LlmConfig, LlmError, LlmProvider, Role, StopReason,
-    ToolCall, Usage,
+    CallContext, ChatRequest, ChatResponse, DeltaSink, LlmConfig, LlmError, LlmProvider, Role,
+    StopReason, ToolCall, Usage,
 };
 
 /// An OpenAI-compatible chat-completions client.
@@ -115,7 +115,7 @@ impl OpenAiProvider {
     async fn attempt(
         &self,
         body: &Value,
-        on_delta: &DeltaSink,
+        call: &CallContext,
     ) -> Result<ChatResponse, (bool, Option<Duration>, LlmError)> {
         let mut post = self.client.post(&self.url).json(body);
         if let Some(key) = &self.api_key {
@@ -134,13 +134,9 @@ impl OpenAiProvider {
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .map(Duration::from_secs_f64);
-            let text = response.text().await.unwrap_or_default();
-            let detail: String = format!(
-                "HTTP {status}: {}",
-                text.chars().take(300).collect::<String>()
-            );
+                .and_then(retry_after);
+            let text = error_body(response).await;
+            let detail = format!("HTTP {status}: {text}");
             let retryable = status.as_u16() == 429 || status.is_server_error();
             let error = if retryable {
                 LlmError::Unavailable(detail)
@@ -149,9 +145,11 @@ impl OpenAiProvider {
             };
             return Err((retryable, retry_after, error));
         }
-        let mut stream = Accumulator::default();
+        let mut stream = Accumulator::new(call.max_response_bytes);
         let mut bytes = response.bytes_stream();
-        let mut buffer = String::new();
+        // Raw bytes until a whole line is in: a character split across two chunks is
+        // decoded once both halves are here.
+        let mut buffer: Vec<u8> = Vec::new();
         while let Some(chunk) = bytes.next().await {
             let chunk = chunk.map_err(|e| {
                 (
@@ -160,40 +158,100 @@ impl OpenAiProvider {
                     LlmError::Unavailable(format!("stream broke: {e}")),
                 )
             })?;
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find('\n') {
-                let line: String = buffer.drain(..=end).collect();
-                if stream.line(line.trim(), on_delta) {
-                    return Ok(stream.finish());
+            buffer.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(end) = buffer[start..].iter().position(|&b| b == b'\n') {
+                let line = String::from_utf8_lossy(&buffer[start..start + end]);
+                start += end + 1;
+                match stream.line(line.trim(), &call.on_delta) {
+                    Ok(true) => return Ok(stream.finish()),
+                    Ok(false) => {}
+                    Err(()) => return Err((false, None, call.too_large())),
                 }
+            }
+            buffer.drain(..start);
+            // One event line may not be longer than the whole answer may be.
+            if buffer.len() > call.max_response_bytes {
+                return Err((false, None, call.too_large()));
             }
         }
         Ok(stream.finish())
     }
 }
 
-/// Assembles a streamed completion.
-#[derive(Default)]
+/// The most of an error response's body kept for the error message.
+const ERROR_BODY_BYTES: usize = 300;
+
+/// The start of an error response's body, as text; the rest is never read.
+async fn error_body(response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while body.len() < ERROR_BODY_BYTES
+        && let Some(Ok(chunk)) = stream.next().await
+    {
+        body.extend_from_slice(&chunk[..chunk.len().min(ERROR_BODY_BYTES - body.len())]);
+    }
+    crate::text::utf8_prefix(&body, ERROR_BODY_BYTES).0
+}
+
+/// The wait a `Retry-After` header asks for: delay-seconds (whole or, leniently,
+/// fractional) or an HTTP date. `None` for anything else — negative, not a number,
+/// infinite, unparsable — so no header value can panic or stall the caller.
+pub(crate) fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// A tool call's cost beyond its text, in bytes: one entry of the map below.
+const CALL_OVERHEAD: usize = 96;
+
+/// Assembles a streamed completion, within a byte bound.
 struct Accumulator {
     text: String,
     /// Tool-call fragments by index: (id, name, arguments text).
     calls: BTreeMap<u64, (String, String, String)>,
     finish: Option<String>,
     usage: Usage,
+    /// Bytes the answer may still take.
+    room: usize,
 }
 
 impl Accumulator {
-    /// Takes one SSE line; true at `[DONE]`.
-    fn line(&mut self, line: &str, on_delta: &DeltaSink) -> bool {
+    fn new(max_bytes: usize) -> Self {
+        Self {
+            text: String::new(),
+            calls: BTreeMap::new(),
+            finish: None,
+            usage: Usage::default(),
+            room: max_bytes,
+        }
+    }
+
+    /// Takes `bytes` of room; `Err` when the answer would outgrow its bound.
+    fn take(&mut self, bytes: usize) -> Result<(), ()> {
+        self.room = self.room.checked_sub(bytes).ok_or(())?;
+        Ok(())
+    }
+
+    /// Takes one SSE line; `Ok(true)` at `[DONE]`, `Err` past the byte bound.
+    fn line(&mut self, line: &str, on_delta: &DeltaSink) -> Result<bool, ()> {
         let Some(data) = line.strip_prefix("data:") else {
-            return false;
+            return Ok(false);
         };
         let data = data.trim();
         if data == "[DONE]" {
-            return true;
+            return Ok(true);
         }
         let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-            return false;
+            return Ok(false);
         };
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
             let get = |k: &str| {
@@ -208,42 +266,59 @@ impl Accumulator {
             };
         }
         let Some(choice) = chunk["choices"].get(0) else {
-            return false;
+            return Ok(false);
         };
         let delta = &choice["delta"];
         if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            self.take(text.len())?;
             self.text.push_str(text);
             on_delta(text);
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            let entry = self
-                .calls
-                .entry(call["index"].as_u64().unwrap_or(0))
-                .or_default();
-            if let Some(id) = call["id"].as_str() {
+            let index = call["index"].as_u64().unwrap_or(0);
+            if !self.calls.contains_key(&index) {
+                self.take(CALL_OVERHEAD)?;
+            }
+            let id = call["id"].as_str();
+            let name = call["function"]["name"].as_str();
+            let args = call["function"]["arguments"].as_str();
+            self.take(
+                id.map_or(0, str::len) + name.map_or(0, str::len) + args.map_or(0, str::len),
+            )?;
+            let entry = self.calls.entry(index).or_default();
+            if let Some(id) = id {
                 entry.0 = id.to_owned();
             }
-            if let Some(name) = call["function"]["name"].as_str() {
+            if let Some(name) = name {
                 entry.1.push_str(name);
             }
-            if let Some(args) = call["function"]["arguments"].as_str() {
+            if let Some(args) = args {
                 entry.2.push_str(args);
             }
         }
         if let Some(reason) = choice["finish_reason"].as_str() {
-            self.finish = Some(reason.to_owned());
+            self.finish = Some(reason.chars().take(64).collect());
         }
-        false
+        Ok(false)
     }
 
     fn finish(self) -> ChatResponse {
         let tool_calls: Vec<ToolCall> = self
             .calls
             .into_values()
-            .map(|(id, name, args)| ToolCall {
-                id,
-                name,
-                arguments: serde_json::from_str(&args).unwrap_or_else(|_| json!({"_raw": args})),
+            .map(|(id, name, args)| {
+                // A tree of small values costs far more than its text: only build one
+                // that fits in what the answer had left.
+                let arguments = if crate::text::json_tree_cost(&args) <= self.room {
+                    serde_json::from_str(&args).unwrap_or_else(|_| json!({"_raw": args}))
+                } else {
+                    json!({"_raw": args})
+                };
+                ToolCall {
+                    id,
+                    name,
+                    arguments,
+                }
             })
             .collect();
         let stop_reason = match self.finish.as_deref() {
@@ -270,17 +345,19 @@ impl LlmProvider for OpenAiProvider {
 
     async fn complete(
         &self,
-        _worker: &str,
+        call: &CallContext,
         request: &ChatRequest,
-        on_delta: &DeltaSink,
     ) -> Result<ChatResponse, LlmError> {
         let body = self.body(request);
         let mut attempt = 0;
         loop {
-            match self.attempt(&body, on_delta).await {
+            match self.attempt(&body, call).await {
                 Ok(response) => return Ok(response),
                 Err((true, wait, error)) if attempt < self.max_retries => {
-                    let backoff = self.backoff * 2u32.saturating_pow(attempt);
+                    let backoff = self
+                        .backoff
+                        .checked_mul(2u32.saturating_pow(attempt))
+                        .unwrap_or(Duration::MAX);
                     let wait = wait.unwrap_or(backoff).min(Duration::from_secs(30));
                     tracing::info!(
                         "model call failed ({error}); retry {} in {wait:?}",
@@ -292,5 +369,62 @@ impl LlmProvider for OpenAiProvider {
                 Err((_, _, error)) => return Err(error),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_total_over_any_header_value() {
+        assert_eq!(retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        for bad in [
+            "-1",
+            "NaN",
+            "inf",
+            "-inf",
+            "1e400",
+            "",
+            "soon",
+            "18446744073709551616",
+        ] {
+            let parsed = retry_after(bad);
+            assert!(
+                parsed.is_none() || bad == "18446744073709551616",
+                "{bad:?} gave {parsed:?}"
+            );
+        }
+        // An HTTP date in the past means "now"; one in the future, the time until then.
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
+        let wait = retry_after(&later).unwrap();
+        assert!(wait > Duration::from_secs(80) && wait <= Duration::from_secs(90));
+    }
+
+    #[test]
+    fn an_answer_stops_growing_at_its_bound() {
+        let sink: DeltaSink = std::sync::Arc::new(|_| {});
+        let mut answer = Accumulator::new(10);
+        let text = |t: &str| format!("data: {}", json!({"choices": [{"delta": {"content": t}}]}));
+        assert_eq!(answer.line(&text("12345"), &sink), Ok(false));
+        assert_eq!(answer.line(&text("67890"), &sink), Ok(false));
+        assert_eq!(answer.line(&text("x"), &sink), Err(()));
+        // Tool calls with new indices cost their bookkeeping too.
+        let mut calls = Accumulator::new(1000);
+        let call = |i: u64| {
+            format!(
+                "data: {}",
+                json!({"choices": [{"delta": {"tool_calls": [{"index": i, "function": {"arguments": ""}}]}}]})
+            )
+        };
+        let accepted = (0..100)
+            .take_while(|&i| calls.line(&call(i), &sink).is_ok())
+            .count();
+        assert_eq!(accepted, 1000 / CALL_OVERHEAD);
     }
 }

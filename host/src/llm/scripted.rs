@@ -22,7 +22,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    ChatRequest, ChatResponse, DeltaSink, LlmError, LlmProvider, Role, StopReason, ToolCall, Usage,
+    CallContext, ChatRequest, ChatResponse, LlmError, LlmProvider, Role, StopReason, ToolCall,
+    Usage,
 };
 use crate::error::ManifestError;
 
@@ -112,12 +113,11 @@ impl LlmProvider for ScriptedProvider {
 
     async fn complete(
         &self,
-        worker: &str,
+        call: &CallContext,
         request: &ChatRequest,
-        on_delta: &DeltaSink,
     ) -> Result<ChatResponse, LlmError> {
         let step = self
-            .next_step(worker, request)
+            .next_step(&call.worker, request)
             .ok_or_else(|| LlmError::Unavailable("the script has no more responses".into()))?;
         for (i, word) in step.text.split(' ').enumerate() {
             let delta = if i == 0 {
@@ -125,7 +125,7 @@ impl LlmProvider for ScriptedProvider {
             } else {
                 format!(" {word}")
             };
-            on_delta(&delta);
+            (call.on_delta)(&delta);
         }
         let tool_calls: Vec<ToolCall> = step
             .tool_calls
@@ -141,6 +141,14 @@ impl LlmProvider for ScriptedProvider {
                 },
             })
             .collect();
+        let size = step.text.len()
+            + tool_calls
+                .iter()
+                .map(|c| c.id.len() + c.name.len() + c.arguments.to_string().len())
+                .sum::<usize>();
+        if size > call.max_response_bytes {
+            return Err(call.too_large());
+        }
         let input_bytes: usize = request
             .messages
             .iter()

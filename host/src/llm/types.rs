@@ -103,19 +103,58 @@ pub enum LlmError {
 /// Where a provider sends streamed text as it arrives.
 pub type DeltaSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
-/// Something that answers chat completion requests. `on_delta` is called with each piece
-/// of text as it streams in (the host turns them into `LLM_TEXT_DELTA` events).
+/// What the host tells a provider about one call.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The calling worker (providers may use the id, e.g. to replay a script per worker;
+    /// they must not leak one worker's data to another).
+    pub worker: String,
+    /// The most bytes the answer may hold — its text, tool-call ids, names and arguments
+    /// together — the room left in the worker's host memory budget. A provider stops
+    /// reading at it and fails the call, rather than hold more.
+    pub max_response_bytes: usize,
+    /// Called with each piece of text as it streams in (the host turns them into
+    /// `LLM_TEXT_DELTA` events).
+    pub on_delta: DeltaSink,
+}
+
+impl CallContext {
+    /// A call for `worker` that may receive up to `max_response_bytes`, its deltas
+    /// dropped.
+    pub fn new(worker: impl Into<String>, max_response_bytes: usize) -> Self {
+        Self {
+            worker: worker.into(),
+            max_response_bytes,
+            on_delta: std::sync::Arc::new(|_| {}),
+        }
+    }
+
+    /// The same call, its deltas sent to `on_delta`.
+    pub fn with_deltas(mut self, on_delta: DeltaSink) -> Self {
+        self.on_delta = on_delta;
+        self
+    }
+
+    /// The error for an answer past [`CallContext::max_response_bytes`].
+    pub fn too_large(&self) -> LlmError {
+        LlmError::Unavailable(format!(
+            "the model's answer is larger than the {} bytes the worker's host memory budget \
+             has room for",
+            self.max_response_bytes
+        ))
+    }
+}
+
+/// Something that answers chat completion requests.
 #[async_trait::async_trait]
 pub trait LlmProvider: Send + Sync {
     /// A short name for logs (`openai`, `scripted`).
     fn name(&self) -> &str;
 
-    /// Answers `request` for `worker` (providers may use the id, e.g. to replay a script
-    /// per worker; they must not leak one worker's data to another).
+    /// Answers `request` for the call `call` describes, within its byte bound.
     async fn complete(
         &self,
-        worker: &str,
+        call: &CallContext,
         request: &ChatRequest,
-        on_delta: &DeltaSink,
     ) -> Result<ChatResponse, LlmError>;
 }

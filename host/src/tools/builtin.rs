@@ -7,13 +7,17 @@ use std::sync::Arc;
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolContext, ToolError};
 use crate::grants::{Access, WORKER_DATA_GUEST_PATH};
 
-/// Largest file `files.read` returns and body `http.fetch` returns.
-const MAX_READ_BYTES: u64 = 1 << 20;
+/// The most bytes a tool may read for its result: half of what the worker's host memory
+/// budget has left, since the result is then encoded as JSON text (charged again).
+fn read_cap(ctx: &ToolContext) -> usize {
+    ctx.max_result_bytes / 2
+}
 
 pub(crate) fn all() -> Vec<Arc<dyn Tool>> {
     vec![
@@ -111,14 +115,22 @@ impl Tool for FilesRead {
             .metadata(&inner)
             .map_err(|e| ToolError::Failed(format!("{path}: {e}")))?
             .len();
-        if size > MAX_READ_BYTES {
+        let cap = read_cap(ctx);
+        if size > cap as u64 {
             return Err(ToolError::Failed(format!(
-                "{path} is {size} bytes, over the limit of {MAX_READ_BYTES}"
+                "{path} is {size} bytes, more than the {cap} bytes the worker's host memory \
+                 budget has room for"
             )));
         }
-        let content = dir
-            .read_to_string(&inner)
+        let mut bytes = Vec::new();
+        dir.open(&inner)
+            .and_then(|file| {
+                use std::io::Read;
+                file.into_std().take(cap as u64).read_to_end(&mut bytes)
+            })
             .map_err(|e| ToolError::Failed(format!("{path}: {e}")))?;
+        let content = String::from_utf8(bytes)
+            .map_err(|_| ToolError::Failed(format!("{path} is not UTF-8 text")))?;
         Ok(json!({"content": content}))
     }
 }
@@ -141,6 +153,9 @@ impl Tool for FilesWrite {
         let path = string_arg(&args, "path")?;
         let content = string_arg(&args, "content")?;
         let (dir, inner) = resolve(ctx, path, true)?;
+        ctx.disk
+            .charge(content.len() as u64, &format!("writing {path}"))
+            .map_err(|e| ToolError::Failed(e.to_string()))?;
         dir.write(&inner, content)
             .map_err(|e| ToolError::Failed(format!("{path}: {e}")))?;
         Ok(json!({"written": content.len()}))
@@ -163,13 +178,24 @@ impl Tool for FilesList {
     async fn call(&self, ctx: &ToolContext, args: Value) -> Result<Value, ToolError> {
         let path = string_arg(&args, "path")?;
         let (dir, inner) = resolve(ctx, path, false)?;
-        let mut names: Vec<String> = dir
+        let cap = read_cap(ctx);
+        let (mut names, mut bytes, mut truncated) = (Vec::new(), 0usize, false);
+        for entry in dir
             .read_dir(&inner)
             .map_err(|e| ToolError::Failed(format!("{path}: {e}")))?
-            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect();
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // A name costs its text plus a string's bookkeeping.
+            bytes += name.len() + 32;
+            if bytes > cap {
+                truncated = true;
+                break;
+            }
+            names.push(name);
+        }
         names.sort();
-        Ok(json!({"entries": names}))
+        Ok(json!({"entries": names, "truncated": truncated}))
     }
 }
 
@@ -215,13 +241,21 @@ impl Tool for HttpFetch {
             .await
             .map_err(|e| ToolError::Failed(e.to_string()))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ToolError::Failed(e.to_string()))?;
-        let cut = body.len().min(MAX_READ_BYTES as usize);
-        Ok(
-            json!({"status": status, "body": String::from_utf8_lossy(&body[..cut]), "truncated": cut < body.len()}),
-        )
+        // Read no more than the cap (plus one chunk to tell whether there was more).
+        let cap = read_cap(ctx);
+        let mut body = Vec::new();
+        let mut more = false;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ToolError::Failed(e.to_string()))?;
+            let room = cap - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if chunk.len() > room {
+                more = true;
+                break;
+            }
+        }
+        let (text, cut) = crate::text::utf8_prefix(&body, cap);
+        Ok(json!({"status": status, "body": text, "truncated": more || cut}))
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::grants::{DirGrant, HostPattern};
+use crate::worker::DiskQuota;
 
 /// A tool failed in a way the guest should hear about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +37,11 @@ pub struct ToolContext {
     pub dirs: Vec<DirGrant>,
     /// Its plugin's network allow-list.
     pub(crate) network: Vec<HostPattern>,
+    /// Bytes the result may take (the worker's host memory budget left): a tool that
+    /// reads a file or a body stops at this, and a larger result is refused.
+    pub max_result_bytes: usize,
+    /// The worker's disk quota: a tool that writes files charges it first.
+    pub disk: Arc<DiskQuota>,
 }
 
 /// A host function guests can call.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::WorkerState;
 use super::result::{self, RunOutcome, into_object};
-use super::shared::WorkerShared;
+use super::shared::{InboxMessage, WorkerShared};
 use super::store::{describe_failure, guest_store};
 use crate::bindings::RunContext;
 use crate::error::LimitExceeded;
@@ -32,7 +32,7 @@ enum SessionEnd {
 }
 
 /// Runs the worker to its end. Spawned by [`Worker::start`](super::Worker::start).
-pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<String>) {
+pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>) {
     shared.publish(
         EventType::ExecutionStarted,
         json!({
@@ -60,7 +60,7 @@ pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<Strin
 
 /// [`drive`], with a host bug contained: should the driver panic, the worker still ends
 /// FAILED with a report rather than hanging every waiter.
-pub(crate) async fn drive_guarded(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<String>) {
+pub(crate) async fn drive_guarded(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>) {
     use futures_util::FutureExt;
     let outcome = std::panic::AssertUnwindSafe(drive(shared.clone(), inbox))
         .catch_unwind()
@@ -115,7 +115,7 @@ fn finish(shared: &WorkerShared, end: SessionEnd) -> bool {
     }
 }
 
-async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<String>) -> SessionEnd {
+async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>) -> SessionEnd {
     let compiled = match shared.plugin.compiled().await {
         Ok(compiled) => compiled,
         Err(e) => return SessionEnd::Crashed(format!("{}: {e}", shared.label())),
@@ -177,6 +177,8 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<String>) -> S
         let Some(message) = store.data_mut().inbox.recv().await else {
             return SessionEnd::Stopped;
         };
+        // Delivered: the message's bytes are the guest's now (and this turn's event's).
+        let message = message.text;
         turn += 1;
         let call = agent.call_on_message(&mut store, &message);
         let outcome = match timed(limits.turn_timeout, &format!("turn {turn}"), call).await {

@@ -6,7 +6,10 @@
 //! worker ends in a terminal state with a [`WorkerResult`], and the terminal events are
 //! published exactly once.
 
+mod budget;
 mod driver;
+mod files;
+mod handles;
 mod limiter;
 mod network;
 mod output;
@@ -29,13 +32,16 @@ pub use result::{ReportStatus, WorkerResult};
 pub use spec::{WorkerMode, WorkerSpec};
 pub use state::WorkerState;
 
+pub use budget::{DiskQuota, Held, HostMemory, OverBudget};
+pub(crate) use files::shadow_filesystem;
+pub(crate) use handles::OpenHandles;
 pub(crate) use limiter::InstanceLimiter;
 pub(crate) use network::{NetworkPolicy, shadow_name_lookup};
 pub(crate) use output::OutputBudget;
 pub(crate) use result::{ExplicitReport, crashed, into_object, stopped};
-pub(crate) use shared::MessageRouter;
 pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;
+pub(crate) use shared::{InboxMessage, MessageRouter};
 
 use crate::conversation::MessagePart;
 use crate::error::WorkerError;
@@ -108,6 +114,9 @@ impl Worker {
                 report: Mutex::new(None),
                 inbox,
                 inbox_rx: Mutex::new(Some(inbox_rx)),
+                memory: HostMemory::new(plugin.limits().host_memory_bytes),
+                disk: DiskQuota::new(plugin.limits().disk_bytes),
+                events_capped: AtomicBool::new(false),
                 task: Mutex::new(None),
                 lifecycle: Mutex::new(()),
                 tokens_used: AtomicU64::new(0),
@@ -283,6 +292,15 @@ impl Worker {
         if !self.is_active() {
             return Err(self.wrong_state("inject a message"));
         }
+        let held = self
+            .shared
+            .memory
+            .hold(message.len(), "an injected message")
+            .map_err(|source| WorkerError::InboxOverBudget {
+                worker: self.id().to_owned(),
+                source,
+            })?;
+        let message = InboxMessage::new(message, held);
         self.shared.inbox.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => WorkerError::InboxFull {
                 worker: self.id().to_owned(),

@@ -192,6 +192,18 @@ pub(crate) fn stopped(
 }
 
 /// The result of a worker that crashed (trap, instantiation failure, host error).
+/// `result` with its report withheld for `reason` (it could not be made durable): the
+/// outputs stay, the report says the worker failed and why.
+pub(crate) fn withheld(result: WorkerResult, reason: String) -> WorkerResult {
+    WorkerResult {
+        summary: format!("Report withheld: {reason}"),
+        error: Some(reason),
+        status: ReportStatus::Failed,
+        data: Map::new(),
+        ..result
+    }
+}
+
 pub(crate) fn crashed(message: String, duration_seconds: f64, tokens_used: u64) -> WorkerResult {
     WorkerResult {
         output: Map::new(),

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::{DiskQuota, Held, HostMemory};
 use super::result::{ExplicitReport, RunOutcome, WorkerResult};
 use super::{WorkerInfo, WorkerSpec, WorkerState};
 use crate::events::{AgentEvent, EventBus, EventType};
@@ -40,9 +41,15 @@ pub(crate) struct WorkerShared {
     pub status: watch::Sender<Status>,
     /// The guest's latest `report-to-parent`, not yet published.
     pub report: Mutex<Option<ExplicitReport>>,
-    pub inbox: mpsc::Sender<String>,
+    pub inbox: mpsc::Sender<InboxMessage>,
     /// The receiving end, handed to the guest's store when the worker starts.
-    pub inbox_rx: Mutex<Option<mpsc::Receiver<String>>>,
+    pub inbox_rx: Mutex<Option<mpsc::Receiver<InboxMessage>>>,
+    /// Bytes the host holds for this worker (inbox, pages, results, streams).
+    pub memory: Arc<HostMemory>,
+    /// Bytes the host may still write into the worker's folder for it.
+    pub disk: Arc<DiskQuota>,
+    /// Set once `events.jsonl` stopped taking the guest's events (quota spent).
+    pub events_capped: AtomicBool,
     pub task: Mutex<Option<JoinHandle<()>>>,
     /// Serialises `start` against `seed_conversation`.
     pub lifecycle: Mutex<()>,
@@ -59,6 +66,20 @@ pub(crate) struct WorkerShared {
     pub router: OnceLock<std::sync::Weak<dyn MessageRouter>>,
 }
 
+/// A message waiting in a worker's inbox, its bytes charged to the worker's
+/// [`HostMemory`] until it is delivered.
+#[derive(Debug)]
+pub(crate) struct InboxMessage {
+    pub text: String,
+    _held: Held,
+}
+
+impl InboxMessage {
+    pub fn new(text: String, held: Held) -> Self {
+        Self { text, _held: held }
+    }
+}
+
 /// Delivers a message from one worker to another of the same colony.
 pub(crate) trait MessageRouter: Send + Sync {
     /// `Err` (shown to the sending guest) when the target is unknown or has ended.
@@ -66,14 +87,16 @@ pub(crate) trait MessageRouter: Send + Sync {
 }
 
 /// Hears what happens to a worker, synchronously, before anyone else does: a state
-/// change before `wait` returns, an event before the bus delivers it. A
-/// [`Colony`](crate::Colony) journals through it, so a report is durable before it is
-/// published.
+/// change before `wait` returns, a report before the worker's end is known and before
+/// the bus delivers it. A [`Colony`](crate::Colony) journals through it, so a report is
+/// durable before it is published.
 pub trait WorkerObserver: Send + Sync {
     /// The worker changed state (`info` is a snapshot after the change).
     fn state_changed(&self, info: &WorkerInfo);
-    /// The worker is about to publish `event`.
-    fn publishing(&self, event: &AgentEvent);
+    /// The worker is about to publish `report` (a SUBAGENT_REPORT). `Err` (why it
+    /// could not be recorded) fails closed: the report is withheld and the worker ends
+    /// FAILED with that error, reported instead.
+    fn reporting(&self, report: &AgentEvent) -> Result<(), String>;
 }
 
 impl WorkerShared {
@@ -172,42 +195,100 @@ impl WorkerShared {
         if !self.state().can_become(state) || self.finished.swap(true, Ordering::AcqRel) {
             return false;
         }
-        if let Some(storage) = &self.storage
-            && let Err(e) = storage.write_result(&result)
-        {
-            tracing::error!("{}: cannot write result.json: {e}", self.label());
-        }
-        let published = result.clone();
+        let (state, result, report) = self.make_durable(state, result);
         if !self.transition(state, |s| s.result = Some(result)) {
             return false;
         }
-        self.publish_terminal(&published, run);
+        self.publish_run_outcome(run);
+        self.send(report);
         self.status.send_modify(|s| s.ended = true);
         true
     }
 
-    /// EXECUTION_COMPLETED / EXECUTION_FAILED (when the run produced a result), then
-    /// SUBAGENT_REPORT — the reference's terminal events, with its payload fields.
-    pub fn publish_terminal(&self, result: &WorkerResult, run: Option<&RunOutcome>) {
-        if let Some(run) = run {
-            let event_type = if run.success() {
-                EventType::ExecutionCompleted
-            } else {
-                EventType::ExecutionFailed
-            };
-            self.publish(
-                event_type,
-                json!({
-                    "worker_id": self.spec.id,
-                    "colony_id": self.spec.colony_id,
-                    "task": self.spec.task,
-                    "success": run.success(),
-                    "error": run.error,
-                    "output_keys": run.output_keys(),
-                }),
-            );
+    /// Writes `result.json` and journals the report, before anyone hears of the end.
+    /// Fails closed: a report that cannot be made durable is withheld, and the worker
+    /// ends FAILED with an error saying why (that outcome is written where it still can
+    /// be).
+    fn make_durable(
+        &self,
+        state: WorkerState,
+        result: WorkerResult,
+    ) -> (WorkerState, WorkerResult, AgentEvent) {
+        let written = match &self.storage {
+            Some(storage) => storage
+                .write_result(&result)
+                .map_err(|e| format!("cannot write result.json: {e}")),
+            None => Ok(()),
+        };
+        let report = self.report_event(&result);
+        let Err(problem) = written.and_then(|()| self.journal(&report)) else {
+            return (state, result, report);
+        };
+        let reason = format!("{}: {problem}; its own report is withheld", self.label());
+        tracing::error!("{reason}");
+        let failed = super::result::withheld(result, reason);
+        if let Some(storage) = &self.storage {
+            let _ = storage.write_result(&failed);
         }
+        let report = self.report_event(&failed);
+        if let Err(e) = self.journal(&report) {
+            tracing::error!("{}: {e}", self.label());
+        }
+        (WorkerState::Failed, failed, report)
+    }
+
+    /// Tells the observer (the journal) of `report`; its refusal as text.
+    fn journal(&self, report: &AgentEvent) -> Result<(), String> {
+        match self.observer.get() {
+            Some(observer) => observer.reporting(report),
+            None => Ok(()),
+        }
+    }
+
+    /// Publishes a report of a worker that goes on running (a persistent worker's first
+    /// run): EXECUTION_COMPLETED / EXECUTION_FAILED, then SUBAGENT_REPORT once journaled.
+    /// A report the journal refuses is withheld, as in [`WorkerShared::finish`].
+    pub fn publish_terminal(&self, result: &WorkerResult, run: Option<&RunOutcome>) {
+        self.publish_run_outcome(run);
+        let report = self.report_event(result);
+        match self.journal(&report) {
+            Ok(()) => self.send(report),
+            Err(problem) => {
+                let reason = format!("{}: {problem}; its own report is withheld", self.label());
+                tracing::error!("{reason}");
+                let failed = super::result::withheld(result.clone(), reason);
+                let report = self.report_event(&failed);
+                let _ = self.journal(&report);
+                self.status.send_modify(|s| s.result = Some(failed));
+                self.send(report);
+            }
+        }
+    }
+
+    /// EXECUTION_COMPLETED / EXECUTION_FAILED, when the run produced a result.
+    fn publish_run_outcome(&self, run: Option<&RunOutcome>) {
+        let Some(run) = run else { return };
+        let event_type = if run.success() {
+            EventType::ExecutionCompleted
+        } else {
+            EventType::ExecutionFailed
+        };
         self.publish(
+            event_type,
+            json!({
+                "worker_id": self.spec.id,
+                "colony_id": self.spec.colony_id,
+                "task": self.spec.task,
+                "success": run.success(),
+                "error": run.error,
+                "output_keys": run.output_keys(),
+            }),
+        );
+    }
+
+    /// The SUBAGENT_REPORT for `result`, with the reference's payload fields.
+    fn report_event(&self, result: &WorkerResult) -> AgentEvent {
+        self.event(
             EventType::SubagentReport,
             json!({
                 "worker_id": self.spec.id,
@@ -220,29 +301,78 @@ impl WorkerShared {
                 "duration_seconds": result.duration_seconds,
                 "tokens_used": result.tokens_used,
             }),
-        );
+        )
     }
 
-    /// Publishes one event from this worker: to its `events.jsonl`, then to the bus.
-    pub fn publish(&self, event_type: EventType, data: Value) {
-        if self.bus.is_none() && self.storage.is_none() && self.observer.get().is_none() {
-            return;
+    /// Appends `event` to `events.jsonl`. The worker's lifecycle events are always
+    /// stored; the others (its own events, logs, model text, turns) are charged to its
+    /// disk quota, and once that is spent they are no longer stored (one line says so)
+    /// though still published.
+    fn store_event(&self, storage: &WorkerStorage, event: &AgentEvent) {
+        let always = matches!(
+            event.event_type,
+            EventType::ExecutionStarted
+                | EventType::ExecutionCompleted
+                | EventType::ExecutionFailed
+                | EventType::SubagentReport
+        );
+        let mut line = match serde_json::to_vec(event) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::warn!("{}: cannot encode an event: {e}", self.label());
+                return;
+            }
+        };
+        line.push(b'\n');
+        if !always {
+            if self.events_capped.load(Ordering::Acquire) {
+                return;
+            }
+            if let Err(e) = self
+                .disk
+                .charge(line.len() as u64, "an event in events.jsonl")
+            {
+                if self.events_capped.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                let notice = AgentEvent {
+                    event_type: EventType::WorkerLog,
+                    data: json!({"worker_id": self.spec.id, "level": "warn",
+                        "message": format!("further events are not stored: {e}")}),
+                    ..event.clone()
+                };
+                line = serde_json::to_vec(&notice).unwrap_or_default();
+                line.push(b'\n');
+            }
         }
-        let event = AgentEvent {
+        if let Err(e) = storage.append_event_line(&line) {
+            tracing::warn!("{}: cannot append to events.jsonl: {e}", self.label());
+        }
+    }
+
+    /// An event from this worker, stamped now.
+    fn event(&self, event_type: EventType, data: Value) -> AgentEvent {
+        AgentEvent {
             event_type,
             stream_id: self.spec.effective_stream_id().to_owned(),
             node_id: self.spec.id.clone(),
             execution_id: self.spec.effective_execution_id().to_owned(),
             data,
             timestamp: Utc::now(),
-        };
-        if let Some(storage) = &self.storage
-            && let Err(e) = storage.append_event(&event)
-        {
-            tracing::warn!("{}: cannot append to events.jsonl: {e}", self.label());
         }
-        if let Some(observer) = self.observer.get() {
-            observer.publishing(&event);
+    }
+
+    /// Publishes one event from this worker: to its `events.jsonl`, then to the bus.
+    pub fn publish(&self, event_type: EventType, data: Value) {
+        if self.bus.is_none() && self.storage.is_none() {
+            return;
+        }
+        self.send(self.event(event_type, data));
+    }
+
+    fn send(&self, event: AgentEvent) {
+        if let Some(storage) = &self.storage {
+            self.store_event(storage, &event);
         }
         if let Some(bus) = &self.bus {
             bus.publish(event);

@@ -79,7 +79,7 @@ fn wasi_context(
 /// A fresh store for one worker's guest instance.
 pub(crate) fn guest_store(
     shared: &Arc<WorkerShared>,
-    inbox: mpsc::Receiver<String>,
+    inbox: mpsc::Receiver<super::shared::InboxMessage>,
 ) -> Result<Store<HostState>, String> {
     let limits = shared.limits();
     let network = NetworkPolicy::new(shared.plugin.grants().network_patterns());

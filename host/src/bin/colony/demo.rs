@@ -17,7 +17,7 @@ use colony::{EventFilter, EventType, MessagePart, Plugin, Runtime, Task};
 use serde_json::json;
 
 use crate::Env;
-use crate::print::EventPrinter;
+use crate::print::{EventPrinter, say};
 
 #[derive(Args)]
 pub(crate) struct DemoArgs {
@@ -174,13 +174,14 @@ pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
     }
     if !env.json {
         let clean = stops.iter().filter(|(_, s)| s.clean).count();
-        println!(
-            "\ncolony stopped ({clean}/{} clean); {} workers:",
+        say!();
+        say!(
+            "colony stopped ({clean}/{} clean); {} workers:",
             stops.len(),
             reports.len()
         );
         for r in &reports {
-            println!(
+            say!(
                 "  {:<14} {:<8} {}",
                 r.worker_id,
                 r.status.as_str(),

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 
 use crate::Env;
+use crate::print::say;
 
 #[derive(Args)]
 pub(crate) struct FanoutArgs {
@@ -128,17 +129,17 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
         .await?;
     colony.stop_all().await;
     if !env.json {
-        println!("{:<16} {:<8} {:>8}  SUMMARY", "WORKER", "STATUS", "SECONDS");
+        say!("{:<16} {:<8} {:>8}  SUMMARY", "WORKER", "STATUS", "SECONDS");
         for r in &reports {
             let summary: String = r.summary.chars().take(70).collect();
-            println!(
+            say!(
                 "{:<16} {:<8} {:>8.3}  {summary}",
                 r.worker_id,
                 r.status.as_str(),
                 r.duration_seconds
             );
         }
-        println!(
+        say!(
             "{} workers, {} succeeded, {failed} failed",
             total,
             total - failed

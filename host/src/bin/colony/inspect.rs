@@ -12,7 +12,7 @@ use clap::Args;
 use colony::{AgentEvent, WorkerRecord, WorkerStorage};
 
 use crate::Env;
-use crate::print::EventPrinter;
+use crate::print::{EventPrinter, say};
 
 #[derive(Args)]
 pub(crate) struct InspectArgs {
@@ -42,9 +42,14 @@ pub(crate) fn ps(env: Env) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    say!(
         "{:<16} {:<11} {:<10} {:<16} {:<8} {:<8} TASK",
-        "WORKER", "STATE", "MODE", "PLUGIN", "STARTED", "ENDED"
+        "WORKER",
+        "STATE",
+        "MODE",
+        "PLUGIN",
+        "STARTED",
+        "ENDED"
     );
     for w in &workers {
         let ended = if w.state == "interrupted" {
@@ -53,7 +58,7 @@ pub(crate) fn ps(env: Env) -> anyhow::Result<ExitCode> {
             when(w.ended_at)
         };
         let task: String = w.task.chars().take(50).collect();
-        println!(
+        say!(
             "{:<16} {:<11} {:<10} {:<16} {:<8} {:<9} {task}",
             w.id,
             w.state,
@@ -93,7 +98,9 @@ pub(crate) fn inspect(args: InspectArgs, env: Env) -> anyhow::Result<ExitCode> {
     if env.json {
         println!("{view}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        for line in serde_json::to_string_pretty(&view)?.lines() {
+            say!("{line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

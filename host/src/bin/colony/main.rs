@@ -143,7 +143,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,colony_guest=off")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| print::InertStderr)
+        .with_ansi(false)
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -180,7 +181,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("colony: {}", one_line(&e));
+            eprintln!("colony: {}", colony::text::inert(&one_line(&e)));
             ExitCode::FAILURE
         }
     }

@@ -12,6 +12,7 @@ use colony::cluster::{Cluster, Node, NodeConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::Env;
+use crate::print::say;
 
 #[derive(Args)]
 pub(crate) struct NodeArgs {
@@ -64,7 +65,7 @@ pub(crate) async fn node(args: NodeArgs, env: Env) -> anyhow::Result<ExitCode> {
         );
     } else {
         for (name, sha) in &served {
-            println!("node {} serving {name} (sha256 {sha}) on {url}", args.name);
+            say!("node {} serving {name} (sha256 {sha}) on {url}", args.name);
         }
     }
     let shutdown = CancellationToken::new();

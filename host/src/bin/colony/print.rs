@@ -1,5 +1,44 @@
-//! How the CLI prints events: one aligned line per event with its key fields, or one
-//! JSON line per event with `--json`.
+//! How the CLI prints: events as one aligned line each with their key fields, or one
+//! JSON line each with `--json`; every other text line through [`say!`]; logs through
+//! [`InertStderr`].
+//!
+//! Text output is inert: summaries, errors, log lines, tasks and model text come from
+//! guests, models and the network, so every text line passes through
+//! [`colony::text::inert`], which escapes control characters (ESC, CR, LF, …) — a guest
+//! cannot move the cursor, retitle the window, write the clipboard or forge a line.
+//! `--json` output is exact JSON (its encoding escapes control characters itself).
+
+/// `println!` for text output: the formatted line with its control characters escaped.
+macro_rules! say {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", colony::text::inert(&format!($($arg)*)))
+    };
+}
+pub(crate) use say;
+
+/// Standard error for log records, with control characters escaped in each record (its
+/// closing newline kept): a guest's text in a log record stays on its line.
+pub(crate) struct InertStderr;
+
+impl std::io::Write for InertStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, newline) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (text.as_ref(), ""),
+        };
+        let line = format!("{}{newline}", colony::text::inert(body));
+        std::io::stderr().lock().write_all(line.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 use std::time::Instant;
 
@@ -90,7 +129,7 @@ impl EventPrinter {
             Some(start) => format!("+{:>7.3}s", start.elapsed().as_secs_f64()),
             None => event.timestamp.format("%H:%M:%S%.3f").to_string(),
         };
-        println!(
+        say!(
             "{when}  {:<20} {:<10} {}",
             event.event_type.as_str(),
             event.node_id,

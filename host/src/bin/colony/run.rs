@@ -9,7 +9,7 @@ use clap::Args;
 use colony::{EventFilter, EventType, RecvError, ReportStatus, Task};
 
 use crate::Env;
-use crate::print::EventPrinter;
+use crate::print::{EventPrinter, say};
 
 #[derive(Args)]
 pub(crate) struct RunArgs {
@@ -53,9 +53,10 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
     if env.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("\n{}: {}", report.status, report.summary);
+        say!();
+        say!("{}: {}", report.status, report.summary);
         if let Some(error) = &report.error {
-            println!("error: {error}");
+            say!("error: {error}");
         }
     }
     Ok(match report.status {
