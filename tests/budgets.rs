@@ -337,3 +337,47 @@ async fn a_conversation_without_storage_is_held_within_the_budget() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_disk_quota_are_published_but_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = colony_tests::runtime();
+    let quota = 64 * 1024;
+    let plugin = plugin(
+        &runtime,
+        dir.path(),
+        "flooder",
+        &format!("[limits]\ndisk_bytes = {quota}"),
+    );
+    let folder = dir.path().join("workers/flooder");
+    let bus = colony::EventBus::new();
+    let mut floods = bus.subscribe_with_capacity(
+        colony::EventFilter::all().types([colony::EventType::Custom("flood".into())]),
+        100_000,
+    );
+    let spec = WorkerSpec::ephemeral("flooder", "flood")
+        .with_input(json!({"attack": "event-flood"}))
+        .with_storage(&folder);
+    let result = Worker::new(&plugin, spec, Some(bus))
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    // The flood itself is ended by the event rate limit.
+    assert!(
+        result.error.as_deref().unwrap_or_default().contains("event rate limit"),
+        "{result:?}"
+    );
+    let mut published = 0;
+    while let Ok(Some(_)) = floods.try_recv() {
+        published += 1;
+    }
+    let log = std::fs::read_to_string(folder.join("events.jsonl")).unwrap();
+    let stored = log.lines().filter(|l| l.contains("\"flood\"")).count();
+    assert!(published >= 1000, "{published} flood events published");
+    assert!(stored < published / 2, "{stored} of {published} stored");
+    assert!(log.contains("further events are not stored"), "{log}");
+    // The quota, the notice and the lifecycle events (started, report) at most.
+    assert!(log.len() as u64 <= quota + 4096, "{} bytes", log.len());
+    assert!(log.lines().last().unwrap().contains("SUBAGENT_REPORT"));
+}

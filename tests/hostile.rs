@@ -125,6 +125,15 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
     std::fs::write(&core_module, b"\0asm\x01\0\0\0").unwrap();
 
     let shared_ro = "[[grants.dirs]]\nhost = \"shared\"\nguest = \"/shared\"\n".to_owned();
+    let rw = "[[grants.dirs]]\nhost = \"rw\"\nguest = \"/rw\"\naccess = \"read-write\"\n";
+    std::fs::create_dir_all(root.join("rw")).unwrap();
+    let budget_attack = |id, attack, arg: &str, manifest: String| Attack {
+        id,
+        manifest,
+        attack,
+        arg: arg.into(),
+        expect: Expect::Denied,
+    };
     let none = String::new;
     let fs_attack = |id, arg: &str, grants: String| Attack {
         id,
@@ -198,6 +207,18 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
             arg: String::new(),
             expect: Expect::Failed("time limit exceeded: run took longer than 2s"),
         },
+        // What the host holds, writes and opens for a guest: each stops at its bound
+        // with an error the guest sees.
+        budget_attack("host-memory", "append-until-refused", "", none()),
+        budget_attack("read-back", "read-amplification", "", none()),
+        budget_attack("planted-symlink", "symlink", "/rw/esc", rw.to_owned()),
+        budget_attack("open-files", "open-until-refused", "/rw/open.txt", rw.to_owned()),
+        budget_attack(
+            "disk-flood",
+            "write-until-refused",
+            "/rw/flood.bin",
+            format!("{rw}[limits]\ndisk_bytes = 4194304"),
+        ),
         Attack {
             id: "recurse",
             manifest: none(),
@@ -439,6 +460,15 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
         !root.join("shared/planted.txt").exists(),
         "nothing was written through a read-only grant"
     );
+    assert!(
+        std::fs::symlink_metadata(root.join("rw/esc")).is_err(),
+        "no symbolic link was planted"
+    );
+    let flooded = std::fs::metadata(root.join("rw/flood.bin")).unwrap().len();
+    assert!(flooded <= 4 << 20, "{flooded} bytes written past the quota");
+    assert_eq!(outcomes["open-files"].1.output["held"], 64);
+    let host_memory = outcomes["host-memory"].1.output["denied"].as_str().unwrap();
+    assert!(host_memory.contains("host memory budget (16 MiB)"), "{host_memory}");
 
     // The stdout flood became a bounded number of log events, the last saying so.
     let mut flood_lines = 0;
