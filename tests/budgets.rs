@@ -10,21 +10,19 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use colony::{
-    Plugin, ReportStatus, Runtime, Worker, WorkerError, WorkerResult, WorkerSpec, WorkerState,
-};
+use colony::{Plugin, ReportStatus, Worker, WorkerError, WorkerResult, WorkerSpec, WorkerState};
 use colony_tests::guest_path;
 use serde_json::{Value, json};
 
 /// The hostile fixture as a plugin whose manifest has `extra` lines.
-fn plugin(runtime: &Runtime, dir: &Path, name: &str, extra: &str) -> Plugin {
+fn plugin(dir: &Path, name: &str, extra: &str) -> Plugin {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
         "name = {name:?}\ncomponent = {:?}\n{extra}\n",
         guest_path("hostile-fixture").display().to_string()
     );
     std::fs::write(&path, text).unwrap();
-    runtime
+    colony_tests::runtime()
         .plugin_from_manifest(colony::Manifest::load(&path).unwrap())
         .unwrap()
 }
@@ -70,10 +68,8 @@ const MIB: u64 = 1 << 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversation_appends_stop_at_the_disk_quota() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
     let quota = 4 * MIB;
     let plugin = plugin(
-        &runtime,
         dir.path(),
         "appender",
         &format!("[limits]\ndisk_bytes = {quota}"),
@@ -105,10 +101,8 @@ async fn conversation_appends_stop_at_the_disk_quota() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasi_writes_stop_at_the_disk_quota() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
     let quota = 8 * MIB;
     let plugin = plugin(
-        &runtime,
         dir.path(),
         "writer",
         &format!("[limits]\ndisk_bytes = {quota}"),
@@ -141,13 +135,7 @@ async fn wasi_writes_stop_at_the_disk_quota() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_files_are_bounded_and_closing_makes_room() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
-    let plugin = plugin(
-        &runtime,
-        dir.path(),
-        "opener",
-        "[limits]\nopen_handles = 10",
-    );
+    let plugin = plugin(dir.path(), "opener", "[limits]\nopen_handles = 10");
     let (result, _) = attack(
         &plugin,
         dir.path(),
@@ -164,8 +152,7 @@ async fn open_files_are_bounded_and_closing_makes_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_are_refused_unless_the_manifest_grants_them() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
-    let refused = plugin(&runtime, dir.path(), "no-links", "");
+    let refused = plugin(dir.path(), "no-links", "");
     let (result, folder) = attack(
         &refused,
         dir.path(),
@@ -177,7 +164,7 @@ async fn symlinks_are_refused_unless_the_manifest_grants_them() {
     assert!(out["denied"].is_string(), "{out}");
     assert!(std::fs::symlink_metadata(folder.join("data/esc")).is_err());
 
-    let granted = plugin(&runtime, dir.path(), "links", "[grants]\nsymlinks = true");
+    let granted = plugin(dir.path(), "links", "[grants]\nsymlinks = true");
     // Granted: a link inside the folder is made (one out of it, never followed by
     // Colony, is still refused by wasmtime-wasi when absolute).
     let (result, folder) = attack(
@@ -196,9 +183,7 @@ async fn symlinks_are_refused_unless_the_manifest_grants_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_messages_are_bounded_by_the_host_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
     let plugin = plugin(
-        &runtime,
         dir.path(),
         "sleeper",
         &format!("[limits]\nhost_memory_bytes = {}", 4 * MIB),
@@ -248,7 +233,6 @@ fn endless_http_server() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_results_stop_at_the_host_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
     let port = endless_http_server();
     std::fs::create_dir_all(dir.path().join("shared")).unwrap();
     std::fs::write(dir.path().join("shared/small.txt"), "small").unwrap();
@@ -259,7 +243,6 @@ async fn tool_results_stop_at_the_host_memory_budget() {
     .unwrap();
     let budget = 4 * MIB;
     let plugin = plugin(
-        &runtime,
         dir.path(),
         "fetcher",
         &format!(
@@ -313,9 +296,7 @@ async fn tool_results_stop_at_the_host_memory_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_without_storage_is_held_within_the_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
     let plugin = plugin(
-        &runtime,
         dir.path(),
         "memory-appender",
         &format!("[limits]\nhost_memory_bytes = {}", 2 * MIB),
@@ -341,10 +322,8 @@ async fn a_conversation_without_storage_is_held_within_the_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_past_the_disk_quota_are_published_but_not_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
     let quota = 64 * 1024;
     let plugin = plugin(
-        &runtime,
         dir.path(),
         "flooder",
         &format!("[limits]\ndisk_bytes = {quota}"),
@@ -365,7 +344,11 @@ async fn events_past_the_disk_quota_are_published_but_not_stored() {
         .unwrap();
     // The flood itself is ended by the event rate limit.
     assert!(
-        result.error.as_deref().unwrap_or_default().contains("event rate limit"),
+        result
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("event rate limit"),
         "{result:?}"
     );
     let mut published = 0;

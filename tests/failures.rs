@@ -238,3 +238,41 @@ async fn a_worker_stopped_while_its_plugin_compiles_leaves_the_plugin_usable() {
     assert_eq!(second.state(), WorkerState::Completed, "{result:?}");
     assert!(plugin.size().is_some());
 }
+
+/// A journal that records states but cannot record reports (a full disk, say).
+struct BrokenJournal;
+
+impl colony::WorkerObserver for BrokenJournal {
+    fn state_changed(&self, _info: &colony::WorkerInfo) {}
+    fn reporting(&self, _report: &colony::AgentEvent) -> Result<(), String> {
+        Err("database or disk is full".into())
+    }
+}
+
+#[tokio::test]
+async fn a_report_that_cannot_be_journaled_is_withheld_and_the_worker_fails() {
+    let bus = EventBus::new();
+    let mut reports =
+        bus.subscribe(colony::EventFilter::all().types([colony::EventType::SubagentReport]));
+    let w = worker(
+        "echo-agent",
+        WorkerSpec::ephemeral("unjournaled", "alpha beta"),
+        &bus,
+    )
+    .await;
+    w.observe(std::sync::Arc::new(BrokenJournal)).unwrap();
+    let result = w.run().await.unwrap();
+    // Fail closed: not the guest's success, but a failure that says why.
+    assert_eq!(w.state(), WorkerState::Failed);
+    assert_eq!(result.status, ReportStatus::Failed);
+    let error = result.error.unwrap();
+    assert!(
+        error.contains("worker 'unjournaled' (plugin 'echo-agent')")
+            && error.contains("database or disk is full")
+            && error.contains("withheld"),
+        "{error}"
+    );
+    let published = reports.recv().await.unwrap();
+    assert_eq!(published.data["status"], "failed");
+    assert_eq!(published.data["error"], json!(error));
+}

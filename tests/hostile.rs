@@ -212,7 +212,12 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
         budget_attack("host-memory", "append-until-refused", "", none()),
         budget_attack("read-back", "read-amplification", "", none()),
         budget_attack("planted-symlink", "symlink", "/rw/esc", rw.to_owned()),
-        budget_attack("open-files", "open-until-refused", "/rw/open.txt", rw.to_owned()),
+        budget_attack(
+            "open-files",
+            "open-until-refused",
+            "/rw/open.txt",
+            rw.to_owned(),
+        ),
         budget_attack(
             "disk-flood",
             "write-until-refused",
@@ -468,7 +473,10 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
     assert!(flooded <= 4 << 20, "{flooded} bytes written past the quota");
     assert_eq!(outcomes["open-files"].1.output["held"], 64);
     let host_memory = outcomes["host-memory"].1.output["denied"].as_str().unwrap();
-    assert!(host_memory.contains("host memory budget (16 MiB)"), "{host_memory}");
+    assert!(
+        host_memory.contains("host memory budget (16 MiB)"),
+        "{host_memory}"
+    );
 
     // The stdout flood became a bounded number of log events, the last saying so.
     let mut flood_lines = 0;
@@ -503,7 +511,7 @@ async fn granted_capabilities_do_work() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        if let Some(Ok(mut stream)) = listener.incoming().next() {
+        for mut stream in listener.incoming().flatten() {
             let mut buf = [0u8; 5];
             let _ = stream.read_exact(&mut buf);
             let _ = stream.write_all(b"pong");
@@ -538,6 +546,14 @@ async fn granted_capabilities_do_work() {
             format!("[grants]\nnetwork = [\"127.0.0.1:{port}\"]"),
             "connect",
             format!("127.0.0.1:{port}"),
+            "pong",
+        ),
+        (
+            // By name: connected to an address the guest's own lookup returned.
+            "connect-by-name",
+            format!("[grants]\nnetwork = [\"localhost:{port}\"]"),
+            "connect",
+            format!("localhost:{port}"),
             "pong",
         ),
         (

@@ -80,9 +80,9 @@ pub struct Limits {
     /// Bytes the host may hold in its own memory for one worker at once: messages queued
     /// in its inbox, the conversation page, tool result or model answer being handed to
     /// it, an HTTP body or model stream being read for it. Default 16 MiB: a quarter of
-    /// the default guest memory, far above one page of conversation or one answer. With
-    /// it, one worker costs the host at most `memory_bytes + host_memory_bytes` (see
-    /// SECURITY.md); past it, the host call fails with an error the guest sees.
+    /// the default guest memory, far above one page of conversation or one answer. Past
+    /// it, the host call fails with an error the guest sees. SECURITY.md adds it up with
+    /// the other bounds into the worst case one worker costs.
     pub host_memory_bytes: usize,
     /// Bytes the host may write into one worker's folder over its life on the guest's
     /// behalf: conversation parts, files written through tools or through WASI into
@@ -95,6 +95,11 @@ pub struct Limits {
     /// host file descriptor). Default 64: an agent rarely needs more than a handful, and
     /// a thousand workers then stay far below a process's usual descriptor limit.
     pub open_handles: usize,
+    /// WASI resources — files, streams, pollables, sockets, lookups — one guest may hold
+    /// at once. Each costs the host a table entry of a few hundred bytes; a guest asking
+    /// for more is ended (wasmtime-wasi traps on a full table). Default 16,384: a
+    /// JavaScript or Python runtime holds tens.
+    pub resource_entries: usize,
     /// Model tokens (input + output, summed over calls) one worker may use; past it, model
     /// calls fail with `budget-exhausted`. Default 500,000: a long agent run, and a cap on
     /// what a runaway loop can cost. A task may set its own (`WorkerSpec::token_budget`).
@@ -142,6 +147,7 @@ impl Default for Limits {
             host_memory_bytes: 16 * MIB,
             disk_bytes: 64 * MIB as u64,
             open_handles: 64,
+            resource_entries: 16_384,
             max_events_per_second: 1000,
             token_budget: 500_000,
             tool_call_budget: 200,

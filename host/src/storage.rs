@@ -162,39 +162,17 @@ impl WorkerStorage {
 
     /// Every stored part, in ascending `seq`. A missing folder is an empty conversation.
     pub fn read_parts(&self) -> Result<Vec<MessagePart>, StorageError> {
-        let dir = self.parts_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StorageError::Io { path: dir, source }),
-        };
-        let mut parts = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(io_err(&dir))?.path();
-            let is_part = path.extension().is_some_and(|e| e == "json")
-                && path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| !n.starts_with('.'));
-            if !is_part {
-                continue;
-            }
-            let bytes = fs::read(&path).map_err(io_err(&path))?;
-            let mut part: MessagePart =
-                serde_json::from_slice(&bytes).map_err(|source| StorageError::Json {
-                    path: path.clone(),
-                    source,
-                })?;
-            if part.seq.is_none() {
-                part.seq = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .and_then(|s| s.parse().ok());
-            }
-            parts.push(part);
-        }
-        parts.sort_by_key(|p| p.seq.unwrap_or(0));
-        Ok(parts)
+        self.part_seqs()?
+            .into_iter()
+            .map(|seq| {
+                let path = self.part_path(seq);
+                let bytes = fs::read(&path).map_err(io_err(&path))?;
+                let mut part: MessagePart = serde_json::from_slice(&bytes)
+                    .map_err(|source| StorageError::Json { path, source })?;
+                part.seq.get_or_insert(seq);
+                Ok(part)
+            })
+            .collect()
     }
 
     /// Writes `value` as pretty JSON to `result.json`, atomically.

@@ -54,9 +54,11 @@ impl HostState {
     ) -> Self {
         let rate = EventRate::new(worker.limits().max_events_per_second);
         let handles = OpenHandles::new(worker.limits().open_handles);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(worker.limits().resource_entries.max(16));
         Self {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter,
             worker,
             inbox,

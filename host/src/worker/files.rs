@@ -51,6 +51,14 @@ fn code(error: FsError) -> wasmtime::Result<ErrorCode> {
     error.downcast()
 }
 
+/// wasmtime-wasi's answer as the shadow's: its error code for the guest, or a trap.
+fn reply<T>(answer: Result<T, FsError>) -> wasmtime::Result<(Result<T, ErrorCode>,)> {
+    Ok((match answer {
+        Ok(value) => Ok(value),
+        Err(e) => Err(code(e)?),
+    },))
+}
+
 /// Charges `bytes` for the guest's write; `insufficient-space` when spent.
 fn charge(store: &StoreContextMut<'_, HostState>, bytes: u64, what: &str) -> Result<(), ErrorCode> {
     store
@@ -79,10 +87,7 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                     return Ok((Err(e),));
                 }
                 let mut view = store.data_mut().filesystem();
-                Ok((match view.write(fd, buffer, offset).await {
-                    Ok(n) => Ok(n),
-                    Err(e) => Err(code(e)?),
-                },))
+                reply(view.write(fd, buffer, offset).await)
             })
         },
     )?;
@@ -124,10 +129,7 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                     return Ok((Err(e),));
                 }
                 let mut view = store.data_mut().filesystem();
-                Ok((match view.set_size(fd, size).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(code(e)?),
-                },))
+                reply(view.set_size(fd, size).await)
             })
         },
     )?;
@@ -143,10 +145,7 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                     return Ok((Err(e),));
                 }
                 let mut view = store.data_mut().filesystem();
-                Ok((match view.symlink_at(fd, old_path, new_path).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(code(e)?),
-                },))
+                reply(view.symlink_at(fd, old_path, new_path).await)
             })
         },
     )?;
@@ -158,10 +157,7 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                     return Ok((Err(e),));
                 }
                 let mut view = store.data_mut().filesystem();
-                Ok((match view.create_directory_at(fd, path).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(code(e)?),
-                },))
+                reply(view.create_directory_at(fd, path).await)
             })
         },
     )?;

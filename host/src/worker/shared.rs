@@ -195,11 +195,15 @@ impl WorkerShared {
         if !self.state().can_become(state) || self.finished.swap(true, Ordering::AcqRel) {
             return false;
         }
+        // Stamped in the order they are published: the run's outcome, then the report.
+        let outcome = run.map(|run| self.run_outcome_event(run));
         let (state, result, report) = self.make_durable(state, result);
         if !self.transition(state, |s| s.result = Some(result)) {
             return false;
         }
-        self.publish_run_outcome(run);
+        if let Some(outcome) = outcome {
+            self.send(outcome);
+        }
         self.send(report);
         self.status.send_modify(|s| s.ended = true);
         true
@@ -249,7 +253,9 @@ impl WorkerShared {
     /// run): EXECUTION_COMPLETED / EXECUTION_FAILED, then SUBAGENT_REPORT once journaled.
     /// A report the journal refuses is withheld, as in [`WorkerShared::finish`].
     pub fn publish_terminal(&self, result: &WorkerResult, run: Option<&RunOutcome>) {
-        self.publish_run_outcome(run);
+        if let Some(run) = run {
+            self.send(self.run_outcome_event(run));
+        }
         let report = self.report_event(result);
         match self.journal(&report) {
             Ok(()) => self.send(report),
@@ -265,15 +271,14 @@ impl WorkerShared {
         }
     }
 
-    /// EXECUTION_COMPLETED / EXECUTION_FAILED, when the run produced a result.
-    fn publish_run_outcome(&self, run: Option<&RunOutcome>) {
-        let Some(run) = run else { return };
+    /// EXECUTION_COMPLETED / EXECUTION_FAILED for the run's result.
+    fn run_outcome_event(&self, run: &RunOutcome) -> AgentEvent {
         let event_type = if run.success() {
             EventType::ExecutionCompleted
         } else {
             EventType::ExecutionFailed
         };
-        self.publish(
+        self.event(
             event_type,
             json!({
                 "worker_id": self.spec.id,
@@ -283,7 +288,7 @@ impl WorkerShared {
                 "error": run.error,
                 "output_keys": run.output_keys(),
             }),
-        );
+        )
     }
 
     /// The SUBAGENT_REPORT for `result`, with the reference's payload fields.
