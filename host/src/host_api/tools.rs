@@ -114,11 +114,11 @@ struct Charged {
 impl std::io::Write for Charged {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let spare = self.held.bytes() - self.bytes.len();
-        if buf.len() > spare {
-            if let Err(e) = self.held.grow(buf.len() - spare, &self.what) {
-                self.over = Some(e);
-                return Err(std::io::Error::other("over the host memory budget"));
-            }
+        if buf.len() > spare
+            && let Err(e) = self.held.grow(buf.len() - spare, &self.what)
+        {
+            self.over = Some(e);
+            return Err(std::io::Error::other("over the host memory budget"));
         }
         self.bytes.extend_from_slice(buf);
         Ok(buf.len())
