@@ -364,3 +364,23 @@ async fn events_past_the_disk_quota_are_published_but_not_stored() {
     assert!(log.len() as u64 <= quota + 4096, "{} bytes", log.len());
     assert!(log.lines().last().unwrap().contains("SUBAGENT_REPORT"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_resources_a_guest_holds_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = plugin(dir.path(), "hoarder", "[limits]\nresource_entries = 1000");
+    let spec = WorkerSpec::ephemeral("hoarder", "hoard").with_input(json!({"attack": "pollables"}));
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        Worker::new(&plugin, spec, None).unwrap().run(),
+    )
+    .await
+    .expect("the hoarder is ended")
+    .unwrap();
+    assert_eq!(result.status, ReportStatus::Failed);
+    let error = result.error.unwrap();
+    assert!(
+        error.contains("WASI resource limit exceeded: 1000"),
+        "{error}"
+    );
+}

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
@@ -112,6 +113,12 @@ pub(crate) fn describe_failure(
 ) -> String {
     let cause = if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
         limit.to_string()
+    } else if let Some(ResourceTableError::Full) = error.downcast_ref::<ResourceTableError>() {
+        LimitExceeded::Count {
+            what: "WASI resource",
+            limit: store.data().worker.limits().resource_entries,
+        }
+        .to_string()
     } else if let Some(trap) = error.downcast_ref::<Trap>() {
         match trap {
             Trap::StackOverflow => "stack overflow (the guest recursed too deep)".to_owned(),
