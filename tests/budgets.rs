@@ -192,22 +192,24 @@ async fn queued_messages_are_bounded_by_the_host_memory_budget() {
     let spec = WorkerSpec::ephemeral("sleeper", "sleep").with_input(json!({"attack": "sleep"}));
     let worker = Worker::new(&plugin, spec, None).unwrap();
     worker.start().unwrap();
+    // Half the budget is the inbox's: others cannot starve the worker's own calls.
     let message = "m".repeat(MIB as usize);
-    for _ in 0..4 {
+    for _ in 0..2 {
         worker.inject(message.clone()).unwrap();
     }
     match worker.inject(message.clone()) {
         Err(WorkerError::InboxOverBudget { worker, source }) => {
             assert_eq!(worker, "sleeper");
             assert!(
-                source.to_string().contains("host memory budget (4 MiB)"),
+                source
+                    .to_string()
+                    .contains("inbox's share of the host memory budget (2 MiB) has only 0 bytes"),
                 "{source}"
             );
         }
         other => panic!("expected the inbox to be full: {other:?}"),
     }
-    // A small message still fits in what is left? No: the budget is spent exactly.
-    assert!(worker.inject("x").is_err());
+    assert!(worker.inject("x").is_err(), "the share is spent exactly");
     worker.stop().await;
     assert_eq!(worker.state(), WorkerState::Stopped);
 }
@@ -320,13 +322,13 @@ async fn a_conversation_without_storage_is_held_within_the_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_past_the_disk_quota_are_published_but_not_stored() {
+async fn events_past_the_event_log_quota_are_published_but_not_stored() {
     let dir = tempfile::tempdir().unwrap();
     let quota = 64 * 1024;
     let plugin = plugin(
         dir.path(),
         "flooder",
-        &format!("[limits]\ndisk_bytes = {quota}"),
+        &format!("[limits]\nevent_log_bytes = {quota}"),
     );
     let folder = dir.path().join("workers/flooder");
     let bus = colony::EventBus::new();
@@ -383,4 +385,113 @@ async fn wasi_resources_a_guest_holds_are_bounded() {
         error.contains("WASI resource limit exceeded: 1000"),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_that_outlive_their_files_still_count_as_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = plugin(dir.path(), "streamer", "[limits]\nopen_handles = 10");
+    let (result, _) = attack(
+        &plugin,
+        dir.path(),
+        "streamer",
+        json!({"attack": "streams-until-refused"}),
+    )
+    .await;
+    let out = output(&result);
+    // Each stream keeps a file open after its descriptor is gone: at most the bound.
+    let held = out["held"].as_u64().unwrap();
+    assert!((5..=10).contains(&held), "{out}");
+    assert!(
+        out["denied"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient-memory"),
+        "{out}"
+    );
+}
+
+/// A read-write grant `rw/` holding a symbolic link the operator put there, and a
+/// folder of 2,000 entries.
+fn read_write_grant(dir: &Path) -> String {
+    let rw = dir.join("rw");
+    std::fs::create_dir_all(rw.join("many")).unwrap();
+    std::fs::write(rw.join("notes.txt"), "notes").unwrap();
+    std::os::unix::fs::symlink("notes.txt", rw.join("existing-link")).unwrap();
+    for i in 0..2000 {
+        std::fs::write(rw.join("many").join(format!("{i:0>100}")), "").unwrap();
+    }
+    "[[grants.dirs]]\nhost = \"rw\"\nguest = \"/rw\"\naccess = \"read-write\"\n".to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_symlink_cannot_be_linked_or_moved_without_the_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let grant = read_write_grant(dir.path());
+    let plugin = plugin(dir.path(), "linker", &grant);
+    let (result, _) = attack(
+        &plugin,
+        dir.path(),
+        "linker",
+        json!({"attack": "link-existing-symlink", "arg": "/rw/existing-link"}),
+    )
+    .await;
+    let out = output(&result);
+    assert!(out["hard_link"]["denied"].is_string(), "{out}");
+    assert!(out["rename"]["denied"].is_string(), "{out}");
+    assert!(std::fs::symlink_metadata(dir.path().join("rw/existing-link")).is_ok());
+    assert!(std::fs::symlink_metadata(dir.path().join("rw/moved-link")).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_listing_is_charged_to_the_host_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let grant = read_write_grant(dir.path());
+    // 2,000 entries of 100-byte names: about 330 KB as a listing.
+    let small = plugin(
+        dir.path(),
+        "small-lister",
+        &format!("{grant}[limits]\nhost_memory_bytes = 131072"),
+    );
+    let (result, _) = attack(
+        &small,
+        dir.path(),
+        "small-lister",
+        json!({"attack": "list-dir", "arg": "/rw/many"}),
+    )
+    .await;
+    let out = output(&result);
+    assert!(out["denied"].is_string(), "{out}");
+    let large = plugin(dir.path(), "lister", &grant);
+    let (result, _) = attack(
+        &large,
+        dir.path(),
+        "lister",
+        json!({"attack": "list-dir", "arg": "/rw/many"}),
+    )
+    .await;
+    assert_eq!(output(&result)["leaked"], "2000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_far_past_the_end_of_a_file_is_charged_for_its_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = plugin(
+        dir.path(),
+        "sparse",
+        &format!("[limits]\ndisk_bytes = {}", 8 * MIB),
+    );
+    let (result, folder) = attack(
+        &plugin,
+        dir.path(),
+        "sparse",
+        json!({"attack": "sparse-write", "arg": "/data/sparse.bin"}),
+    )
+    .await;
+    let out = output(&result);
+    assert!(out["denied"].is_string(), "{out}");
+    let size = std::fs::metadata(folder.join("data/sparse.bin"))
+        .unwrap()
+        .len();
+    assert!(size < MIB, "{size} bytes");
 }

@@ -84,13 +84,18 @@ pub struct Limits {
     /// it, the host call fails with an error the guest sees. SECURITY.md adds it up with
     /// the other bounds into the worst case one worker costs.
     pub host_memory_bytes: usize,
-    /// Bytes the host may write into one worker's folder over its life on the guest's
-    /// behalf: conversation parts, files written through tools or through WASI into
-    /// `/data`, and the worker's own events in `events.jsonl` (its result and terminal
-    /// events are always written). Every write counts, so the folder never holds more.
+    /// Bytes the host may write to disk over one worker's life on the guest's behalf:
+    /// conversation parts, and files written through tools or through WASI (into `/data`
+    /// or a read-write grant). Every write counts, so its folder never holds more.
     /// Default 64 MiB: an agent's conversation and notes are megabytes; a plugin cannot
     /// fill a disk within its run timeout.
     pub disk_bytes: u64,
+    /// Bytes of a worker's events the host may append to its `events.jsonl`: its own
+    /// events and logs, the model's streamed text, its turns. Past it they are still
+    /// published, no longer stored (one line says so); its lifecycle events and report
+    /// are always stored. Default 16 MiB: tens of thousands of events, and kept apart
+    /// from `disk_bytes` so a chatty model cannot spend the guest's own quota.
+    pub event_log_bytes: u64,
     /// Files, directory listings and sockets one guest may hold open at once (each is a
     /// host file descriptor). Default 64: an agent rarely needs more than a handful, and
     /// a thousand workers then stay far below a process's usual descriptor limit.
@@ -146,6 +151,7 @@ impl Default for Limits {
             max_output_log_bytes: MIB,
             host_memory_bytes: 16 * MIB,
             disk_bytes: 64 * MIB as u64,
+            event_log_bytes: 16 * MIB as u64,
             open_handles: 64,
             resource_entries: 16_384,
             max_events_per_second: 1000,

@@ -9,7 +9,7 @@
 //! control characters.
 
 use std::borrow::Cow;
-use std::fmt::Write;
+use std::fmt::Write as _;
 
 /// Whether `c` must not reach a terminal as itself: C0 and C1 control characters
 /// (ESC, CR, LF, TAB, BEL, backspace, CSI, …), DEL, and the Unicode formatting
@@ -43,6 +43,39 @@ pub fn inert(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// `value` as one line of JSON in which no string holds a character [`inert`] escapes:
+/// serde_json already writes control characters below U+0020 as escapes; this also
+/// writes DEL, the C1 controls and the reordering characters as `\uXXXX`. Still exact
+/// JSON — a parser reads back the same text — and safe to print on a terminal.
+pub fn json_line<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, InertJson);
+    value.serialize(&mut serializer)?;
+    Ok(String::from_utf8(out).unwrap_or_default())
+}
+
+/// serde_json's compact formatter, escaping what [`is_unsafe`] names inside strings.
+struct InertJson;
+
+impl serde_json::ser::Formatter for InertJson {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (at, c) in fragment.char_indices() {
+            if is_unsafe(c) {
+                writer.write_all(&fragment.as_bytes()[start..at])?;
+                // Every unsafe character is in the Basic Multilingual Plane.
+                write!(writer, "\\u{:04x}", u32::from(c))?;
+                start = at + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
 }
 
 /// The length of the longest prefix of `bytes` that does not end inside a UTF-8
@@ -104,6 +137,15 @@ mod tests {
             "ok\\r\\n[fake] SUBAGENT_REPORT status=success\\u{1b}]52;c;aGk=\\u{7}\\u{1b}[2J\\u{9b}\\u{202e}"
         );
         assert!(!shown.chars().any(|c| c.is_control()));
+    }
+
+    #[test]
+    fn json_lines_are_exact_and_inert() {
+        let nasty = "a\u{1b}[2J\r\n\u{7f}\u{9b}31m\u{202e}z ✓";
+        let line = json_line(&serde_json::json!({"s": nasty})).unwrap();
+        assert_eq!(line, r#"{"s":"a\u001b[2J\r\n\u007f\u009b31m\u202ez ✓"}"#);
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["s"], nasty);
     }
 
     #[test]

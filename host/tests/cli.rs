@@ -81,4 +81,5 @@ fn json_output_keeps_the_text_exact() {
     }
     assert!(seen, "the log event carries the exact text: {stdout}");
     assert!(!stdout.contains('\u{1b}'), "JSON escapes ESC itself");
+    assert!(!stdout.contains('\u{9b}'), "and C1 controls");
 }

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::events::{AgentEvent, EventBus, EventFilter, EventType};
 use crate::plugin::Plugin;
-use crate::worker::{MessageRouter, Worker, WorkerSpec, WorkerState};
+use crate::worker::{Held, MessageRouter, Worker, WorkerSpec, WorkerState};
 
 /// How a node runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -536,7 +536,7 @@ struct PeerRouter {
 }
 
 impl MessageRouter for PeerRouter {
-    fn route(&self, from: &str, to: &str, message: &str) -> Result<(), String> {
+    fn route(&self, from: &str, to: &str, message: &str, in_flight: Held) -> Result<(), String> {
         if to == from {
             return Err("a worker cannot message itself".to_owned());
         }
@@ -547,6 +547,7 @@ impl MessageRouter for PeerRouter {
             message: format!("[MESSAGE from {from}] {message}"),
         };
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             if let Err(e) = cluster
                 .control(&colony, &to, &request, CONTROL_TIMEOUT)
                 .await

@@ -37,7 +37,9 @@ use crate::error::WorkerError;
 use crate::events::{EventBus, EventFilter, EventType, RecvError};
 use crate::journal::{Journal, JournalError, JournalObserver, WorkerRecord};
 use crate::plugin::Plugin;
-use crate::worker::{MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerSpec, WorkerState};
+use crate::worker::{
+    Held, MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerSpec, WorkerState,
+};
 use crate::{MessagePart, Runtime};
 use remote::{RemoteFeeds, RemoteWorker};
 
@@ -632,7 +634,7 @@ impl ColonyInner {
 }
 
 impl MessageRouter for ColonyInner {
-    fn route(&self, from: &str, to: &str, message: &str) -> Result<(), String> {
+    fn route(&self, from: &str, to: &str, message: &str, in_flight: Held) -> Result<(), String> {
         let target = if to == "overseer" {
             self.overseer().map(Member::Local)
         } else {
@@ -652,6 +654,7 @@ impl MessageRouter for ColonyInner {
                 let cluster = worker.cluster.clone();
                 let request = crate::cluster::Control::Inject { message };
                 tokio::spawn(async move {
+                    let _in_flight = in_flight;
                     let (colony, id) = (&worker.task.colony_id, worker.id());
                     if let Err(e) = cluster
                         .control(colony, id, &request, crate::cluster::CONTROL_TIMEOUT)

@@ -27,7 +27,8 @@ use crate::error::WorkerError;
 use crate::events::{AgentEvent, EventType};
 use crate::limits::Limits;
 use crate::worker::{
-    Held, HostMemory, StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, stopped,
+    Held, HostMemory, StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, inbox_share,
+    stopped, withheld,
 };
 
 /// The colony's record of a worker that runs on a node.
@@ -67,7 +68,7 @@ impl RemoteWorker {
             cluster,
             max_message_bytes: limits.max_message_bytes,
             inbox_capacity: limits.inbox_capacity,
-            memory: HostMemory::new(limits.host_memory_bytes),
+            memory: inbox_share(limits.host_memory_bytes),
             status: Mutex::new(RemoteStatus {
                 state: WorkerState::Queued,
                 dispatched: false,
@@ -351,40 +352,47 @@ fn deliver(inner: &ColonyInner, report: ReportMessage) {
     let Some(worker) = inner.find_remote(&report.event.node_id) else {
         return deliver_missed(inner, report);
     };
+    if worker.state().is_terminal() {
+        return;
+    }
+    let report = journaled_or_withheld(inner, report);
     if !worker.finish(report.state, report.result, report.event.timestamp) {
         return;
     }
     if let Err(e) = inner.journal.set_state(&worker.info()) {
         tracing::error!("worker '{}': {e}", worker.id());
     }
-    let event = journaled_or_withheld(inner, report.event);
-    inner.bus.publish(event);
+    inner.bus.publish(report.event);
 }
 
 /// `report`, once journaled; or, failing closed, a FAILED report saying it could not be
-/// (journaled where it still can be).
-fn journaled_or_withheld(inner: &ColonyInner, mut report: AgentEvent) -> AgentEvent {
-    let Err(e) = inner.journal.add_report(&report) else {
+/// (journaled where it still can be) — so that the journal, `wait` and the bus all tell
+/// the same outcome.
+fn journaled_or_withheld(inner: &ColonyInner, mut report: ReportMessage) -> ReportMessage {
+    let Err(e) = inner.journal.add_report(&report.event) else {
         return report;
     };
     let reason = format!(
         "worker '{}': cannot journal the report: {e}; its own report is withheld",
-        report.node_id
+        report.event.node_id
     );
     tracing::error!("{reason}");
-    report.data["status"] = serde_json::json!("failed");
-    report.data["summary"] = serde_json::json!(format!("Report withheld: {reason}"));
-    report.data["error"] = serde_json::json!(reason);
-    report.data["data"] = serde_json::json!({});
-    let _ = inner.journal.add_report(&report);
+    report.state = WorkerState::Failed;
+    report.result = withheld(report.result, reason);
+    let data = &mut report.event.data;
+    data["status"] = serde_json::json!(report.result.status);
+    data["summary"] = serde_json::json!(report.result.summary);
+    data["error"] = serde_json::json!(report.result.error);
+    data["data"] = serde_json::json!({});
+    let _ = inner.journal.add_report(&report.event);
     report
 }
 
 /// A report for a worker this process did not create: one a previous process of the
 /// colony (same id and home) fanned out before it ended. The journal gets its outcome.
 fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
-    let id = report.event.node_id.as_str();
-    let record = match inner.journal.worker(id) {
+    let id = report.event.node_id.clone();
+    let record = match inner.journal.worker(&id) {
         Ok(Some(record)) => record,
         Ok(None) => return,
         Err(e) => return tracing::error!("worker '{id}': {e}"),
@@ -393,6 +401,7 @@ fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
     if ended || record.colony_id != inner.config.id {
         return;
     }
+    let report = journaled_or_withheld(inner, report);
     let info = WorkerInfo {
         id: record.id,
         task: record.task,
@@ -405,8 +414,7 @@ fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
     if let Err(e) = inner.journal.set_state(&info) {
         tracing::error!("worker '{id}': {e}");
     }
-    let event = journaled_or_withheld(inner, report.event);
-    inner.bus.publish(event);
+    inner.bus.publish(report.event);
 }
 
 /// Ends a remote worker here, without a node: its report is stored in the report

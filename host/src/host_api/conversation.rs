@@ -123,7 +123,12 @@ impl HostState {
                 .copied(),
             None => self.conversation.memory.last().and_then(|p| p.seq),
         };
-        Ok(last.map_or(0, |s| s + 1))
+        match last {
+            None => Ok(0),
+            Some(seq) => seq.checked_add(1).ok_or_else(|| {
+                format!("the conversation's last part has seq {seq}: no part can follow it")
+            }),
+        }
     }
 }
 
@@ -195,7 +200,7 @@ impl conversation::Host for HostState {
                 self.conversation.memory.push(stored);
             }
         }
-        self.conversation.next_seq = Some(seq + 1);
+        self.conversation.next_seq = seq.checked_add(1);
         Ok(Ok(seq))
     }
 }

@@ -75,6 +75,11 @@ impl HostState {
         self.handles.has_room(&self.table)
     }
 
+    /// Forgets the handles the guest closed, releasing what they held.
+    pub(crate) fn prune_handles(&mut self) {
+        self.handles.prune(&self.table);
+    }
+
     /// Charges one event to the guest's rate; a trap when it is exceeded.
     fn charge_event(&mut self) -> wasmtime::Result<()> {
         self.rate.take().map_err(wasmtime::Error::new)

@@ -250,6 +250,10 @@ impl Accumulator {
         if data == "[DONE]" {
             return Ok(true);
         }
+        // The event's tree is built only if it fits in what the answer has left.
+        if crate::text::json_tree_cost(data) > self.room {
+            return Err(());
+        }
         let Ok(chunk) = serde_json::from_str::<Value>(data) else {
             return Ok(false);
         };
@@ -303,13 +307,16 @@ impl Accumulator {
     }
 
     fn finish(self) -> ChatResponse {
+        let mut room = self.room;
         let tool_calls: Vec<ToolCall> = self
             .calls
             .into_values()
             .map(|(id, name, args)| {
-                // A tree of small values costs far more than its text: only build one
-                // that fits in what the answer had left.
-                let arguments = if crate::text::json_tree_cost(&args) <= self.room {
+                // A tree of small values costs far more than its text: only build the
+                // ones that fit, together, in what the answer had left.
+                let cost = crate::text::json_tree_cost(&args);
+                let arguments = if cost <= room {
+                    room -= cost;
                     serde_json::from_str(&args).unwrap_or_else(|_| json!({"_raw": args}))
                 } else {
                     json!({"_raw": args})
@@ -408,23 +415,30 @@ mod tests {
 
     #[test]
     fn an_answer_stops_growing_at_its_bound() {
+        const ROOM: usize = 64 * 1024;
         let sink: DeltaSink = std::sync::Arc::new(|_| {});
-        let mut answer = Accumulator::new(10);
-        let text = |t: &str| format!("data: {}", json!({"choices": [{"delta": {"content": t}}]}));
-        assert_eq!(answer.line(&text("12345"), &sink), Ok(false));
-        assert_eq!(answer.line(&text("67890"), &sink), Ok(false));
-        assert_eq!(answer.line(&text("x"), &sink), Err(()));
+        let text = format!(
+            "data: {}",
+            json!({"choices": [{"delta": {"content": "t".repeat(1000)}}]})
+        );
+        let mut answer = Accumulator::new(ROOM);
+        let lines = (0..100)
+            .take_while(|_| answer.line(&text, &sink).is_ok())
+            .count();
+        assert!(lines < 100 && answer.text.len() <= ROOM, "{lines} lines");
+        assert!(answer.text.len() > ROOM - 4096, "{}", answer.text.len());
         // Tool calls with new indices cost their bookkeeping too.
-        let mut calls = Accumulator::new(1000);
+        let mut calls = Accumulator::new(ROOM);
         let call = |i: u64| {
             format!(
                 "data: {}",
                 json!({"choices": [{"delta": {"tool_calls": [{"index": i, "function": {"arguments": ""}}]}}]})
             )
         };
-        let accepted = (0..100)
+        let accepted = (0..10_000)
             .take_while(|&i| calls.line(&call(i), &sink).is_ok())
             .count();
-        assert_eq!(accepted, 1000 / CALL_OVERHEAD);
+        assert!(accepted * CALL_OVERHEAD <= ROOM, "{accepted} calls");
+        assert!(accepted * CALL_OVERHEAD > ROOM - 4096, "{accepted} calls");
     }
 }

@@ -43,14 +43,21 @@ pub struct OverBudget {
 pub struct HostMemory {
     limit: usize,
     used: AtomicUsize,
+    kind: &'static str,
 }
 
 impl HostMemory {
     /// A budget of `limit` bytes, none used.
     pub fn new(limit: usize) -> Arc<Self> {
+        Self::named(limit, "host memory budget")
+    }
+
+    /// A budget of `limit` bytes called `kind` in errors (a share of another).
+    pub fn named(limit: usize, kind: &'static str) -> Arc<Self> {
         Arc::new(Self {
             limit,
             used: AtomicUsize::new(0),
+            kind,
         })
     }
 
@@ -92,7 +99,7 @@ impl HostMemory {
                 needed: bytes as u64,
                 available: self.limit.saturating_sub(used) as u64,
                 budget: human_bytes(self.limit),
-                kind: "host memory budget",
+                kind: self.kind,
             })
     }
 }
@@ -132,15 +139,22 @@ impl Drop for Held {
 pub struct DiskQuota {
     limit: u64,
     written: AtomicU64,
+    kind: &'static str,
 }
 
 impl DiskQuota {
     /// A quota of `limit` bytes, none written.
     pub fn new(limit: u64) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new(Self::named(limit, "disk quota"))
+    }
+
+    /// A quota of `limit` bytes called `kind` in errors.
+    pub fn named(limit: u64, kind: &'static str) -> Self {
+        Self {
             limit,
             written: AtomicU64::new(0),
-        })
+            kind,
+        }
     }
 
     /// The quota's size.
@@ -158,6 +172,15 @@ impl DiskQuota {
         self.limit.saturating_sub(self.written())
     }
 
+    /// Gives back `bytes` charged for a write that then failed.
+    pub fn refund(&self, bytes: u64) {
+        let _ = self
+            .written
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |written| {
+                Some(written.saturating_sub(bytes))
+            });
+    }
+
     /// Charges `bytes` about to be written for `what`.
     pub fn charge(&self, bytes: u64, what: &str) -> Result<(), OverBudget> {
         self.written
@@ -172,7 +195,7 @@ impl DiskQuota {
                 needed: bytes,
                 available: self.limit.saturating_sub(written),
                 budget: human_bytes(usize::try_from(self.limit).unwrap_or(usize::MAX)),
-                kind: "disk quota",
+                kind: self.kind,
             })
     }
 }
@@ -208,6 +231,8 @@ mod tests {
         assert!(quota.charge(5, "a part").is_err());
         quota.charge(4, "a part").unwrap();
         assert_eq!(quota.available(), 0);
+        quota.refund(3);
+        assert_eq!(quota.available(), 3);
         assert!(quota.charge(u64::MAX, "x").is_err());
     }
 }

@@ -9,42 +9,47 @@
 //!
 //! * every byte written — `write`, and the output streams of `write-via-stream` and
 //!   `append-via-stream` (wrapped in a [`QuotaStream`]) — is charged to the worker's
-//!   [`DiskQuota`] first; so is a new file or folder ([`ENTRY_BYTES`]) and growing a
-//!   file with `set-size`. An overrun is the WASI error `insufficient-space` (a guest
-//!   sees "no space left on device", as on a full disk).
-//! * `symlink-at` is refused (`not-permitted`) unless the manifest grants `symlinks`.
-//! * `open-at` and `read-directory` count against the worker's open-handle bound
-//!   (`insufficient-memory` at the limit, as a host out of descriptors would answer).
+//!   [`DiskQuota`] first, and so is the hole a write or `set-size` past the end of a
+//!   file leaves (a sparse file still looks that large to whoever copies it); so is each
+//!   new file, folder or link ([`ENTRY_BYTES`]). A charge for something that then fails
+//!   is refunded. An overrun is the WASI error `insufficient-space` (a guest sees "no
+//!   space left on device", as on a full disk).
+//! * `symlink-at` is refused (`not-permitted`) unless the manifest grants `symlinks`;
+//!   so are `link-at` and `rename-at` of an existing link, which could otherwise carry
+//!   a link to a depth where it points out of the folder.
+//! * `open-at`, `read-directory` and the streams of files count against the worker's
+//!   open-handle bound (`insufficient-memory` at the limit, as a host out of
+//!   descriptors would answer); a listing's entries, which wasmtime-wasi reads at once,
+//!   are charged to the worker's host memory budget for as long as it is open.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    Descriptor, DescriptorFlags, DirectoryEntryStream, ErrorCode, Filesize, HostDescriptor,
-    OpenFlags, PathFlags,
+    Descriptor, DescriptorFlags, DescriptorType, DirectoryEntryStream, ErrorCode, Filesize,
+    HostDescriptor, OpenFlags, PathFlags,
 };
-use wasmtime_wasi::p2::bindings::sockets::network::ErrorCode as SocketErrorCode;
-use wasmtime_wasi::p2::bindings::sockets::tcp::TcpSocket;
-use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::Host as _;
 use wasmtime_wasi::p2::{
-    DynOutputStream, FsError, OutputStream, Pollable, StreamError, StreamResult,
+    DynInputStream, DynOutputStream, FsError, OutputStream, Pollable, StreamError, StreamResult,
 };
-use wasmtime_wasi::sockets::WasiSocketsView;
-use wasmtime_wasi::{WasiView, filesystem::WasiFilesystemView};
 
-use super::budget::DiskQuota;
+use super::budget::{DiskQuota, Held};
 use super::handles::HandleKind;
 use crate::host_api::HostState;
 
-/// What a new file or folder costs the quota: a block for its inode and entry, so a
-/// guest cannot fill a disk's inodes with empty files.
+/// What a new file, folder or link costs the quota: a block for its inode and entry, so
+/// a guest cannot fill a disk's inodes or a directory's blocks with empty entries.
 pub(crate) const ENTRY_BYTES: u64 = 4096;
 
-/// The WIT interfaces shadowed here, as wasmtime-wasi links them.
+/// What one entry of a directory listing costs the host, beyond its name.
+const LISTING_ENTRY_BYTES: usize = 64;
+
+/// The WIT interface shadowed here, as wasmtime-wasi links it.
 const FILESYSTEM: &str = "wasi:filesystem/types@0.2.12";
-const TCP_CREATE: &str = "wasi:sockets/tcp-create-socket@0.2.12";
 
 /// An error code or a trap, from wasmtime-wasi's `FsError`.
 fn code(error: FsError) -> wasmtime::Result<ErrorCode> {
@@ -59,14 +64,57 @@ fn reply<T>(answer: Result<T, FsError>) -> wasmtime::Result<(Result<T, ErrorCode
     },))
 }
 
+/// The calling worker's disk quota.
+fn quota(store: &StoreContextMut<'_, HostState>) -> Arc<DiskQuota> {
+    store.data().worker.disk.clone()
+}
+
 /// Charges `bytes` for the guest's write; `insufficient-space` when spent.
-fn charge(store: &StoreContextMut<'_, HostState>, bytes: u64, what: &str) -> Result<(), ErrorCode> {
-    store
-        .data()
-        .worker
-        .disk
+fn charge(quota: &DiskQuota, bytes: u64, what: &str) -> Result<(), ErrorCode> {
+    quota
         .charge(bytes, what)
         .map_err(|_| ErrorCode::InsufficientSpace)
+}
+
+/// `answer`, refunding `charged` bytes to `quota` if it is a failure.
+fn refund_on_error<T>(
+    quota: &DiskQuota,
+    charged: u64,
+    answer: Result<T, FsError>,
+) -> Result<T, FsError> {
+    if answer.is_err() {
+        quota.refund(charged);
+    }
+    answer
+}
+
+/// The current size of the file `fd`.
+async fn size_of(
+    store: &mut StoreContextMut<'_, HostState>,
+    fd: &Resource<Descriptor>,
+) -> Result<u64, FsError> {
+    let mut view = store.data_mut().filesystem();
+    Ok(view.stat(Resource::new_borrow(fd.rep())).await?.size)
+}
+
+/// Whether `path` under `dir` is a symbolic link (not followed).
+async fn is_symlink(
+    store: &mut StoreContextMut<'_, HostState>,
+    dir: &Resource<Descriptor>,
+    path: &str,
+) -> bool {
+    let mut view = store.data_mut().filesystem();
+    view.stat_at(
+        Resource::new_borrow(dir.rep()),
+        PathFlags::empty(),
+        path.to_owned(),
+    )
+    .await
+    .is_ok_and(|stat| stat.type_ == DescriptorType::SymbolicLink)
+}
+
+fn symlinks_granted(store: &StoreContextMut<'_, HostState>) -> bool {
+    store.data().worker.plugin.grants().symlinks
 }
 
 /// Whether the guest may open one more handle.
@@ -83,29 +131,55 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
         |mut store: StoreContextMut<'_, HostState>,
          (fd, buffer, offset): (Resource<Descriptor>, Vec<u8>, Filesize)| {
             Box::new(async move {
-                if let Err(e) = charge(&store, buffer.len() as u64, "a file write") {
+                let size = match size_of(&mut store, &fd).await {
+                    Ok(size) => size,
+                    Err(e) => return reply(Err::<Filesize, _>(e)),
+                };
+                // The bytes, and the hole before them if the write starts past the end.
+                let cost = (buffer.len() as u64).saturating_add(offset.saturating_sub(size));
+                let quota = quota(&store);
+                if let Err(e) = charge(&quota, cost, "a file write") {
                     return Ok((Err(e),));
                 }
                 let mut view = store.data_mut().filesystem();
-                reply(view.write(fd, buffer, offset).await)
+                let answer = view.write(fd, buffer, offset).await;
+                reply(refund_on_error(&quota, cost, answer))
             })
         },
     )?;
-    fs.func_wrap(
+    fs.func_wrap_async(
         "[method]descriptor.write-via-stream",
         |mut store: StoreContextMut<'_, HostState>,
          (fd, offset): (Resource<Descriptor>, Filesize)| {
-            let mut view = store.data_mut().filesystem();
-            let stream = match view.write_via_stream(fd, offset) {
-                Ok(stream) => stream,
-                Err(e) => return Ok((Err(code(e)?),)),
-            };
-            Ok((Ok(quota_stream(&mut store, stream)?),))
+            Box::new(async move {
+                if !has_room(&mut store) {
+                    return Ok((Err(ErrorCode::InsufficientMemory),));
+                }
+                let size = match size_of(&mut store, &fd).await {
+                    Ok(size) => size,
+                    Err(e) => return reply(Err::<Resource<DynOutputStream>, _>(e)),
+                };
+                let hole = offset.saturating_sub(size);
+                let quota = quota(&store);
+                if let Err(e) = charge(&quota, hole, "a file write") {
+                    return Ok((Err(e),));
+                }
+                let mut view = store.data_mut().filesystem();
+                let stream = match refund_on_error(&quota, hole, view.write_via_stream(fd, offset))
+                {
+                    Ok(stream) => stream,
+                    Err(e) => return reply(Err::<Resource<DynOutputStream>, _>(e)),
+                };
+                Ok((Ok(quota_stream(&mut store, stream)?),))
+            })
         },
     )?;
     fs.func_wrap(
         "[method]descriptor.append-via-stream",
         |mut store: StoreContextMut<'_, HostState>, (fd,): (Resource<Descriptor>,)| {
+            if !has_room(&mut store) {
+                return Ok((Err(ErrorCode::InsufficientMemory),));
+            }
             let mut view = store.data_mut().filesystem();
             let stream = match view.append_via_stream(fd) {
                 Ok(stream) => stream,
@@ -114,22 +188,40 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
             Ok((Ok(quota_stream(&mut store, stream)?),))
         },
     )?;
+    fs.func_wrap(
+        "[method]descriptor.read-via-stream",
+        |mut store: StoreContextMut<'_, HostState>,
+         (fd, offset): (Resource<Descriptor>, Filesize)| {
+            if !has_room(&mut store) {
+                return Ok((Err(ErrorCode::InsufficientMemory),));
+            }
+            let mut view = store.data_mut().filesystem();
+            let stream: Resource<DynInputStream> = match view.read_via_stream(fd, offset) {
+                Ok(stream) => stream,
+                Err(e) => return Ok((Err(code(e)?),)),
+            };
+            let handles = &mut store.data_mut().handles;
+            handles.opened(stream.rep(), HandleKind::Reader, None);
+            Ok((Ok(stream),))
+        },
+    )?;
     fs.func_wrap_async(
         "[method]descriptor.set-size",
         |mut store: StoreContextMut<'_, HostState>,
          (fd, size): (Resource<Descriptor>, Filesize)| {
             Box::new(async move {
-                let fd2 = Resource::<Descriptor>::new_borrow(fd.rep());
-                let mut view = store.data_mut().filesystem();
-                let current = match view.stat(fd2).await {
-                    Ok(stat) => stat.size,
-                    Err(e) => return Ok((Err(code(e)?),)),
+                let current = match size_of(&mut store, &fd).await {
+                    Ok(current) => current,
+                    Err(e) => return reply(Err::<(), _>(e)),
                 };
-                if let Err(e) = charge(&store, size.saturating_sub(current), "growing a file") {
+                let growth = size.saturating_sub(current);
+                let quota = quota(&store);
+                if let Err(e) = charge(&quota, growth, "growing a file") {
                     return Ok((Err(e),));
                 }
                 let mut view = store.data_mut().filesystem();
-                reply(view.set_size(fd, size).await)
+                let answer = view.set_size(fd, size).await;
+                reply(refund_on_error(&quota, growth, answer))
             })
         },
     )?;
@@ -138,14 +230,58 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
         |mut store: StoreContextMut<'_, HostState>,
          (fd, old_path, new_path): (Resource<Descriptor>, String, String)| {
             Box::new(async move {
-                if !store.data().worker.plugin.grants().symlinks {
+                if !symlinks_granted(&store) {
                     return Ok((Err(ErrorCode::NotPermitted),));
                 }
-                if let Err(e) = charge(&store, ENTRY_BYTES, "a symbolic link") {
+                let quota = quota(&store);
+                if let Err(e) = charge(&quota, ENTRY_BYTES, "a symbolic link") {
                     return Ok((Err(e),));
                 }
                 let mut view = store.data_mut().filesystem();
-                reply(view.symlink_at(fd, old_path, new_path).await)
+                let answer = view.symlink_at(fd, old_path, new_path).await;
+                reply(refund_on_error(&quota, ENTRY_BYTES, answer))
+            })
+        },
+    )?;
+    fs.func_wrap_async(
+        "[method]descriptor.link-at",
+        |mut store: StoreContextMut<'_, HostState>,
+         (fd, flags, old_path, new_fd, new_path): (
+            Resource<Descriptor>,
+            PathFlags,
+            String,
+            Resource<Descriptor>,
+            String,
+        )| {
+            Box::new(async move {
+                if !symlinks_granted(&store) && is_symlink(&mut store, &fd, &old_path).await {
+                    return Ok((Err(ErrorCode::NotPermitted),));
+                }
+                let quota = quota(&store);
+                if let Err(e) = charge(&quota, ENTRY_BYTES, "a hard link") {
+                    return Ok((Err(e),));
+                }
+                let mut view = store.data_mut().filesystem();
+                let answer = view.link_at(fd, flags, old_path, new_fd, new_path).await;
+                reply(refund_on_error(&quota, ENTRY_BYTES, answer))
+            })
+        },
+    )?;
+    fs.func_wrap_async(
+        "[method]descriptor.rename-at",
+        |mut store: StoreContextMut<'_, HostState>,
+         (fd, old_path, new_fd, new_path): (
+            Resource<Descriptor>,
+            String,
+            Resource<Descriptor>,
+            String,
+        )| {
+            Box::new(async move {
+                if !symlinks_granted(&store) && is_symlink(&mut store, &fd, &old_path).await {
+                    return Ok((Err(ErrorCode::NotPermitted),));
+                }
+                let mut view = store.data_mut().filesystem();
+                reply(view.rename_at(fd, old_path, new_fd, new_path).await)
             })
         },
     )?;
@@ -153,11 +289,13 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
         "[method]descriptor.create-directory-at",
         |mut store: StoreContextMut<'_, HostState>, (fd, path): (Resource<Descriptor>, String)| {
             Box::new(async move {
-                if let Err(e) = charge(&store, ENTRY_BYTES, "a new folder") {
+                let quota = quota(&store);
+                if let Err(e) = charge(&quota, ENTRY_BYTES, "a new folder") {
                     return Ok((Err(e),));
                 }
                 let mut view = store.data_mut().filesystem();
-                reply(view.create_directory_at(fd, path).await)
+                let answer = view.create_directory_at(fd, path).await;
+                reply(refund_on_error(&quota, ENTRY_BYTES, answer))
             })
         },
     )?;
@@ -175,24 +313,27 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                 if !has_room(&mut store) {
                     return Ok((Err(ErrorCode::InsufficientMemory),));
                 }
+                // A new file costs an entry; opening an existing one costs nothing.
+                let mut cost = 0;
                 if oflags.contains(OpenFlags::CREATE) {
-                    // Charged only when the file is new: rewriting one costs its bytes.
                     let dir = Resource::<Descriptor>::new_borrow(fd.rep());
                     let mut view = store.data_mut().filesystem();
-                    let exists = view.stat_at(dir, path_flags, path.clone()).await.is_ok();
-                    if !exists && let Err(e) = charge(&store, ENTRY_BYTES, "a new file") {
-                        return Ok((Err(e),));
+                    if view.stat_at(dir, path_flags, path.clone()).await.is_err() {
+                        cost = ENTRY_BYTES;
                     }
                 }
+                let quota = quota(&store);
+                if let Err(e) = charge(&quota, cost, "a new file") {
+                    return Ok((Err(e),));
+                }
                 let mut view = store.data_mut().filesystem();
-                let opened = match view.open_at(fd, path_flags, path, oflags, flags).await {
+                let answer = view.open_at(fd, path_flags, path, oflags, flags).await;
+                let opened = match refund_on_error(&quota, cost, answer) {
                     Ok(opened) => opened,
                     Err(e) => return Ok((Err(code(e)?),)),
                 };
-                store
-                    .data_mut()
-                    .handles
-                    .opened(opened.rep(), HandleKind::File);
+                let handles = &mut store.data_mut().handles;
+                handles.opened(opened.rep(), HandleKind::File, None);
                 Ok((Ok(opened),))
             })
         },
@@ -204,44 +345,61 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                 if !has_room(&mut store) {
                     return Ok((Err(ErrorCode::InsufficientMemory),));
                 }
+                let held = match hold_listing(&mut store, &fd).await {
+                    Ok(held) => held,
+                    Err(e) => return Ok((Err(e),)),
+                };
                 let mut view = store.data_mut().filesystem();
                 let listing: Resource<DirectoryEntryStream> = match view.read_directory(fd).await {
                     Ok(listing) => listing,
                     Err(e) => return Ok((Err(code(e)?),)),
                 };
-                store
-                    .data_mut()
-                    .handles
-                    .opened(listing.rep(), HandleKind::Listing);
+                let handles = &mut store.data_mut().handles;
+                handles.opened(listing.rep(), HandleKind::Listing, Some(held));
                 Ok((Ok(listing),))
             })
-        },
-    )?;
-    let mut tcp = linker.instance(TCP_CREATE)?;
-    tcp.func_wrap(
-        "create-tcp-socket",
-        |mut store: StoreContextMut<'_, HostState>,
-         (family,): (wasmtime_wasi::p2::bindings::sockets::network::IpAddressFamily,)| {
-            if !has_room(&mut store) {
-                return Ok((Err(SocketErrorCode::NewSocketLimit),));
-            }
-            let mut view = store.data_mut().sockets();
-            let socket: Resource<TcpSocket> = match view.create_tcp_socket(family) {
-                Ok(socket) => socket,
-                Err(e) => return Ok((Err(e.downcast()?),)),
-            };
-            store
-                .data_mut()
-                .handles
-                .opened(socket.rep(), HandleKind::Socket);
-            Ok((Ok(socket),))
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
-/// Replaces the output stream at `stream` in the table with one charging the quota.
+/// Charges the host memory a listing of `fd` will take (wasmtime-wasi reads every entry
+/// at once): its entries are counted first, off the async threads.
+async fn hold_listing(
+    store: &mut StoreContextMut<'_, HostState>,
+    fd: &Resource<Descriptor>,
+) -> Result<Held, ErrorCode> {
+    let dir = {
+        let table = store.data_mut().ctx().table;
+        match table.get(fd) {
+            Ok(wasmtime_wasi::filesystem::Descriptor::Dir(d)) => d.dir.clone(),
+            Ok(_) => return Err(ErrorCode::NotDirectory),
+            Err(_) => return Err(ErrorCode::BadDescriptor),
+        }
+    };
+    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+        let dir = cap_std::fs::Dir::from_std_file(dir.try_clone()?);
+        let mut bytes = 0usize;
+        for entry in dir.entries()? {
+            bytes = bytes.saturating_add(entry?.file_name().len() + LISTING_ENTRY_BYTES);
+        }
+        Ok(bytes)
+    })
+    .await
+    .map_err(|_| ErrorCode::Io)?
+    .map_err(|e| ErrorCode::from(&e))?;
+    let state = store.data_mut();
+    state.prune_handles();
+    state
+        .worker
+        .memory
+        .hold(bytes, "a directory listing")
+        .map_err(|_| ErrorCode::InsufficientMemory)
+}
+
+/// Replaces the output stream at `stream` in the table with one charging the quota, and
+/// counts it as an open handle.
 fn quota_stream(
     store: &mut StoreContextMut<'_, HostState>,
     stream: Resource<DynOutputStream>,
@@ -250,7 +408,10 @@ fn quota_stream(
     let table = store.data_mut().ctx().table;
     let inner = table.delete(stream)?;
     let wrapped: DynOutputStream = Box::new(QuotaStream { inner, disk });
-    Ok(table.push(wrapped)?)
+    let stream = table.push(wrapped)?;
+    let handles = &mut store.data_mut().handles;
+    handles.opened(stream.rep(), HandleKind::Writer, None);
+    Ok(stream)
 }
 
 /// A file's output stream whose every byte is charged to the worker's disk quota
@@ -261,8 +422,8 @@ struct QuotaStream {
 }
 
 /// `ENOSPC`: a stream error carrying it reaches the guest as the filesystem error
-/// `insufficient-space` (wasmtime-wasi reads the OS error of a stream's I/O error; it
-/// maps no code for "quota"), as every other write past the quota does.
+/// `insufficient-space` where its libc asks (wasmtime-wasi reads the OS error of a
+/// stream's I/O error), as every other write past the quota does.
 const ENOSPC: i32 = 28;
 
 impl QuotaStream {

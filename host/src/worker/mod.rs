@@ -38,10 +38,10 @@ pub(crate) use handles::OpenHandles;
 pub(crate) use limiter::InstanceLimiter;
 pub(crate) use network::{NetworkPolicy, shadow_name_lookup};
 pub(crate) use output::OutputBudget;
-pub(crate) use result::{ExplicitReport, crashed, into_object, stopped};
+pub(crate) use result::{ExplicitReport, crashed, into_object, stopped, withheld};
 pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;
-pub(crate) use shared::{InboxMessage, MessageRouter};
+pub(crate) use shared::{InboxMessage, MessageRouter, inbox_share};
 
 use crate::conversation::MessagePart;
 use crate::error::WorkerError;
@@ -115,7 +115,9 @@ impl Worker {
                 inbox,
                 inbox_rx: Mutex::new(Some(inbox_rx)),
                 memory: HostMemory::new(plugin.limits().host_memory_bytes),
+                inbox_memory: shared::inbox_share(plugin.limits().host_memory_bytes),
                 disk: DiskQuota::new(plugin.limits().disk_bytes),
+                event_disk: DiskQuota::named(plugin.limits().event_log_bytes, "event log quota"),
                 events_capped: AtomicBool::new(false),
                 task: Mutex::new(None),
                 lifecycle: Mutex::new(()),
@@ -292,14 +294,16 @@ impl Worker {
         if !self.is_active() {
             return Err(self.wrong_state("inject a message"));
         }
-        let held = self
-            .shared
-            .memory
-            .hold(message.len(), "an injected message")
-            .map_err(|source| WorkerError::InboxOverBudget {
-                worker: self.id().to_owned(),
-                source,
-            })?;
+        let over = |source| WorkerError::InboxOverBudget {
+            worker: self.id().to_owned(),
+            source,
+        };
+        let what = "an injected message";
+        let share = self.shared.inbox_memory.hold(message.len(), what);
+        let held = [
+            share.map_err(over)?,
+            self.shared.memory.hold(message.len(), what).map_err(over)?,
+        ];
         let message = InboxMessage::new(message, held);
         self.shared.inbox.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => WorkerError::InboxFull {

@@ -15,18 +15,29 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::WasiView;
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
     Host as _, HostResolveAddressStream, ResolveAddressStream,
 };
-use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    ErrorCode, IpAddress, IpAddressFamily, Network,
+};
+use wasmtime_wasi::p2::bindings::sockets::tcp::{HostTcpSocket, TcpSocket};
+use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::Host as _;
 use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView};
 
+use super::handles::HandleKind;
 use crate::grants::HostPattern;
 use crate::host_api::HostState;
 
-/// Lookups in flight one worker may have at once before the oldest are forgotten
-/// (their addresses then stay locked).
+/// Lookup streams tracked before the ones the guest dropped are forgotten. (Each
+/// lookup is also an open handle of the worker, so at most `open_handles` are live.)
 const MAX_LOOKUPS: usize = 64;
+
+/// Addresses one worker may unlock; past it, further answers stay locked. Far above
+/// what an agent reaches, and a bound on what a DNS server the guest's allowed names
+/// point at can make the host remember.
+const MAX_ALLOWED: usize = 1024;
 
 /// One worker's network allow-list and the addresses it has unlocked.
 pub(crate) struct NetworkPolicy {
@@ -69,12 +80,12 @@ impl NetworkPolicy {
         (!ports.is_empty()).then_some(ports)
     }
 
-    /// Notes that lookup stream `rep` answers an allowed name with these port rules.
-    fn track(&self, rep: u32, ports: Vec<Option<u16>>) {
+    /// Notes that lookup stream `rep` answers an allowed name with these port rules;
+    /// `is_live` tells which earlier streams the guest still holds.
+    fn track(&self, rep: u32, ports: Vec<Option<u16>>, is_live: impl Fn(u32) -> bool) {
         let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
-        // A guest that never reads its lookups cannot grow this without bound.
         if lookups.len() >= MAX_LOOKUPS {
-            lookups.clear();
+            lookups.retain(|&rep, _| is_live(rep));
         }
         lookups.insert(rep, ports);
     }
@@ -89,7 +100,9 @@ impl NetworkPolicy {
         if let Some(ports) = lookups.get(&rep) {
             let mut allowed = self.allowed.write().unwrap_or_else(|e| e.into_inner());
             for port in ports {
-                allowed.insert((addr.to_canonical(), *port));
+                if allowed.len() < MAX_ALLOWED {
+                    allowed.insert((addr.to_canonical(), *port));
+                }
             }
         }
     }
@@ -123,6 +136,10 @@ pub(crate) fn shadow_name_lookup(linker: &mut Linker<HostState>) -> wasmtime::Re
             let Some(ports) = policy.ports_for(&name) else {
                 return Ok((Err(ErrorCode::AccessDenied),));
             };
+            // A lookup in flight holds a resolver thread: it counts as an open handle.
+            if !store.data_mut().handles_have_room() {
+                return Ok((Err(ErrorCode::NewSocketLimit),));
+            }
             let mut view = store.data_mut().sockets();
             let answer: Result<Resource<ResolveAddressStream>, ErrorCode> =
                 match view.resolve_addresses(network, name) {
@@ -130,7 +147,14 @@ pub(crate) fn shadow_name_lookup(linker: &mut Linker<HostState>) -> wasmtime::Re
                     Err(e) => Err(e.downcast()?),
                 };
             if let Ok(stream) = &answer {
-                policy.track(stream.rep(), ports);
+                let table = &*store.data_mut().ctx().table;
+                policy.track(stream.rep(), ports, |rep| {
+                    table
+                        .get(&Resource::<ResolveAddressStream>::new_own(rep))
+                        .is_ok()
+                });
+                let handles = &mut store.data_mut().handles;
+                handles.opened(stream.rep(), HandleKind::Lookup, None);
             }
             Ok((answer,))
         },
@@ -155,12 +179,53 @@ pub(crate) fn shadow_name_lookup(linker: &mut Linker<HostState>) -> wasmtime::Re
             Ok((answer,))
         },
     )?;
+    shadow_tcp(linker)?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
-/// The WIT interface shadowed above, as wasmtime-wasi links it.
+/// Counts TCP sockets, and the streams of a connected one, as open handles of the
+/// worker (see `handles.rs`): each holds the socket's descriptor.
+fn shadow_tcp(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let mut create = linker.instance(TCP_CREATE)?;
+    create.func_wrap(
+        "create-tcp-socket",
+        |mut store: StoreContextMut<'_, HostState>, (family,): (IpAddressFamily,)| {
+            if !store.data_mut().handles_have_room() {
+                return Ok((Err(ErrorCode::NewSocketLimit),));
+            }
+            let mut view = store.data_mut().sockets();
+            let socket: Resource<TcpSocket> = match view.create_tcp_socket(family) {
+                Ok(socket) => socket,
+                Err(e) => return Ok((Err(e.downcast()?),)),
+            };
+            let handles = &mut store.data_mut().handles;
+            handles.opened(socket.rep(), HandleKind::Socket, None);
+            Ok((Ok(socket),))
+        },
+    )?;
+    let mut tcp = linker.instance(TCP)?;
+    tcp.func_wrap(
+        "[method]tcp-socket.finish-connect",
+        |mut store: StoreContextMut<'_, HostState>, (socket,): (Resource<TcpSocket>,)| {
+            let mut view = store.data_mut().sockets();
+            let (reader, writer) = match HostTcpSocket::finish_connect(&mut view, socket) {
+                Ok(streams) => streams,
+                Err(e) => return Ok((Err(e.downcast()?),)),
+            };
+            let handles = &mut store.data_mut().handles;
+            handles.opened(reader.rep(), HandleKind::Reader, None);
+            handles.opened(writer.rep(), HandleKind::Writer, None);
+            Ok((Ok((reader, writer)),))
+        },
+    )?;
+    Ok(())
+}
+
+/// The WIT interfaces shadowed here, as wasmtime-wasi links them.
 const NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
+const TCP_CREATE: &str = "wasi:sockets/tcp-create-socket@0.2.12";
+const TCP: &str = "wasi:sockets/tcp@0.2.12";
 
 /// A WASI address as a std one.
 fn ip_of(addr: IpAddress) -> IpAddr {

@@ -46,8 +46,12 @@ pub(crate) struct WorkerShared {
     pub inbox_rx: Mutex<Option<mpsc::Receiver<InboxMessage>>>,
     /// Bytes the host holds for this worker (inbox, pages, results, streams).
     pub memory: Arc<HostMemory>,
-    /// Bytes the host may still write into the worker's folder for it.
+    /// The inbox's share of `memory`.
+    pub inbox_memory: Arc<HostMemory>,
+    /// Bytes the host may still write to disk for it.
     pub disk: Arc<DiskQuota>,
+    /// Bytes of its events `events.jsonl` may still take.
+    pub event_disk: DiskQuota,
     /// Set once `events.jsonl` stopped taking the guest's events (quota spent).
     pub events_capped: AtomicBool,
     pub task: Mutex<Option<JoinHandle<()>>>,
@@ -67,23 +71,34 @@ pub(crate) struct WorkerShared {
 }
 
 /// A message waiting in a worker's inbox, its bytes charged to the worker's
-/// [`HostMemory`] until it is delivered.
+/// [`HostMemory`] — and to the inbox's share of it — until it is delivered.
 #[derive(Debug)]
 pub(crate) struct InboxMessage {
     pub text: String,
-    _held: Held,
+    _held: [Held; 2],
 }
 
 impl InboxMessage {
-    pub fn new(text: String, held: Held) -> Self {
+    pub fn new(text: String, held: [Held; 2]) -> Self {
         Self { text, _held: held }
     }
+}
+
+/// The inbox's share of the host memory budget: what others can queue for a worker
+/// leaves the rest for its own calls, so a sibling flooding it cannot starve it.
+pub(crate) fn inbox_share(host_memory_bytes: usize) -> Arc<HostMemory> {
+    HostMemory::named(
+        host_memory_bytes / 2,
+        "inbox's share of the host memory budget",
+    )
 }
 
 /// Delivers a message from one worker to another of the same colony.
 pub(crate) trait MessageRouter: Send + Sync {
     /// `Err` (shown to the sending guest) when the target is unknown or has ended.
-    fn route(&self, from: &str, to: &str, message: &str) -> Result<(), String>;
+    /// `in_flight` is the sender's charge for the message while it travels: a router
+    /// that delivers later keeps it until then.
+    fn route(&self, from: &str, to: &str, message: &str, in_flight: Held) -> Result<(), String>;
 }
 
 /// Hears what happens to a worker, synchronously, before anyone else does: a state
@@ -311,8 +326,8 @@ impl WorkerShared {
 
     /// Appends `event` to `events.jsonl`. The worker's lifecycle events are always
     /// stored; the others (its own events, logs, model text, turns) are charged to its
-    /// disk quota, and once that is spent they are no longer stored (one line says so)
-    /// though still published.
+    /// event log quota, and once that is spent they are no longer stored (one line says
+    /// so) though still published.
     fn store_event(&self, storage: &WorkerStorage, event: &AgentEvent) {
         let always = matches!(
             event.event_type,
@@ -334,7 +349,7 @@ impl WorkerShared {
                 return;
             }
             if let Err(e) = self
-                .disk
+                .event_disk
                 .charge(line.len() as u64, "an event in events.jsonl")
             {
                 if self.events_capped.swap(true, Ordering::AcqRel) {

@@ -118,7 +118,7 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
             failed += 1;
         }
         if env.json {
-            println!("{}", serde_json::to_string(&report)?);
+            println!("{}", colony::text::json_line(&report)?);
         }
         bar.set_message(format!("{failed} failed"));
         bar.inc(1);

@@ -56,13 +56,12 @@ pub(crate) async fn node(args: NodeArgs, env: Env) -> anyhow::Result<ExitCode> {
     let node = Node::new(cluster, plugins, config).await?;
     let served = node.plugins();
     if env.json {
-        println!(
-            "{}",
-            serde_json::json!({"node": args.name, "nats": url, "plugins": served
-                .iter()
-                .map(|(name, sha)| serde_json::json!({"name": name, "sha256": sha}))
-                .collect::<Vec<_>>()})
-        );
+        let plugins: Vec<_> = served
+            .iter()
+            .map(|(name, sha)| serde_json::json!({"name": name, "sha256": sha}))
+            .collect();
+        let line = serde_json::json!({"node": args.name, "nats": url, "plugins": plugins});
+        println!("{}", colony::text::json_line(&line)?);
     } else {
         for (name, sha) in &served {
             say!("node {} serving {name} (sha256 {sha}) on {url}", args.name);

@@ -119,7 +119,7 @@ impl EventPrinter {
 
     pub(crate) fn print(&self, event: &AgentEvent) {
         if self.json {
-            match serde_json::to_string(event) {
+            match colony::text::json_line(event) {
                 Ok(line) => println!("{line}"),
                 Err(e) => eprintln!("colony: cannot encode an event: {e}"),
             }

@@ -51,7 +51,7 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
         .remove(0);
     colony.stop_all().await;
     if env.json {
-        println!("{}", serde_json::to_string(&report)?);
+        println!("{}", colony::text::json_line(&report)?);
     } else {
         say!();
         say!("{}: {}", report.status, report.summary);
