@@ -495,3 +495,26 @@ async fn a_write_far_past_the_end_of_a_file_is_charged_for_its_hole() {
         .len();
     assert!(size < MIB, "{size} bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_error_is_cut_and_a_tree_of_output_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = plugin(dir.path(), "loud", "");
+    let (result, folder) =
+        attack(&plugin, dir.path(), "loud", json!({"attack": "huge-error"})).await;
+    let error = result.error.unwrap();
+    assert!(error.len() <= 16 * 1024 + 200, "{} bytes", error.len());
+    assert!(error.ends_with('…'), "{}", &error[error.len() - 10..]);
+    assert!(folder_bytes(&folder) < MIB, "result and events stay small");
+
+    // 400K zeros: 800 KB of text, tens of MB as a tree of values.
+    let small = plugin_with_budget(dir.path(), "tree", 4 * MIB);
+    let (result, _) = attack(&small, dir.path(), "tree", json!({"attack": "output-tree"})).await;
+    assert_eq!(result.status, ReportStatus::Failed);
+    let error = result.error.unwrap();
+    assert!(error.contains("an output the host cannot hold"), "{error}");
+}
+
+fn plugin_with_budget(dir: &Path, name: &str, bytes: u64) -> Plugin {
+    plugin(dir, name, &format!("[limits]\nhost_memory_bytes = {bytes}"))
+}

@@ -78,6 +78,19 @@ impl serde_json::ser::Formatter for InertJson {
     }
 }
 
+/// `text` cut to at most `max` bytes at a character boundary, with `…` when cut.
+pub(crate) fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 /// The length of the longest prefix of `bytes` that does not end inside a UTF-8
 /// character: what can be decoded now, the rest waiting for the next chunk.
 pub(crate) fn complete_utf8_len(bytes: &[u8]) -> usize {
@@ -162,6 +175,13 @@ mod tests {
             2,
             "invalid bytes are not held back"
         );
+    }
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncated("a€b".to_owned(), 2), "a…");
+        assert_eq!(truncated("a€b".to_owned(), 4), "a€…");
+        assert_eq!(truncated("abc".to_owned(), 3), "abc");
     }
 
     #[test]

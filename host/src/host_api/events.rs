@@ -54,15 +54,7 @@ impl events::Host for HostState {
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         self.charge_event()?;
         let limit = self.worker.limits().max_log_line_bytes;
-        let mut message = message;
-        if message.len() > limit {
-            let mut cut = limit;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
+        let message = crate::text::truncated(message, limit);
         let worker = self.worker.id();
         let level_name = match level {
             LogLevel::Trace => "trace",

@@ -237,9 +237,13 @@ async fn timed<T>(
     }
 }
 
-/// Turns what `run` / `on-message` returned into an outcome, validating the output.
+/// Turns what `run` / `on-message` returned into an outcome, validating the output: its
+/// text within `max_output_bytes`, the tree built from it within what the host may hold
+/// for the worker, an error message cut to `max_report_summary_bytes`.
 fn outcome(shared: &WorkerShared, export: &str, returned: Result<String, String>) -> RunOutcome {
     let limit = shared.limits().max_output_bytes;
+    let returned = returned
+        .map_err(|error| crate::text::truncated(error, shared.limits().max_report_summary_bytes));
     let parsed = returned.and_then(|text| {
         if text.len() > limit {
             return Err(format!(
@@ -250,6 +254,10 @@ fn outcome(shared: &WorkerShared, export: &str, returned: Result<String, String>
         if text.trim().is_empty() {
             return Ok(serde_json::Map::new());
         }
+        let _held = shared
+            .memory
+            .hold(crate::text::json_tree_cost(&text), "the output")
+            .map_err(|e| format!("{export} returned an output the host cannot hold: {e}"))?;
         serde_json::from_str(&text)
             .map(into_object)
             .map_err(|e| format!("{export} returned invalid JSON output: {e}"))
