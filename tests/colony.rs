@@ -405,3 +405,17 @@ async fn reopening_a_home_marks_workers_left_running_as_interrupted() {
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
+
+#[test]
+fn opening_a_colony_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let home = tempfile::tempdir().unwrap();
+    let config = ColonyConfig::new("no-runtime", home.path());
+    match Colony::open(runtime(), config) {
+        Err(e @ ColonyError::NoRuntime { .. }) => assert_eq!(
+            e.to_string(),
+            "colony 'no-runtime' must be opened within a tokio runtime"
+        ),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("opened without a runtime"),
+    }
+}

@@ -256,3 +256,26 @@ async fn a_slow_subscriber_never_loses_a_report() {
     assert_eq!(reports, 20, "every report arrives");
     assert!(lagged > 0, "dropped ordinary events are announced");
 }
+
+/// The WIT's contract for event data that is not an object: published as given.
+#[tokio::test]
+async fn event_data_that_is_not_an_object_is_published_as_given() {
+    let bus = EventBus::new();
+    let mut sub = bus.subscribe(EventFilter::all().types([EventType::Custom("tick".into())]));
+    let input = json!({"events": [
+        {"type": "tick", "data": "[1, 2]"},
+        {"type": "tick", "data": "\"text\""},
+        {"type": "tick", "data": ""},
+    ]});
+    let w = worker(
+        "probe-fixture",
+        probe_spec("plain-emitter", "emit", input),
+        &bus,
+    )
+    .await;
+    let result = w.run().await.unwrap();
+    let answers = result.output["answers"].as_array().unwrap();
+    assert!(answers.iter().all(|a| a["ok"] == true), "{answers:?}");
+    let published: Vec<_> = drain(&mut sub).into_iter().map(|e| e.data).collect();
+    assert_eq!(published, [json!([1, 2]), json!("text"), json!({})]);
+}

@@ -69,3 +69,9 @@ pub use worker::{
     DiskQuota, Held, HostMemory, OverBudget, ReportStatus, StopOutcome, Worker, WorkerInfo,
     WorkerMode, WorkerObserver, WorkerResult, WorkerSpec, WorkerState,
 };
+
+/// README.md's Rust examples, compiled as doc tests so the README cannot drift from the
+/// API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

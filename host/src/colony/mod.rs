@@ -65,6 +65,9 @@ pub enum ColonyError {
     },
     #[error("colony '{colony}' uses NATS at {url}: open it with Colony::connect")]
     NeedsConnect { colony: String, url: String },
+    /// Opened outside a tokio runtime: a colony runs its dispatcher and heartbeat on it.
+    #[error("colony '{colony}' must be opened within a tokio runtime")]
+    NoRuntime { colony: String },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
@@ -209,6 +212,11 @@ impl Colony {
         config: ColonyConfig,
         cluster: Option<Cluster>,
     ) -> Result<Self, ColonyError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ColonyError::NoRuntime {
+                colony: config.id.clone(),
+            });
+        }
         std::fs::create_dir_all(config.home.join("workers")).map_err(|source| {
             ColonyError::Home {
                 colony: config.id.clone(),
