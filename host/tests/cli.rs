@@ -83,3 +83,42 @@ fn json_output_keeps_the_text_exact() {
     assert!(!stdout.contains('\u{1b}'), "JSON escapes ESC itself");
     assert!(!stdout.contains('\u{9b}'), "and C1 controls");
 }
+
+#[test]
+fn chat_ends_when_stdin_ends_even_if_the_overseer_took_the_messages_itself() {
+    use std::io::Write as _;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_colony"))
+        .arg("--home")
+        .arg(home.path())
+        .arg("chat")
+        .arg(hostile())
+        .args(["--task", "take-messages"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first\nsecond\n")
+        .unwrap();
+    // stdin is closed: the command must end, whichever way the messages were taken.
+    let begun = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        if begun.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("colony chat still waits for turns that will never come");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(out.contains("taken"), "{out}");
+}

@@ -116,6 +116,7 @@ impl Worker {
                 inbox_rx: Mutex::new(Some(inbox_rx)),
                 memory: HostMemory::new(plugin.limits().host_memory_bytes),
                 inbox_memory: shared::inbox_share(plugin.limits().host_memory_bytes),
+                taken: AtomicU64::new(0),
                 disk: DiskQuota::new(plugin.limits().disk_bytes),
                 event_disk: DiskQuota::named(plugin.limits().event_log_bytes, "event log quota"),
                 events_capped: AtomicBool::new(false),
@@ -277,6 +278,13 @@ impl Worker {
             .result
             .clone()
             .expect("a terminal worker has a result")
+    }
+
+    /// How many injected messages the guest took itself with `inbox.drain` /
+    /// `inbox.wait`. Those never become turns: a caller counting turns for the messages
+    /// it injected subtracts these.
+    pub fn messages_taken(&self) -> u64 {
+        self.shared.taken.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Queues `message` for the worker: a persistent worker gets it as one more turn; a

@@ -48,6 +48,9 @@ pub(crate) struct WorkerShared {
     pub memory: Arc<HostMemory>,
     /// The inbox's share of `memory`.
     pub inbox_memory: Arc<HostMemory>,
+    /// Injected messages the guest took itself (`inbox.drain` / `inbox.wait`): they
+    /// never become turns.
+    pub taken: AtomicU64,
     /// Bytes the host may still write to disk for it.
     pub disk: Arc<DiskQuota>,
     /// Bytes of its events `events.jsonl` may still take.

@@ -83,13 +83,16 @@ async fn converse(
     }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
-    let mut pending = 0usize;
-    while stdin_open || pending > 0 {
+    // Every injected line ends as a turn, or is taken by the guest itself (its `run`
+    // may drain the inbox): those never become turns, so they are not waited for.
+    let (mut injected, mut turns) = (0u64, 0u64);
+    let mut recheck = tokio::time::interval(std::time::Duration::from_millis(100));
+    while stdin_open || injected > turns + overseer.messages_taken() {
         tokio::select! {
             line = lines.next_line(), if stdin_open => match line? {
                 Some(line) if !line.trim().is_empty() => {
                     overseer.inject(line)?;
-                    pending += 1;
+                    injected += 1;
                 }
                 Some(_) => {}
                 None => stdin_open = false,
@@ -99,9 +102,10 @@ async fn converse(
                 printer.print(&event);
                 let turn = matches!(event.event_type, EventType::TurnCompleted | EventType::TurnFailed);
                 if turn && event.node_id == overseer.id() {
-                    pending = pending.saturating_sub(1);
+                    turns += 1;
                 }
             }
+            _ = recheck.tick() => {}
             _ = overseer.wait() => break,
         }
     }
