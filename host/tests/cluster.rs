@@ -855,3 +855,28 @@ async fn a_garbage_task_on_the_queue_is_dropped_and_the_node_serves_on() {
     }
     colony.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_worker_no_node_runs_is_an_error_the_sender_sees() {
+    let s = setup(&["n1"], |_| {}).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let sender = colony
+        .run_parallel(
+            &plugin,
+            vec![Task::new("tell nobody").with_input(
+                json!({"action": "send", "to": "w-nobody", "message": "anyone there?"}),
+            )],
+        )
+        .unwrap();
+    let reports = colony
+        .wait_for_reports(&sender, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(reports[0].status, ReportStatus::Success);
+    let answer = colony.info(&sender[0]).unwrap().result.unwrap().output["answer"].clone();
+    assert_eq!(
+        answer, "Err(\"worker 'w-nobody' is not running on any node\")",
+        "as the WIT promises for an unknown target"
+    );
+    colony.stop_all().await;
+}

@@ -535,26 +535,25 @@ struct PeerRouter {
     colony: String,
 }
 
+#[async_trait::async_trait]
 impl MessageRouter for PeerRouter {
-    fn route(&self, from: &str, to: &str, message: &str, in_flight: Held) -> Result<(), String> {
+    async fn route(
+        &self,
+        from: &str,
+        to: &str,
+        message: &str,
+        _in_flight: Held,
+    ) -> Result<(), String> {
         if to == from {
             return Err("a worker cannot message itself".to_owned());
         }
         subjects::check_token("worker id", to).map_err(|e| e.to_string())?;
-        let cluster = self.cluster.clone();
-        let (colony, to) = (self.colony.clone(), to.to_owned());
         let request = Control::Inject {
             message: format!("[MESSAGE from {from}] {message}"),
         };
-        tokio::spawn(async move {
-            let _in_flight = in_flight;
-            if let Err(e) = cluster
-                .control(&colony, &to, &request, CONTROL_TIMEOUT)
-                .await
-            {
-                tracing::warn!("peers.send to '{to}': {e}");
-            }
-        });
-        Ok(())
+        self.cluster
+            .control(&self.colony, to, &request, CONTROL_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -641,8 +641,15 @@ impl ColonyInner {
     }
 }
 
+#[async_trait::async_trait]
 impl MessageRouter for ColonyInner {
-    fn route(&self, from: &str, to: &str, message: &str, in_flight: Held) -> Result<(), String> {
+    async fn route(
+        &self,
+        from: &str,
+        to: &str,
+        message: &str,
+        _in_flight: Held,
+    ) -> Result<(), String> {
         let target = if to == "overseer" {
             self.overseer().map(Member::Local)
         } else {
@@ -657,22 +664,17 @@ impl MessageRouter for ColonyInner {
         let message = format!("[MESSAGE from {from}] {message}");
         match target {
             Member::Local(worker) => worker.inject(message).map_err(|e| e.to_string()),
-            Member::Remote(worker) => {
-                // Delivered through its node; a failure is logged, not returned.
-                let cluster = worker.cluster.clone();
-                let request = crate::cluster::Control::Inject { message };
-                tokio::spawn(async move {
-                    let _in_flight = in_flight;
-                    let (colony, id) = (&worker.task.colony_id, worker.id());
-                    if let Err(e) = cluster
-                        .control(colony, id, &request, crate::cluster::CONTROL_TIMEOUT)
-                        .await
-                    {
-                        tracing::warn!("peers.send to '{id}': {e}");
-                    }
-                });
-                Ok(())
-            }
+            // Delivered through its node, which answers whether it took it.
+            Member::Remote(worker) => worker
+                .cluster
+                .control(
+                    &worker.task.colony_id,
+                    worker.id(),
+                    &crate::cluster::Control::Inject { message },
+                    crate::cluster::CONTROL_TIMEOUT,
+                )
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 }

@@ -4,7 +4,7 @@ use super::HostState;
 use crate::bindings::colony::agent::peers;
 
 impl peers::Host for HostState {
-    fn send(&mut self, to: String, message: String) -> wasmtime::Result<Result<(), String>> {
+    async fn send(&mut self, to: String, message: String) -> wasmtime::Result<Result<(), String>> {
         self.charge_event()?;
         let limit = self.worker.limits().max_message_bytes;
         if message.len() > limit {
@@ -20,6 +20,8 @@ impl peers::Host for HostState {
             Ok(held) => held,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        Ok(router.route(self.worker.id(), &to, &message, in_flight))
+        Ok(router
+            .route(self.worker.id(), &to, &message, in_flight)
+            .await)
     }
 }

@@ -97,11 +97,18 @@ pub(crate) fn inbox_share(host_memory_bytes: usize) -> Arc<HostMemory> {
 }
 
 /// Delivers a message from one worker to another of the same colony.
+#[async_trait::async_trait]
 pub(crate) trait MessageRouter: Send + Sync {
     /// `Err` (shown to the sending guest) when the target is unknown or has ended.
-    /// `in_flight` is the sender's charge for the message while it travels: a router
-    /// that delivers later keeps it until then.
-    fn route(&self, from: &str, to: &str, message: &str, in_flight: Held) -> Result<(), String>;
+    /// `in_flight` is the sender's charge for the message while it travels; a message
+    /// to a worker on another node is answered once that node has it (or says why not).
+    async fn route(
+        &self,
+        from: &str,
+        to: &str,
+        message: &str,
+        in_flight: Held,
+    ) -> Result<(), String>;
 }
 
 /// Hears what happens to a worker, synchronously, before anyone else does: a state
