@@ -60,10 +60,11 @@ test: guests lang-guests
 bench: guests
 	$(CARGO) run --release -p colony-bench
 
-## Formatting and lints, as CI expects them.
+## Formatting and lints, as CI runs them (also on the core alone, without default features).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p colony -p colony-tests -p colony-bench -p xtask --all-targets -- -D warnings
+	$(CARGO) clippy -p colony --no-default-features -- -D warnings
 	$(CARGO) clippy --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS)) -p colony-guest-sdk -- -D warnings
 
 clean:

@@ -27,7 +27,9 @@ use crate::error::RuntimeError;
 /// Which allocator the engine ended up with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AllocatorKind {
+    /// Instances come from pre-reserved slots with copy-on-write memory images.
     Pooling,
+    /// Each instance maps its memories fresh (the fallback where pooling is refused).
     OnDemand,
 }
 

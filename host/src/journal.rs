@@ -32,32 +32,47 @@ pub struct JournalError {
 /// A worker as the journal knows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkerRecord {
+    /// The worker's id.
     pub id: String,
+    /// The colony it belongs to.
     pub colony_id: String,
+    /// The name of the plugin it runs.
     pub plugin: String,
     /// The component or manifest the plugin was loaded from (for `resume`).
     pub plugin_source: Option<String>,
+    /// The task in natural language.
     pub task: String,
+    /// The task's structured input (JSON `null` if the stored text does not parse).
     pub input: Value,
     /// `ephemeral` or `persistent`.
     pub mode: String,
     /// A worker state, or `interrupted` for a worker whose process died while it was
     /// active.
     pub state: String,
+    /// The worker's storage folder, if it has one.
     pub storage: Option<PathBuf>,
+    /// When the worker was first journaled.
     pub created_at: DateTime<Utc>,
+    /// When it started running, once it has.
     pub started_at: Option<DateTime<Utc>>,
+    /// When its terminal state was journaled, once it ended.
     pub ended_at: Option<DateTime<Utc>>,
+    /// For an `interrupted` worker: its owning process's last heartbeat.
     pub interrupted_at: Option<DateTime<Utc>>,
+    /// Its result, once it has ended.
     pub result: Option<WorkerResult>,
 }
 
 /// One report as journaled (the SUBAGENT_REPORT event's data).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportRecord {
+    /// Position in the journal: increases with each report journaled.
     pub seq: i64,
+    /// The reporting worker's id.
     pub worker_id: String,
+    /// When the report was made (its event's timestamp).
     pub at: DateTime<Utc>,
+    /// The report as JSON (a [`WorkerReport`](crate::WorkerReport)'s fields).
     pub report: Value,
 }
 

@@ -29,6 +29,8 @@
 //! stdio; its memory, tables and instances are limited ([`Limits`]); a trap, a panic or a
 //! hostile loop ends only that worker.
 
+#![deny(missing_docs)]
+
 mod bindings;
 pub mod cluster;
 mod colony;

@@ -93,6 +93,7 @@ pub(crate) fn truncated(mut text: String, max: usize) -> String {
 
 /// The length of the longest prefix of `bytes` that does not end inside a UTF-8
 /// character: what can be decoded now, the rest waiting for the next chunk.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn complete_utf8_len(bytes: &[u8]) -> usize {
     let n = bytes.len();
     for back in 1..=n.min(4) {
@@ -112,6 +113,7 @@ pub(crate) fn complete_utf8_len(bytes: &[u8]) -> usize {
 
 /// At most `cap` bytes of `bytes` as text, never splitting a character (invalid
 /// sequences become U+FFFD); and whether anything was left out.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn utf8_prefix(bytes: &[u8], cap: usize) -> (String, bool) {
     let taken = &bytes[..bytes.len().min(cap)];
     let cut = complete_utf8_len(taken);

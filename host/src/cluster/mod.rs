@@ -34,6 +34,7 @@
 //!   reports it missed from the stream when it reconnects.
 
 mod error;
+#[cfg(feature = "test-support")]
 mod local;
 mod node;
 pub mod subjects;
@@ -47,6 +48,7 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
 pub use error::ClusterError;
+#[cfg(feature = "test-support")]
 pub use local::LocalNats;
 pub use node::{Node, NodeConfig};
 pub(crate) use wire::not_run;

@@ -15,19 +15,27 @@ use crate::worker::{WorkerResult, WorkerState};
 /// One task on the work queue: everything a node needs to run the worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskMessage {
+    /// The id of the worker to run, unique within the colony.
     pub worker_id: String,
+    /// The colony the worker belongs to (where its report goes).
     pub colony_id: String,
-    /// The plugin's name (for messages) and the sha256 a node must hold to run it.
+    /// The plugin's name, for messages only.
     pub plugin: String,
+    /// The sha256 of the plugin's component: only a node holding it runs the task.
     pub sha256: String,
+    /// The task in natural language.
     pub task: String,
+    /// The task's structured input: a JSON object.
     pub input: Value,
+    /// This task's token budget; `None` keeps the node's plugin limit.
     pub token_budget: Option<u64>,
+    /// This task's tool-call budget; `None` keeps the node's plugin limit.
     pub tool_call_budget: Option<u32>,
-    /// The colony's soft and hard timeouts, applied by the node from the moment the
-    /// worker starts there.
+    /// The colony's soft timeout: after this long the worker gets a "[SOFT TIMEOUT] …"
+    /// message. Both timeouts count from the moment the worker starts on the node.
     #[serde(with = "humantime_serde")]
     pub soft_timeout: Duration,
+    /// The colony's hard timeout: after this long the node stops the worker.
     #[serde(with = "humantime_serde")]
     pub hard_timeout: Duration,
     /// Messages injected before the task was published, in order: the worker's inbox
@@ -41,8 +49,11 @@ pub struct TaskMessage {
 pub struct ReportMessage {
     /// The node that ran the worker (or `colony` when the colony itself ended it).
     pub node: String,
+    /// The colony the worker belonged to.
     pub colony_id: String,
+    /// The worker's terminal state.
     pub state: WorkerState,
+    /// What the worker handed back.
     pub result: WorkerResult,
     /// The `SUBAGENT_REPORT` event, exactly as the node's worker published it.
     pub event: AgentEvent,
@@ -52,8 +63,13 @@ pub struct ReportMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Control {
+    /// Stop the worker; answered at once, its report follows when it has stopped.
     Stop,
-    Inject { message: String },
+    /// Queue a message in the worker's inbox, as [`Worker::inject`](crate::Worker::inject).
+    Inject {
+        /// The message text.
+        message: String,
+    },
 }
 
 /// The answer to a [`Control`] request.

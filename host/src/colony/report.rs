@@ -9,14 +9,23 @@ use crate::worker::{ReportStatus, WorkerResult};
 /// One worker's report to its overseer (the fields of a `SUBAGENT_REPORT` event).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerReport {
+    /// The reporting worker's id.
     pub worker_id: String,
+    /// The colony it belongs to.
     pub colony_id: String,
+    /// The task it was given, in natural language.
     pub task: String,
+    /// How the task went: success, partial, failed, timeout or stopped.
     pub status: ReportStatus,
+    /// A short account for the overseer, from the guest's report or derived from the run.
     pub summary: String,
+    /// Structured results: the guest's report data, or else the run's output.
     pub data: Map<String, Value>,
+    /// Why the run failed, was stopped or timed out, if it did.
     pub error: Option<String>,
+    /// Wall-clock seconds from the worker's start to its end (or, on timeout, the wait).
     pub duration_seconds: f64,
+    /// Model tokens the worker used (input + output); 0 when it timed out unreported.
     pub tokens_used: u64,
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{LlmProvider, OpenAiProvider, ScriptedProvider};
+#[cfg(feature = "http")]
+use super::OpenAiProvider;
+use super::{LlmProvider, ScriptedProvider};
 
 /// Which provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -22,6 +24,7 @@ pub enum ProviderKind {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmConfig {
+    /// Which provider answers: an OpenAI-compatible endpoint or a replayed script.
     pub provider: ProviderKind,
     /// Endpoint base, e.g. `https://api.openai.com/v1` or `http://localhost:11434/v1`.
     #[serde(default = "default_base_url")]
@@ -60,7 +63,12 @@ impl LlmConfig {
     /// The provider this config describes.
     pub fn build(&self) -> Result<Arc<dyn LlmProvider>, String> {
         Ok(match self.provider {
+            #[cfg(feature = "http")]
             ProviderKind::Openai => Arc::new(OpenAiProvider::from_config(self)?),
+            #[cfg(not(feature = "http"))]
+            ProviderKind::Openai => {
+                return Err("the openai provider needs colony's `http` feature".into());
+            }
             ProviderKind::Scripted => {
                 let path = self
                     .script

@@ -10,11 +10,13 @@
 //!   and deterministically.
 
 mod config;
+#[cfg(feature = "http")]
 mod openai;
 mod scripted;
 mod types;
 
 pub use config::{LlmConfig, ProviderKind};
+#[cfg(feature = "http")]
 pub use openai::OpenAiProvider;
 pub use scripted::ScriptedProvider;
 pub use types::{

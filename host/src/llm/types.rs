@@ -7,16 +7,22 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Instructions that frame the conversation.
     System,
+    /// Input on the user's side of the conversation (a task or an incoming message).
     User,
+    /// The model's own earlier answer, possibly with tool calls.
     Assistant,
+    /// The result of a tool call, tied to it by `tool_call_id`.
     Tool,
 }
 
 /// A tool call the model asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
+    /// The provider's id for this call; the `Tool` message answering it carries it back.
     pub id: String,
+    /// The name of the tool to call, as given in its [`ToolSpec`].
     pub name: String,
     /// A JSON object.
     pub arguments: Value,
@@ -25,10 +31,14 @@ pub struct ToolCall {
 /// One message sent to the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
+    /// Who said it.
     pub role: Role,
+    /// Its text (for a `Tool` message, the tool's result).
     pub content: String,
+    /// For an `Assistant` message, the tool calls the model made in it.
     #[serde(default)]
     pub tool_calls: Vec<ToolCall>,
+    /// For a `Tool` message, the id of the [`ToolCall`] it answers.
     #[serde(default)]
     pub tool_call_id: Option<String>,
 }
@@ -36,7 +46,9 @@ pub struct ChatMessage {
 /// A tool the model may call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
+    /// The name the model calls it by.
     pub name: String,
+    /// What it does, shown to the model.
     pub description: String,
     /// JSON schema of the arguments.
     pub parameters: Value,
@@ -45,10 +57,15 @@ pub struct ToolSpec {
 /// One chat completion request.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChatRequest {
+    /// The system prompt, sent ahead of `messages`.
     pub system: Option<String>,
+    /// The conversation so far, oldest first.
     pub messages: Vec<ChatMessage>,
+    /// The tools the model may call in its answer (none: it can only answer in text).
     pub tools: Vec<ToolSpec>,
+    /// The most tokens the answer may take; `None` leaves it to the provider.
     pub max_tokens: Option<u32>,
+    /// Sampling temperature; `None` leaves it to the provider.
     pub temperature: Option<f32>,
 }
 
@@ -56,17 +73,23 @@ pub struct ChatRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
+    /// The model finished its answer.
     #[default]
     EndTurn,
+    /// The model stopped to have its tool calls run.
     ToolUse,
+    /// The answer was cut off at the token limit.
     MaxTokens,
+    /// Any other reason the provider gave (e.g. a content filter).
     Other,
 }
 
 /// Tokens one call used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
+    /// Tokens of the prompt: system, messages and tool specs.
     pub input_tokens: u32,
+    /// Tokens the model generated in its answer.
     pub output_tokens: u32,
 }
 
@@ -80,9 +103,13 @@ impl Usage {
 /// The model's answer.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChatResponse {
+    /// The answer's text (may be empty when the model only calls tools).
     pub text: String,
+    /// The tools the model asks to have called, in order.
     pub tool_calls: Vec<ToolCall>,
+    /// Why the model stopped.
     pub stop_reason: StopReason,
+    /// Tokens the call used, as the provider reports them (the scripted one estimates).
     pub usage: Usage,
 }
 

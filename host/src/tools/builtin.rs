@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolContext, ToolError};
@@ -25,6 +24,7 @@ pub(crate) fn all() -> Vec<Arc<dyn Tool>> {
         Arc::new(FilesRead),
         Arc::new(FilesWrite),
         Arc::new(FilesList),
+        #[cfg(feature = "http")]
         Arc::new(HttpFetch),
     ]
 }
@@ -199,8 +199,10 @@ impl Tool for FilesList {
     }
 }
 
+#[cfg(feature = "http")]
 struct HttpFetch;
 
+#[cfg(feature = "http")]
 #[async_trait::async_trait]
 impl Tool for HttpFetch {
     fn name(&self) -> &str {
@@ -242,6 +244,7 @@ impl Tool for HttpFetch {
             .map_err(|e| ToolError::Failed(e.to_string()))?;
         let status = response.status().as_u16();
         // Read no more than the cap (plus one chunk to tell whether there was more).
+        use futures_util::StreamExt;
         let cap = read_cap(ctx);
         let mut body = Vec::new();
         let mut more = false;

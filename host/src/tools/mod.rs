@@ -20,8 +20,12 @@ use crate::worker::DiskQuota;
 /// A tool failed in a way the guest should hear about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ToolError {
+    /// The arguments do not fit the tool's schema (missing, mistyped or not an object);
+    /// holds what is wrong.
     #[error("invalid arguments: {0}")]
     InvalidArguments(String),
+    /// The arguments were valid but the tool could not do its work (e.g. a path outside
+    /// the granted folders, an I/O error); holds the message the guest sees.
     #[error("{0}")]
     Failed(String),
 }
@@ -36,6 +40,7 @@ pub struct ToolContext {
     /// Its plugin's granted folders.
     pub dirs: Vec<DirGrant>,
     /// Its plugin's network allow-list.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) network: Vec<HostPattern>,
     /// Bytes the result may take (the worker's host memory budget left): a tool that
     /// reads a file or a body stops at this, and a larger result is refused.
@@ -69,8 +74,8 @@ impl ToolRegistry {
         Self::default()
     }
 
-    /// The built-in tools: `time.now`, `files.read`, `files.write`, `files.list`,
-    /// `http.fetch`.
+    /// The built-in tools: `time.now`, `files.read`, `files.write`, `files.list`, and
+    /// `http.fetch` (with the `http` feature).
     pub fn with_builtins() -> Self {
         let mut registry = Self::default();
         for tool in builtin::all() {

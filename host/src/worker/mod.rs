@@ -53,10 +53,15 @@ use shared::Status;
 /// A snapshot of a worker, as the reference's `WorkerInfo`.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerInfo {
+    /// The worker's id, unique within its colony.
     pub id: String,
+    /// The task in natural language, as given in its spec.
     pub task: String,
+    /// The name of the plugin it runs.
     pub plugin: String,
+    /// Ephemeral (one run) or persistent (one turn per injected message).
     pub mode: WorkerMode,
+    /// Its lifecycle state when the snapshot was taken.
     pub state: WorkerState,
     /// When the worker started running.
     pub started_at: Option<DateTime<Utc>>,

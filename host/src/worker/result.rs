@@ -22,11 +22,15 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportStatus {
+    /// The task was done: reported so by the guest, or its run returned `ok`.
     Success,
+    /// The guest reported the task as only partly done.
     Partial,
+    /// The guest reported failure, or the run failed or crashed.
     Failed,
     /// Set by orchestration when a worker did not report in time.
     Timeout,
+    /// The worker was stopped before it completed.
     Stopped,
 }
 
