@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::events::AgentEvent;
-use crate::worker::{WorkerInfo, WorkerObserver, WorkerResult};
+use crate::worker::{WorkerInfo, WorkerMode, WorkerObserver, WorkerResult, WorkerState};
 
 /// The journal could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -44,11 +44,10 @@ pub struct WorkerRecord {
     pub task: String,
     /// The task's structured input (JSON `null` if the stored text does not parse).
     pub input: Value,
-    /// `ephemeral` or `persistent`.
-    pub mode: String,
-    /// A worker state, or `interrupted` for a worker whose process died while it was
-    /// active.
-    pub state: String,
+    /// Ephemeral or persistent.
+    pub mode: WorkerMode,
+    /// Its state, or `interrupted` for a worker whose process died while it was active.
+    pub state: RecordState,
     /// The worker's storage folder, if it has one.
     pub storage: Option<PathBuf>,
     /// When the worker was first journaled.
@@ -61,6 +60,97 @@ pub struct WorkerRecord {
     pub interrupted_at: Option<DateTime<Utc>>,
     /// Its result, once it has ended.
     pub result: Option<WorkerResult>,
+}
+
+/// A worker's state as the journal keeps it: the states of [`WorkerState`], and
+/// `Interrupted` for a worker whose process died while it was active. Stored and
+/// serialized as the lower-case name (`completed`, `interrupted`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordState {
+    /// Created, not started.
+    Pending,
+    /// Waiting for a concurrency slot.
+    Queued,
+    /// Running its task, or (persistent) serving turns.
+    Running,
+    /// The run finished with `ok`.
+    Completed,
+    /// The run failed, crashed or could not start.
+    Failed,
+    /// Stopped.
+    Stopped,
+    /// Its process ended while it was active: it will not report.
+    Interrupted,
+}
+
+impl RecordState {
+    const ALL: [RecordState; 7] = [
+        RecordState::Pending,
+        RecordState::Queued,
+        RecordState::Running,
+        RecordState::Completed,
+        RecordState::Failed,
+        RecordState::Stopped,
+        RecordState::Interrupted,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Pending => "pending",
+            RecordState::Queued => "queued",
+            RecordState::Running => "running",
+            RecordState::Completed => "completed",
+            RecordState::Failed => "failed",
+            RecordState::Stopped => "stopped",
+            RecordState::Interrupted => "interrupted",
+        }
+    }
+
+    /// The state stored as `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Completed, failed or stopped: the worker ended and reported.
+    pub fn has_ended(self) -> bool {
+        matches!(
+            self,
+            RecordState::Completed | RecordState::Failed | RecordState::Stopped
+        )
+    }
+}
+
+impl From<WorkerState> for RecordState {
+    fn from(state: WorkerState) -> Self {
+        match state {
+            WorkerState::Pending => RecordState::Pending,
+            WorkerState::Queued => RecordState::Queued,
+            WorkerState::Running => RecordState::Running,
+            WorkerState::Completed => RecordState::Completed,
+            WorkerState::Failed => RecordState::Failed,
+            WorkerState::Stopped => RecordState::Stopped,
+        }
+    }
+}
+
+impl std::fmt::Display for RecordState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for RecordState {
+    fn eq(&self, name: &str) -> bool {
+        self.as_str() == name
+    }
+}
+
+impl PartialEq<&str> for RecordState {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
 }
 
 /// One report as journaled (the SUBAGENT_REPORT event's data).
@@ -119,6 +209,23 @@ const SCHEMA: &str = "
     );
 ";
 
+/// Column `column` of `row`, read by `parse`; a value it does not know is an error
+/// naming it (a journal written by another version, say), never a silent default.
+fn parsed<T>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(column)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown {column} '{text}'").into(),
+        )
+    })
+}
+
 fn time(text: Option<String>) -> Option<DateTime<Utc>> {
     text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
         .map(|t| t.with_timezone(&Utc))
@@ -169,8 +276,8 @@ impl Journal {
                     record.plugin_source,
                     record.task,
                     record.input.to_string(),
-                    record.mode,
-                    record.state,
+                    record.mode.as_str(),
+                    record.state.as_str(),
                     record.storage.as_ref().map(|p| p.display().to_string()),
                     record.created_at.to_rfc3339(),
                     self.owner,
@@ -277,8 +384,12 @@ impl Journal {
             plugin_source: row.get("plugin_source")?,
             task: row.get("task")?,
             input: serde_json::from_str(&input).unwrap_or(Value::Null),
-            mode: row.get("mode")?,
-            state: row.get("state")?,
+            mode: parsed(row, "mode", |m| {
+                [WorkerMode::Ephemeral, WorkerMode::Persistent]
+                    .into_iter()
+                    .find(|mode| mode.as_str() == m)
+            })?,
+            state: parsed(row, "state", RecordState::parse)?,
             storage: row.get::<_, Option<String>>("storage")?.map(PathBuf::from),
             created_at: time(Some(created)).unwrap_or_default(),
             started_at: time(row.get("started_at")?),

@@ -52,7 +52,7 @@ pub mod text;
 pub mod tools;
 mod worker;
 
-pub use colony::{Colony, ColonyConfig, ColonyError, Task, WorkerReport};
+pub use colony::{Colony, ColonyConfig, ColonyError, Task};
 pub use config::{AllocatorChoice, RuntimeConfig};
 pub use conversation::MessagePart;
 pub use engine::AllocatorKind;
@@ -61,15 +61,17 @@ pub use error::{
 };
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
 pub use grants::{Access, DirGrant, Grants};
-pub use journal::{HEARTBEAT_STALE_AFTER, Journal, JournalError, ReportRecord, WorkerRecord};
+pub use journal::{
+    HEARTBEAT_STALE_AFTER, Journal, JournalError, RecordState, ReportRecord, WorkerRecord,
+};
 pub use limits::Limits;
 pub use manifest::Manifest;
 pub use plugin::Plugin;
 pub use runtime::Runtime;
 pub use storage::WorkerStorage;
 pub use worker::{
-    DiskQuota, Held, HostMemory, OverBudget, ReportStatus, StopOutcome, Worker, WorkerInfo,
-    WorkerMode, WorkerObserver, WorkerResult, WorkerSpec, WorkerState,
+    DiskQuota, Held, HostMemory, OverBudget, ReportStatus, StopOutcome, UnreadableReport, Worker,
+    WorkerInfo, WorkerMode, WorkerObserver, WorkerReport, WorkerResult, WorkerSpec, WorkerState,
 };
 
 /// README.md's Rust examples, compiled as doc tests so the README cannot drift from the

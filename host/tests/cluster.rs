@@ -681,7 +681,7 @@ async fn a_restarted_colony_reads_the_reports_it_missed() {
     let colony = Colony::connect(runtime(), config).await.unwrap();
     let begun = Instant::now();
     loop {
-        let states: Vec<String> = colony
+        let states: Vec<colony::RecordState> = colony
             .journal()
             .workers()
             .unwrap()

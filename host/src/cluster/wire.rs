@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use chrono::Utc;
 
-use crate::colony::WorkerReport;
 use crate::events::{AgentEvent, EventType};
+use crate::worker::WorkerReport;
 use crate::worker::{WorkerResult, WorkerState};
 
 /// One task on the work queue: everything a node needs to run the worker.

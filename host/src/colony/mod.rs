@@ -17,7 +17,6 @@
 
 mod config;
 mod remote;
-mod report;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +29,6 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use config::ColonyConfig;
-pub use report::WorkerReport;
 
 use crate::cluster::{Cluster, ClusterError, TaskMessage};
 use crate::error::WorkerError;
@@ -38,7 +36,7 @@ use crate::events::{EventBus, EventFilter, EventType, RecvError};
 use crate::journal::{Journal, JournalError, JournalObserver, WorkerRecord};
 use crate::plugin::Plugin;
 use crate::worker::{
-    Held, MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerSpec, WorkerState,
+    Held, MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerReport, WorkerSpec, WorkerState,
 };
 use crate::{MessagePart, Runtime};
 use remote::{RemoteFeeds, RemoteWorker};
@@ -411,13 +409,8 @@ impl Colony {
             plugin_source: plugin.origin().map(|p| p.display().to_string()),
             task: spec.task.clone(),
             input: spec.input.clone(),
-            mode: if spec.is_persistent() {
-                "persistent"
-            } else {
-                "ephemeral"
-            }
-            .to_owned(),
-            state: state.as_str().to_owned(),
+            mode: spec.mode,
+            state: state.into(),
             storage,
             created_at: Utc::now(),
             started_at: None,
@@ -585,9 +578,12 @@ impl Colony {
         while ids.iter().any(|id| !got.contains_key(id)) {
             match tokio::time::timeout_at(deadline, live.recv()).await {
                 Ok(Ok(event)) => {
-                    if let Ok(report) = serde_json::from_value::<WorkerReport>(event.data) {
-                        got.entry(report.worker_id.clone()).or_insert(report);
-                    }
+                    let report = WorkerReport::from_event(&event).unwrap_or_else(|e| {
+                        tracing::error!("{e}");
+                        let task = tasks.get(&e.worker).map_or("", |t| t.as_str());
+                        WorkerReport::unreadable(self.id(), task, &e)
+                    });
+                    got.entry(report.worker_id.clone()).or_insert(report);
                 }
                 Ok(Err(RecvError::Lagged(_))) => continue,
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
@@ -799,9 +795,11 @@ async fn forward_reports(inner: Weak<ColonyInner>, mut reports: crate::events::S
         if event.node_id == overseer.id() || !overseer.is_active() {
             continue;
         }
-        if let Ok(report) = serde_json::from_value::<WorkerReport>(event.data)
-            && let Err(e) = overseer.inject(report.as_overseer_message())
-        {
+        let report = WorkerReport::from_event(&event).unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            WorkerReport::unreadable(&event.stream_id, "", &e)
+        });
+        if let Err(e) = overseer.inject(report.as_overseer_message()) {
             tracing::warn!(
                 "cannot hand {}'s report to the overseer: {e}",
                 report.worker_id

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
-use super::{ColonyError, ColonyInner, WorkerReport};
+use super::{ColonyError, ColonyInner};
 use crate::cluster::{
     CONTROL_TIMEOUT, Cluster, ClusterError, Control, ReportMessage, STOP_POLL, TaskMessage,
     subjects,
@@ -26,6 +26,7 @@ use crate::cluster::{
 use crate::error::WorkerError;
 use crate::events::{AgentEvent, EventType};
 use crate::limits::Limits;
+use crate::worker::WorkerReport;
 use crate::worker::{
     Held, HostMemory, StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, inbox_share,
     stopped, withheld,
@@ -397,8 +398,7 @@ fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
         Ok(None) => return,
         Err(e) => return tracing::error!("worker '{id}': {e}"),
     };
-    let ended = ["completed", "failed", "stopped"].contains(&record.state.as_str());
-    if ended || record.colony_id != inner.config.id {
+    if record.state.has_ended() || record.colony_id != inner.config.id {
         return;
     }
     let report = journaled_or_withheld(inner, report);

@@ -13,6 +13,7 @@ mod handles;
 mod limiter;
 mod network;
 mod output;
+mod report;
 mod result;
 mod shared;
 mod spec;
@@ -28,6 +29,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use report::{UnreadableReport, WorkerReport};
 pub use result::{ReportStatus, WorkerResult};
 pub use spec::{WorkerMode, WorkerSpec};
 pub use state::WorkerState;

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::{DiskQuota, Held, HostMemory};
+use super::report::WorkerReport;
 use super::result::{ExplicitReport, RunOutcome, WorkerResult};
 use super::{WorkerInfo, WorkerSpec, WorkerState};
 use crate::events::{AgentEvent, EventBus, EventType};
@@ -318,20 +319,11 @@ impl WorkerShared {
 
     /// The SUBAGENT_REPORT for `result`, with the reference's payload fields.
     fn report_event(&self, result: &WorkerResult) -> AgentEvent {
-        self.event(
-            EventType::SubagentReport,
-            json!({
-                "worker_id": self.spec.id,
-                "colony_id": self.spec.colony_id,
-                "task": self.spec.task,
-                "status": result.status,
-                "summary": result.summary,
-                "data": result.data,
-                "error": result.error,
-                "duration_seconds": result.duration_seconds,
-                "tokens_used": result.tokens_used,
-            }),
-        )
+        let report =
+            WorkerReport::from_result(&self.spec.id, &self.spec.colony_id, &self.spec.task, result);
+        // A struct of strings, numbers and a JSON map always serializes.
+        let data = serde_json::to_value(report).unwrap_or_default();
+        self.event(EventType::SubagentReport, data)
     }
 
     /// Appends `event` to `events.jsonl`. The worker's lifecycle events are always

@@ -16,6 +16,22 @@ pub enum WorkerMode {
     Persistent,
 }
 
+impl WorkerMode {
+    /// The lower-case name it is stored and serialized as.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerMode::Ephemeral => "ephemeral",
+            WorkerMode::Persistent => "persistent",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkerMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The description of one worker. Build it with [`WorkerSpec::ephemeral`] or
 /// [`WorkerSpec::persistent`] and the `with_*` methods.
 #[derive(Debug, Clone, PartialEq)]

@@ -46,7 +46,7 @@ pub(crate) async fn resume(args: ResumeArgs, env: Env) -> anyhow::Result<ExitCod
             env.home.display()
         )
     })?;
-    if record.mode != "persistent" {
+    if record.mode != colony::WorkerMode::Persistent {
         bail!(
             "worker '{}' is ephemeral: only persistent workers can be resumed",
             args.worker

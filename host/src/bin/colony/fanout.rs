@@ -110,9 +110,10 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
         let Ok(event) = reports.recv().await else {
             continue;
         };
-        let Ok(report) = serde_json::from_value::<WorkerReport>(event.data) else {
-            continue;
-        };
+        let report = WorkerReport::from_event(&event).unwrap_or_else(|e| {
+            eprintln!("colony: {}", colony::text::inert(&e.to_string()));
+            WorkerReport::unreadable("", "", &e)
+        });
         done += 1;
         if !matches!(report.status, ReportStatus::Success | ReportStatus::Partial) {
             failed += 1;

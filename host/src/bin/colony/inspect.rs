@@ -52,7 +52,7 @@ pub(crate) fn ps(env: Env) -> anyhow::Result<ExitCode> {
         "ENDED"
     );
     for w in &workers {
-        let ended = if w.state == "interrupted" {
+        let ended = if w.state == colony::RecordState::Interrupted {
             format!("!{}", when(w.interrupted_at))
         } else {
             when(w.ended_at)

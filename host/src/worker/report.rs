@@ -1,10 +1,22 @@
-//! [`WorkerReport`]: the structured report an overseer receives, as carried by a
-//! `SUBAGENT_REPORT` event.
+//! [`WorkerReport`]: the structured report an overseer receives — one type for the
+//! payload of a `SUBAGENT_REPORT` event, the report a journal keeps and the report a
+//! node sends back over NATS, so the three cannot drift apart.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::worker::{ReportStatus, WorkerResult};
+use super::{ReportStatus, WorkerResult};
+use crate::events::AgentEvent;
+
+/// A `SUBAGENT_REPORT` whose payload is not a [`WorkerReport`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("worker '{worker}' published a report that cannot be read: {reason}")]
+pub struct UnreadableReport {
+    /// The worker the event came from.
+    pub worker: String,
+    /// What is wrong with its payload.
+    pub reason: String,
+}
 
 /// One worker's report to its overseer (the fields of a `SUBAGENT_REPORT` event).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +78,31 @@ impl WorkerReport {
             data: Map::new(),
             error: Some("timed out waiting for the worker's report".to_owned()),
             duration_seconds: waited.as_secs_f64(),
+            tokens_used: 0,
+        }
+    }
+
+    /// The report `event` (a `SUBAGENT_REPORT`) carries. A payload that is not one —
+    /// from a peer speaking another version, say — is an error naming the worker.
+    pub fn from_event(event: &AgentEvent) -> Result<Self, UnreadableReport> {
+        Self::deserialize(&event.data).map_err(|e| UnreadableReport {
+            worker: event.node_id.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The report standing in for one that could not be read: the worker failed, as
+    /// far as its overseer can tell, and the error says why.
+    pub fn unreadable(colony_id: &str, task: &str, error: &UnreadableReport) -> Self {
+        Self {
+            worker_id: error.worker.clone(),
+            colony_id: colony_id.to_owned(),
+            task: task.to_owned(),
+            status: ReportStatus::Failed,
+            summary: format!("Report unreadable: {}", error.reason),
+            data: Map::new(),
+            error: Some(error.to_string()),
+            duration_seconds: 0.0,
             tokens_used: 0,
         }
     }
