@@ -180,10 +180,13 @@ impl conversation::Host for HostState {
                     Ok(bytes) => bytes,
                     Err(e) => return Ok(Err(format!("cannot encode the part: {e}"))),
                 };
-                if let Err(e) = self.worker.disk.charge(bytes.len() as u64, &what) {
+                // A part is a file of its own: it costs its bytes and an entry.
+                let cost = bytes.len() as u64 + crate::worker::ENTRY_BYTES;
+                if let Err(e) = self.worker.disk.charge(cost, &what) {
                     return Ok(Err(e.to_string()));
                 }
                 if let Err(e) = storage.write_part_bytes(seq, &bytes) {
+                    self.worker.disk.refund(cost);
                     return Ok(Err(format!("cannot store the part: {e}")));
                 }
             }

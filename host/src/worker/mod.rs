@@ -35,7 +35,7 @@ pub use spec::{WorkerMode, WorkerSpec};
 pub use state::WorkerState;
 
 pub use budget::{DiskQuota, Held, HostMemory, OverBudget};
-pub(crate) use files::shadow_filesystem;
+pub(crate) use files::{ENTRY_BYTES, shadow_filesystem};
 pub(crate) use handles::OpenHandles;
 pub(crate) use limiter::InstanceLimiter;
 pub(crate) use network::{NetworkPolicy, shadow_name_lookup};
