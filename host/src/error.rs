@@ -150,7 +150,7 @@ pub enum WorkerError {
         worker: String,
         /// The budget the message would have exceeded.
         #[source]
-        source: crate::worker::OverBudget,
+        source: crate::sandbox::OverBudget,
     },
     /// The worker's storage folder could not be written or read.
     #[error("worker '{worker}': storage: {source}")]

@@ -39,7 +39,6 @@ mod conversation;
 mod engine;
 mod error;
 mod events;
-mod grants;
 mod host_api;
 mod journal;
 mod limits;
@@ -47,6 +46,7 @@ pub mod llm;
 mod manifest;
 mod plugin;
 mod runtime;
+pub mod sandbox;
 mod storage;
 pub mod text;
 pub mod tools;
@@ -60,7 +60,6 @@ pub use error::{
     LimitExceeded, ManifestError, PluginError, RuntimeError, StorageError, WorkerError,
 };
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
-pub use grants::{Access, DirGrant, Grants};
 pub use journal::{
     HEARTBEAT_STALE_AFTER, Journal, JournalError, RecordState, ReportRecord, WorkerRecord,
 };
@@ -68,10 +67,13 @@ pub use limits::Limits;
 pub use manifest::Manifest;
 pub use plugin::Plugin;
 pub use runtime::Runtime;
+pub use sandbox::{
+    Access, DirGrant, DiskQuota, Grants, GrantsBuilder, GrantsError, Held, HostMemory, OverBudget,
+};
 pub use storage::WorkerStorage;
 pub use worker::{
-    DiskQuota, Held, HostMemory, OverBudget, ReportStatus, StopOutcome, UnreadableReport, Worker,
-    WorkerInfo, WorkerMode, WorkerObserver, WorkerReport, WorkerResult, WorkerSpec, WorkerState,
+    ReportStatus, StopOutcome, UnreadableReport, Worker, WorkerInfo, WorkerMode, WorkerObserver,
+    WorkerReport, WorkerResult, WorkerSpec, WorkerState,
 };
 
 /// README.md's Rust examples, compiled as doc tests so the README cannot drift from the

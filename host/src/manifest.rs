@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::ManifestError;
-use crate::grants::Grants;
+use crate::sandbox::Grants;
 
 /// A parsed plugin manifest, with paths resolved against its folder.
 #[derive(Debug, Clone, PartialEq)]

@@ -21,10 +21,10 @@ use wasmtime::wasmparser::Parser;
 
 use crate::bindings::AgentPre;
 use crate::error::PluginError;
-use crate::grants::Grants;
 use crate::host_api::HostState;
 use crate::limits::Limits;
 use crate::runtime::Runtime;
+use crate::sandbox::Grants;
 
 /// A guest component known to a runtime. Cheap to clone.
 #[derive(Clone)]

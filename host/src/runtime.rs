@@ -79,9 +79,9 @@ impl Runtime {
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         Agent::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-        crate::worker::shadow_name_lookup(&mut linker)
+        crate::sandbox::network::shadow_name_lookup(&mut linker)
             .map_err(|e| RuntimeError::Link(format!("name lookup policy: {e:#}")))?;
-        crate::worker::shadow_filesystem(&mut linker)
+        crate::sandbox::files::shadow_filesystem(&mut linker)
             .map_err(|e| RuntimeError::Link(format!("filesystem policy: {e:#}")))?;
         engine::spawn_epoch_ticker(engine.weak(), config.epoch_tick)?;
         Ok(Self {

@@ -270,6 +270,23 @@ impl Cluster {
         Ok(served)
     }
 
+    /// Delivers `message` from worker `from` to worker `to` of `colony` through
+    /// whoever runs it (its node, or the colony for `overseer`); `Ok` once it has it.
+    pub(crate) async fn send_to_peer(
+        &self,
+        colony: &str,
+        from: &str,
+        to: &str,
+        message: &str,
+    ) -> Result<(), String> {
+        let request = Control::Inject {
+            message: crate::worker::peer_message(from, message),
+        };
+        self.control(colony, to, &request, CONTROL_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Sends `request` to whoever runs `worker` and waits (at most `timeout`) for the
     /// answer.
     pub async fn control(

@@ -19,12 +19,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CONTROL_TIMEOUT, Cluster, ClusterError, Control, ControlReply, FLUSH_TIMEOUT, MIN_ACK_WAIT,
-    RETRY_DELAY, ReportMessage, TaskMessage, not_run, subjects,
+    Cluster, ClusterError, Control, ControlReply, FLUSH_TIMEOUT, MIN_ACK_WAIT, RETRY_DELAY,
+    ReportMessage, TaskMessage, not_run, subjects,
 };
 use crate::events::{AgentEvent, EventBus, EventFilter, EventType};
 use crate::plugin::Plugin;
-use crate::worker::{Held, MessageRouter, Worker, WorkerSpec, WorkerState};
+use crate::sandbox::Held;
+use crate::worker::{MessageRouter, Worker, WorkerSpec, WorkerState};
 
 /// How a node runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -548,12 +549,8 @@ impl MessageRouter for PeerRouter {
             return Err("a worker cannot message itself".to_owned());
         }
         subjects::check_token("worker id", to).map_err(|e| e.to_string())?;
-        let request = Control::Inject {
-            message: format!("[MESSAGE from {from}] {message}"),
-        };
         self.cluster
-            .control(&self.colony, to, &request, CONTROL_TIMEOUT)
+            .send_to_peer(&self.colony, from, to, message)
             .await
-            .map_err(|e| e.to_string())
     }
 }

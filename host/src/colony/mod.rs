@@ -35,8 +35,10 @@ use crate::error::WorkerError;
 use crate::events::{EventBus, EventFilter, EventType, RecvError};
 use crate::journal::{Journal, JournalError, JournalObserver, WorkerRecord};
 use crate::plugin::Plugin;
+use crate::sandbox::Held;
 use crate::worker::{
-    Held, MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerReport, WorkerSpec, WorkerState,
+    MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerReport, WorkerSpec, WorkerState,
+    peer_message,
 };
 use crate::{MessagePart, Runtime};
 use remote::{RemoteFeeds, RemoteWorker};
@@ -688,20 +690,15 @@ impl MessageRouter for ColonyInner {
         if target.id() == from {
             return Err("a worker cannot message itself".to_owned());
         }
-        let message = format!("[MESSAGE from {from}] {message}");
         match target {
-            Member::Local(worker) => worker.inject(message).map_err(|e| e.to_string()),
-            // Delivered through its node, which answers whether it took it.
-            Member::Remote(worker) => worker
-                .cluster
-                .control(
-                    &worker.task.colony_id,
-                    worker.id(),
-                    &crate::cluster::Control::Inject { message },
-                    crate::cluster::CONTROL_TIMEOUT,
-                )
-                .await
+            Member::Local(worker) => worker
+                .inject(peer_message(from, message))
                 .map_err(|e| e.to_string()),
+            // Delivered through its node, which answers whether it took it.
+            Member::Remote(worker) => {
+                let colony = &worker.task.colony_id;
+                worker.cluster.send_to_peer(colony, from, to, message).await
+            }
         }
     }
 }

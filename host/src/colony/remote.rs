@@ -26,10 +26,10 @@ use crate::cluster::{
 use crate::error::WorkerError;
 use crate::events::{AgentEvent, EventType};
 use crate::limits::Limits;
+use crate::sandbox::{Held, HostMemory};
 use crate::worker::WorkerReport;
 use crate::worker::{
-    Held, HostMemory, StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, inbox_share,
-    stopped, withheld,
+    StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, inbox_share, stopped, withheld,
 };
 
 /// The colony's record of a worker that runs on a node.

@@ -16,7 +16,7 @@ use super::{HostState, too_large};
 use crate::bindings::colony::agent::conversation::{self, Page};
 use crate::bindings::{NewPart, WitPart};
 use crate::conversation::RawPart;
-use crate::worker::Held;
+use crate::sandbox::Held;
 
 /// A part's cost in host memory beyond its text: the record and its strings' headers.
 const PART_OVERHEAD: u64 = 128;
@@ -181,7 +181,7 @@ impl conversation::Host for HostState {
                     Err(e) => return Ok(Err(format!("cannot encode the part: {e}"))),
                 };
                 // A part is a file of its own: it costs its bytes and an entry.
-                let cost = bytes.len() as u64 + crate::worker::ENTRY_BYTES;
+                let cost = bytes.len() as u64 + crate::sandbox::files::ENTRY_BYTES;
                 if let Err(e) = self.worker.disk.charge(cost, &what) {
                     return Ok(Err(e.to_string()));
                 }

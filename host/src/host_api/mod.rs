@@ -21,9 +21,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::colony::agent::types;
-use crate::worker::{
-    InboxMessage, InstanceLimiter, NetworkPolicy, OpenHandles, OutputBudget, WorkerShared,
-};
+use crate::sandbox::handles::OpenHandles;
+use crate::sandbox::limiter::InstanceLimiter;
+use crate::sandbox::network::NetworkPolicy;
+use crate::sandbox::output::OutputBudget;
+use crate::sandbox::{DiskQuota, HostMemory, SandboxView};
+use crate::worker::{InboxMessage, WorkerShared};
 use rate::EventRate;
 
 pub(crate) use conversation::Conversation;
@@ -70,16 +73,6 @@ impl HostState {
         }
     }
 
-    /// Whether the guest may open one more file, listing or socket.
-    pub(crate) fn handles_have_room(&mut self) -> bool {
-        self.handles.has_room(&self.table)
-    }
-
-    /// Forgets the handles the guest closed, releasing what they held.
-    pub(crate) fn prune_handles(&mut self) {
-        self.handles.prune(&self.table);
-    }
-
     /// Charges one event to the guest's rate; a trap when it is exceeded.
     fn charge_event(&mut self) -> wasmtime::Result<()> {
         self.rate.take().map_err(wasmtime::Error::new)
@@ -92,6 +85,36 @@ impl WasiView for HostState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl SandboxView for HostState {
+    fn disk(&self) -> &Arc<DiskQuota> {
+        &self.worker.disk
+    }
+
+    fn memory(&self) -> &Arc<HostMemory> {
+        &self.worker.memory
+    }
+
+    fn symlinks_granted(&self) -> bool {
+        self.worker.plugin.grants().symlinks
+    }
+
+    fn network(&self) -> &Arc<NetworkPolicy> {
+        &self.network
+    }
+
+    fn handles_have_room(&mut self) -> bool {
+        self.handles.has_room(&self.table)
+    }
+
+    fn prune_handles(&mut self) {
+        self.handles.prune(&self.table);
+    }
+
+    fn handles(&mut self) -> &mut OpenHandles {
+        &mut self.handles
     }
 }
 

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::HostState;
 use crate::bindings::colony::agent::tools as wit;
+use crate::sandbox::{Held, HostMemory, OverBudget};
 use crate::tools::{ToolContext, ToolError};
-use crate::worker::{Held, HostMemory, OverBudget};
 
 impl wit::Host for HostState {
     fn granted(&mut self) -> wasmtime::Result<Vec<wit::ToolInfo>> {

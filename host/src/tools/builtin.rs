@@ -10,7 +10,7 @@ use cap_std::fs::Dir;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolContext, ToolError};
-use crate::grants::{Access, WORKER_DATA_GUEST_PATH};
+use crate::sandbox::{Access, WORKER_DATA_GUEST_PATH};
 
 /// The most bytes a tool may read for its result: half of what the worker's host memory
 /// budget has left, since the result is then encoded as JSON text (charged again).

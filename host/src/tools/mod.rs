@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::grants::{DirGrant, HostPattern};
-use crate::worker::DiskQuota;
+use crate::sandbox::DiskQuota;
+use crate::sandbox::{DirGrant, HostPattern};
 
 /// A tool failed in a way the guest should hear about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

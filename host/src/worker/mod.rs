@@ -6,13 +6,7 @@
 //! worker ends in a terminal state with a [`WorkerResult`], and the terminal events are
 //! published exactly once.
 
-mod budget;
 mod driver;
-mod files;
-mod handles;
-mod limiter;
-mod network;
-mod output;
 mod report;
 mod result;
 mod shared;
@@ -34,21 +28,16 @@ pub use result::{ReportStatus, WorkerResult};
 pub use spec::{WorkerMode, WorkerSpec};
 pub use state::WorkerState;
 
-pub use budget::{DiskQuota, Held, HostMemory, OverBudget};
-pub(crate) use files::{ENTRY_BYTES, shadow_filesystem};
-pub(crate) use handles::OpenHandles;
-pub(crate) use limiter::InstanceLimiter;
-pub(crate) use network::{NetworkPolicy, shadow_name_lookup};
-pub(crate) use output::OutputBudget;
 pub(crate) use result::{ExplicitReport, crashed, into_object, stopped, withheld};
 pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;
-pub(crate) use shared::{InboxMessage, MessageRouter, inbox_share};
+pub(crate) use shared::{InboxMessage, MessageRouter, inbox_share, peer_message};
 
 use crate::conversation::MessagePart;
 use crate::error::WorkerError;
 use crate::events::EventBus;
 use crate::plugin::Plugin;
+use crate::sandbox::{DiskQuota, HostMemory};
 use crate::storage::WorkerStorage;
 use shared::Status;
 

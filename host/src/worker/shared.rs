@@ -11,13 +11,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::budget::{DiskQuota, Held, HostMemory};
 use super::report::WorkerReport;
 use super::result::{ExplicitReport, RunOutcome, WorkerResult};
 use super::{WorkerInfo, WorkerSpec, WorkerState};
 use crate::events::{AgentEvent, EventBus, EventType};
 use crate::limits::Limits;
 use crate::plugin::Plugin;
+use crate::sandbox::output::OutputSink;
+use crate::sandbox::{DiskQuota, Held, HostMemory};
 use crate::storage::WorkerStorage;
 
 /// What watchers of a worker see change.
@@ -95,6 +96,11 @@ pub(crate) fn inbox_share(host_memory_bytes: usize) -> Arc<HostMemory> {
         host_memory_bytes / 2,
         "inbox's share of the host memory budget",
     )
+}
+
+/// The message worker `to` receives when worker `from` sends it `message`.
+pub(crate) fn peer_message(from: &str, message: &str) -> String {
+    format!("[MESSAGE from {from}] {message}")
 }
 
 /// Delivers a message from one worker to another of the same colony.
@@ -399,5 +405,14 @@ impl WorkerShared {
         if let Some(bus) = &self.bus {
             bus.publish(event);
         }
+    }
+}
+
+impl OutputSink for WorkerShared {
+    fn line(&self, stream: &'static str, level: &'static str, message: String) {
+        self.publish(
+            EventType::WorkerLog,
+            json!({"worker_id": self.id(), "level": level, "stream": stream, "message": message}),
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! One worker's wasmtime `Store`: its WASI context built from the plugin's grants, its
-//! resource limiter, its output capture and the epoch deadline callback; and how a guest
+//! One worker's wasmtime `Store`: its sandbox (WASI context from the plugin's grants,
+//! resource limiter, output capture) and the epoch deadline callback; and how a guest
 //! failure is put into words.
 
 use std::sync::Arc;
@@ -7,75 +7,13 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-use super::limiter::InstanceLimiter;
-use super::network::NetworkPolicy;
-use super::output::{GuestOutput, OutputBudget};
 use super::shared::WorkerShared;
 use crate::error::LimitExceeded;
-use crate::grants::{Access, WORKER_DATA_GUEST_PATH};
 use crate::host_api::HostState;
-
-/// The WASI context of one worker: exactly what its plugin was granted.
-fn wasi_context(
-    shared: &Arc<WorkerShared>,
-    network: &Arc<NetworkPolicy>,
-    budget: &Arc<std::sync::Mutex<OutputBudget>>,
-) -> Result<WasiCtx, String> {
-    let grants = shared.plugin.grants();
-    let mut builder = WasiCtxBuilder::new();
-    builder
-        .stdout(GuestOutput::new("stdout", budget.clone(), shared))
-        .stderr(GuestOutput::new("stderr", budget.clone(), shared));
-
-    if let Some(storage) = &shared.storage {
-        let data = storage.root().join("data");
-        std::fs::create_dir_all(&data).map_err(|e| {
-            format!(
-                "cannot create the worker's data folder {}: {e}",
-                data.display()
-            )
-        })?;
-        builder
-            .preopened_dir(&data, WORKER_DATA_GUEST_PATH, FsPerms::ReadWrite)
-            .map_err(|e| {
-                format!(
-                    "cannot open the worker's data folder {}: {e:#}",
-                    data.display()
-                )
-            })?;
-    }
-    for dir in &grants.dirs {
-        let perms = match dir.access {
-            Access::ReadOnly => FsPerms::ReadOnly,
-            Access::ReadWrite => FsPerms::ReadWrite,
-        };
-        builder
-            .preopened_dir(&dir.host, &dir.guest, perms)
-            .map_err(|e| {
-                format!(
-                    "cannot open granted directory {}: {e:#}",
-                    dir.host.display()
-                )
-            })?;
-    }
-    for name in &grants.env {
-        if let Ok(value) = std::env::var(name) {
-            builder.env(name, value);
-        }
-    }
-    builder
-        .allow_udp(false)
-        .allow_tcp(network.is_open())
-        .allow_ip_name_lookup(network.is_open());
-    let policy = network.clone();
-    builder.socket_addr_check(move |addr, usage| {
-        let allowed = policy.allows(addr, usage);
-        Box::pin(async move { allowed })
-    });
-    Ok(builder.build())
-}
+use crate::sandbox::limiter::InstanceLimiter;
+use crate::sandbox::network::NetworkPolicy;
+use crate::sandbox::output::{GuestOutput, OutputBudget, OutputSink};
 
 /// A fresh store for one worker's guest instance.
 pub(crate) fn guest_store(
@@ -85,7 +23,15 @@ pub(crate) fn guest_store(
     let limits = shared.limits();
     let network = NetworkPolicy::new(shared.plugin.grants().network_patterns());
     let budget = OutputBudget::new(limits.max_output_log_bytes, limits.stderr_capture_bytes);
-    let wasi = wasi_context(shared, &network, &budget)?;
+    let sink: std::sync::Weak<dyn OutputSink> = Arc::downgrade(shared) as _;
+    let data_dir = shared.storage.as_ref().map(|s| s.root().join("data"));
+    let wasi = crate::sandbox::wasi::context(
+        shared.plugin.grants(),
+        data_dir.as_deref(),
+        &network,
+        GuestOutput::new("stdout", budget.clone(), sink.clone()),
+        GuestOutput::new("stderr", budget.clone(), sink),
+    )?;
     let limiter = InstanceLimiter::new(limits);
     let state = HostState::new(shared.clone(), wasi, limiter, inbox, budget, network);
     let mut store = Store::new(&shared.plugin.inner.runtime.inner.engine, state);

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
-use wasmtime_wasi::WasiView;
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
     Host as _, HostResolveAddressStream, ResolveAddressStream,
 };
@@ -26,9 +25,9 @@ use wasmtime_wasi::p2::bindings::sockets::tcp::{HostTcpSocket, TcpSocket};
 use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::Host as _;
 use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView};
 
+use super::SandboxView;
+use super::grants::HostPattern;
 use super::handles::HandleKind;
-use crate::grants::HostPattern;
-use crate::host_api::HostState;
 
 /// Lookup streams tracked before the ones the guest dropped are forgotten. (Each
 /// lookup is also an open handle of the worker, so at most `open_handles` are live.)
@@ -125,14 +124,13 @@ impl NetworkPolicy {
 /// Replaces wasmtime-wasi's `resolve-addresses` with one that consults the worker's
 /// policy first, and `resolve-next-address` with one that unlocks each address as it is
 /// handed out. The lookups themselves stay wasmtime-wasi's.
-pub(crate) fn shadow_name_lookup(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(crate) fn shadow_name_lookup<T: SandboxView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut instance = linker.instance(NAME_LOOKUP)?;
     instance.func_wrap(
         "resolve-addresses",
-        |mut store: StoreContextMut<'_, HostState>,
-         (network, name): (Resource<Network>, String)| {
-            let policy = store.data().network.clone();
+        |mut store: StoreContextMut<'_, T>, (network, name): (Resource<Network>, String)| {
+            let policy = store.data().network().clone();
             let Some(ports) = policy.ports_for(&name) else {
                 return Ok((Err(ErrorCode::AccessDenied),));
             };
@@ -153,7 +151,7 @@ pub(crate) fn shadow_name_lookup(linker: &mut Linker<HostState>) -> wasmtime::Re
                         .get(&Resource::<ResolveAddressStream>::new_own(rep))
                         .is_ok()
                 });
-                let handles = &mut store.data_mut().handles;
+                let handles = store.data_mut().handles();
                 handles.opened(stream.rep(), HandleKind::Lookup, None);
             }
             Ok((answer,))
@@ -161,9 +159,8 @@ pub(crate) fn shadow_name_lookup(linker: &mut Linker<HostState>) -> wasmtime::Re
     )?;
     instance.func_wrap(
         "[method]resolve-address-stream.resolve-next-address",
-        |mut store: StoreContextMut<'_, HostState>,
-         (stream,): (Resource<ResolveAddressStream>,)| {
-            let policy = store.data().network.clone();
+        |mut store: StoreContextMut<'_, T>, (stream,): (Resource<ResolveAddressStream>,)| {
+            let policy = store.data().network().clone();
             let rep = stream.rep();
             let mut view = store.data_mut().sockets();
             let answer: Result<Option<IpAddress>, ErrorCode> =
@@ -186,11 +183,11 @@ pub(crate) fn shadow_name_lookup(linker: &mut Linker<HostState>) -> wasmtime::Re
 
 /// Counts TCP sockets, and the streams of a connected one, as open handles of the
 /// worker (see `handles.rs`): each holds the socket's descriptor.
-fn shadow_tcp(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+fn shadow_tcp<T: SandboxView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     let mut create = linker.instance(TCP_CREATE)?;
     create.func_wrap(
         "create-tcp-socket",
-        |mut store: StoreContextMut<'_, HostState>, (family,): (IpAddressFamily,)| {
+        |mut store: StoreContextMut<'_, T>, (family,): (IpAddressFamily,)| {
             if !store.data_mut().handles_have_room() {
                 return Ok((Err(ErrorCode::NewSocketLimit),));
             }
@@ -199,7 +196,7 @@ fn shadow_tcp(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Ok(socket) => socket,
                 Err(e) => return Ok((Err(e.downcast()?),)),
             };
-            let handles = &mut store.data_mut().handles;
+            let handles = store.data_mut().handles();
             handles.opened(socket.rep(), HandleKind::Socket, None);
             Ok((Ok(socket),))
         },
@@ -207,13 +204,13 @@ fn shadow_tcp(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let mut tcp = linker.instance(TCP)?;
     tcp.func_wrap(
         "[method]tcp-socket.finish-connect",
-        |mut store: StoreContextMut<'_, HostState>, (socket,): (Resource<TcpSocket>,)| {
+        |mut store: StoreContextMut<'_, T>, (socket,): (Resource<TcpSocket>,)| {
             let mut view = store.data_mut().sockets();
             let (reader, writer) = match HostTcpSocket::finish_connect(&mut view, socket) {
                 Ok(streams) => streams,
                 Err(e) => return Ok((Err(e.downcast()?),)),
             };
-            let handles = &mut store.data_mut().handles;
+            let handles = store.data_mut().handles();
             handles.opened(reader.rep(), HandleKind::Reader, None);
             handles.opened(writer.rep(), HandleKind::Writer, None);
             Ok((Ok((reader, writer)),))

@@ -27,7 +27,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
-use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     Descriptor, DescriptorFlags, DescriptorType, DirectoryEntryStream, ErrorCode, Filesize,
@@ -37,9 +36,9 @@ use wasmtime_wasi::p2::{
     DynInputStream, DynOutputStream, FsError, OutputStream, Pollable, StreamError, StreamResult,
 };
 
+use super::SandboxView;
 use super::budget::{DiskQuota, Held};
 use super::handles::HandleKind;
-use crate::host_api::HostState;
 
 /// What a new file, folder or link costs the quota: a block for its inode and entry, so
 /// a guest cannot fill a disk's inodes or a directory's blocks with empty entries.
@@ -64,33 +63,48 @@ fn reply<T>(answer: Result<T, FsError>) -> wasmtime::Result<(Result<T, ErrorCode
     },))
 }
 
-/// The calling worker's disk quota.
-fn quota(store: &StoreContextMut<'_, HostState>) -> Arc<DiskQuota> {
-    store.data().worker.disk.clone()
+/// Bytes charged to the worker's disk quota for one call: refunded if the call fails.
+struct Charge {
+    quota: Arc<DiskQuota>,
+    bytes: u64,
 }
 
-/// Charges `bytes` for the guest's write; `insufficient-space` when spent.
-fn charge(quota: &DiskQuota, bytes: u64, what: &str) -> Result<(), ErrorCode> {
-    quota
-        .charge(bytes, what)
-        .map_err(|_| ErrorCode::InsufficientSpace)
-}
-
-/// `answer`, refunding `charged` bytes to `quota` if it is a failure.
-fn refund_on_error<T>(
-    quota: &DiskQuota,
-    charged: u64,
-    answer: Result<T, FsError>,
-) -> Result<T, FsError> {
-    if answer.is_err() {
-        quota.refund(charged);
+impl Charge {
+    /// Charges `bytes` for `what`; `insufficient-space` when the quota is spent.
+    fn take<T: SandboxView>(
+        store: &StoreContextMut<'_, T>,
+        bytes: u64,
+        what: &str,
+    ) -> Result<Self, ErrorCode> {
+        let quota = store.data().disk().clone();
+        quota
+            .charge(bytes, what)
+            .map_err(|_| ErrorCode::InsufficientSpace)?;
+        Ok(Self { quota, bytes })
     }
-    answer
+
+    /// `answer`, the charge refunded if it is a failure.
+    fn settle<V>(self, answer: Result<V, FsError>) -> Result<V, FsError> {
+        if answer.is_err() {
+            self.quota.refund(self.bytes);
+        }
+        answer
+    }
+}
+
+/// `Charge::take`, or the shadow's answer when refused.
+macro_rules! charge_or_refuse {
+    ($store:expr, $bytes:expr, $what:expr) => {
+        match Charge::take(&$store, $bytes, $what) {
+            Ok(charge) => charge,
+            Err(e) => return Ok((Err(e),)),
+        }
+    };
 }
 
 /// The current size of the file `fd`.
-async fn size_of(
-    store: &mut StoreContextMut<'_, HostState>,
+async fn size_of<T: SandboxView>(
+    store: &mut StoreContextMut<'_, T>,
     fd: &Resource<Descriptor>,
 ) -> Result<u64, FsError> {
     let mut view = store.data_mut().filesystem();
@@ -98,8 +112,8 @@ async fn size_of(
 }
 
 /// Whether `path` under `dir` is a symbolic link (not followed).
-async fn is_symlink(
-    store: &mut StoreContextMut<'_, HostState>,
+async fn is_symlink<T: SandboxView>(
+    store: &mut StoreContextMut<'_, T>,
     dir: &Resource<Descriptor>,
     path: &str,
 ) -> bool {
@@ -113,22 +127,22 @@ async fn is_symlink(
     .is_ok_and(|stat| stat.type_ == DescriptorType::SymbolicLink)
 }
 
-fn symlinks_granted(store: &StoreContextMut<'_, HostState>) -> bool {
-    store.data().worker.plugin.grants().symlinks
+fn symlinks_granted<T: SandboxView>(store: &StoreContextMut<'_, T>) -> bool {
+    store.data().symlinks_granted()
 }
 
 /// Whether the guest may open one more handle.
-fn has_room(store: &mut StoreContextMut<'_, HostState>) -> bool {
+fn has_room<T: SandboxView>(store: &mut StoreContextMut<'_, T>) -> bool {
     store.data_mut().handles_have_room()
 }
 
 /// Installs the shadows. Called once per runtime, after wasmtime-wasi is linked.
-pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(crate) fn shadow_filesystem<T: SandboxView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut fs = linker.instance(FILESYSTEM)?;
     fs.func_wrap_async(
         "[method]descriptor.write",
-        |mut store: StoreContextMut<'_, HostState>,
+        |mut store: StoreContextMut<'_, T>,
          (fd, buffer, offset): (Resource<Descriptor>, Vec<u8>, Filesize)| {
             Box::new(async move {
                 let size = match size_of(&mut store, &fd).await {
@@ -137,20 +151,16 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                 };
                 // The bytes, and the hole before them if the write starts past the end.
                 let cost = (buffer.len() as u64).saturating_add(offset.saturating_sub(size));
-                let quota = quota(&store);
-                if let Err(e) = charge(&quota, cost, "a file write") {
-                    return Ok((Err(e),));
-                }
+                let charge = charge_or_refuse!(store, cost, "a file write");
                 let mut view = store.data_mut().filesystem();
                 let answer = view.write(fd, buffer, offset).await;
-                reply(refund_on_error(&quota, cost, answer))
+                reply(charge.settle(answer))
             })
         },
     )?;
     fs.func_wrap_async(
         "[method]descriptor.write-via-stream",
-        |mut store: StoreContextMut<'_, HostState>,
-         (fd, offset): (Resource<Descriptor>, Filesize)| {
+        |mut store: StoreContextMut<'_, T>, (fd, offset): (Resource<Descriptor>, Filesize)| {
             Box::new(async move {
                 if !has_room(&mut store) {
                     return Ok((Err(ErrorCode::InsufficientMemory),));
@@ -160,13 +170,9 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                     Err(e) => return reply(Err::<Resource<DynOutputStream>, _>(e)),
                 };
                 let hole = offset.saturating_sub(size);
-                let quota = quota(&store);
-                if let Err(e) = charge(&quota, hole, "a file write") {
-                    return Ok((Err(e),));
-                }
+                let charge = charge_or_refuse!(store, hole, "a file write");
                 let mut view = store.data_mut().filesystem();
-                let stream = match refund_on_error(&quota, hole, view.write_via_stream(fd, offset))
-                {
+                let stream = match charge.settle(view.write_via_stream(fd, offset)) {
                     Ok(stream) => stream,
                     Err(e) => return reply(Err::<Resource<DynOutputStream>, _>(e)),
                 };
@@ -176,7 +182,7 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
     )?;
     fs.func_wrap(
         "[method]descriptor.append-via-stream",
-        |mut store: StoreContextMut<'_, HostState>, (fd,): (Resource<Descriptor>,)| {
+        |mut store: StoreContextMut<'_, T>, (fd,): (Resource<Descriptor>,)| {
             if !has_room(&mut store) {
                 return Ok((Err(ErrorCode::InsufficientMemory),));
             }
@@ -190,8 +196,7 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
     )?;
     fs.func_wrap(
         "[method]descriptor.read-via-stream",
-        |mut store: StoreContextMut<'_, HostState>,
-         (fd, offset): (Resource<Descriptor>, Filesize)| {
+        |mut store: StoreContextMut<'_, T>, (fd, offset): (Resource<Descriptor>, Filesize)| {
             if !has_room(&mut store) {
                 return Ok((Err(ErrorCode::InsufficientMemory),));
             }
@@ -200,52 +205,45 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                 Ok(stream) => stream,
                 Err(e) => return Ok((Err(code(e)?),)),
             };
-            let handles = &mut store.data_mut().handles;
+            let handles = store.data_mut().handles();
             handles.opened(stream.rep(), HandleKind::Reader, None);
             Ok((Ok(stream),))
         },
     )?;
     fs.func_wrap_async(
         "[method]descriptor.set-size",
-        |mut store: StoreContextMut<'_, HostState>,
-         (fd, size): (Resource<Descriptor>, Filesize)| {
+        |mut store: StoreContextMut<'_, T>, (fd, size): (Resource<Descriptor>, Filesize)| {
             Box::new(async move {
                 let current = match size_of(&mut store, &fd).await {
                     Ok(current) => current,
                     Err(e) => return reply(Err::<(), _>(e)),
                 };
                 let growth = size.saturating_sub(current);
-                let quota = quota(&store);
-                if let Err(e) = charge(&quota, growth, "growing a file") {
-                    return Ok((Err(e),));
-                }
+                let charge = charge_or_refuse!(store, growth, "growing a file");
                 let mut view = store.data_mut().filesystem();
                 let answer = view.set_size(fd, size).await;
-                reply(refund_on_error(&quota, growth, answer))
+                reply(charge.settle(answer))
             })
         },
     )?;
     fs.func_wrap_async(
         "[method]descriptor.symlink-at",
-        |mut store: StoreContextMut<'_, HostState>,
+        |mut store: StoreContextMut<'_, T>,
          (fd, old_path, new_path): (Resource<Descriptor>, String, String)| {
             Box::new(async move {
                 if !symlinks_granted(&store) {
                     return Ok((Err(ErrorCode::NotPermitted),));
                 }
-                let quota = quota(&store);
-                if let Err(e) = charge(&quota, ENTRY_BYTES, "a symbolic link") {
-                    return Ok((Err(e),));
-                }
+                let charge = charge_or_refuse!(store, ENTRY_BYTES, "a symbolic link");
                 let mut view = store.data_mut().filesystem();
                 let answer = view.symlink_at(fd, old_path, new_path).await;
-                reply(refund_on_error(&quota, ENTRY_BYTES, answer))
+                reply(charge.settle(answer))
             })
         },
     )?;
     fs.func_wrap_async(
         "[method]descriptor.link-at",
-        |mut store: StoreContextMut<'_, HostState>,
+        |mut store: StoreContextMut<'_, T>,
          (fd, flags, old_path, new_fd, new_path): (
             Resource<Descriptor>,
             PathFlags,
@@ -257,19 +255,16 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                 if !symlinks_granted(&store) && is_symlink(&mut store, &fd, &old_path).await {
                     return Ok((Err(ErrorCode::NotPermitted),));
                 }
-                let quota = quota(&store);
-                if let Err(e) = charge(&quota, ENTRY_BYTES, "a hard link") {
-                    return Ok((Err(e),));
-                }
+                let charge = charge_or_refuse!(store, ENTRY_BYTES, "a hard link");
                 let mut view = store.data_mut().filesystem();
                 let answer = view.link_at(fd, flags, old_path, new_fd, new_path).await;
-                reply(refund_on_error(&quota, ENTRY_BYTES, answer))
+                reply(charge.settle(answer))
             })
         },
     )?;
     fs.func_wrap_async(
         "[method]descriptor.rename-at",
-        |mut store: StoreContextMut<'_, HostState>,
+        |mut store: StoreContextMut<'_, T>,
          (fd, old_path, new_fd, new_path): (
             Resource<Descriptor>,
             String,
@@ -287,21 +282,18 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
     )?;
     fs.func_wrap_async(
         "[method]descriptor.create-directory-at",
-        |mut store: StoreContextMut<'_, HostState>, (fd, path): (Resource<Descriptor>, String)| {
+        |mut store: StoreContextMut<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
             Box::new(async move {
-                let quota = quota(&store);
-                if let Err(e) = charge(&quota, ENTRY_BYTES, "a new folder") {
-                    return Ok((Err(e),));
-                }
+                let charge = charge_or_refuse!(store, ENTRY_BYTES, "a new folder");
                 let mut view = store.data_mut().filesystem();
                 let answer = view.create_directory_at(fd, path).await;
-                reply(refund_on_error(&quota, ENTRY_BYTES, answer))
+                reply(charge.settle(answer))
             })
         },
     )?;
     fs.func_wrap_async(
         "[method]descriptor.open-at",
-        |mut store: StoreContextMut<'_, HostState>,
+        |mut store: StoreContextMut<'_, T>,
          (fd, path_flags, path, oflags, flags): (
             Resource<Descriptor>,
             PathFlags,
@@ -322,17 +314,14 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                         cost = ENTRY_BYTES;
                     }
                 }
-                let quota = quota(&store);
-                if let Err(e) = charge(&quota, cost, "a new file") {
-                    return Ok((Err(e),));
-                }
+                let charge = charge_or_refuse!(store, cost, "a new file");
                 let mut view = store.data_mut().filesystem();
                 let answer = view.open_at(fd, path_flags, path, oflags, flags).await;
-                let opened = match refund_on_error(&quota, cost, answer) {
+                let opened = match charge.settle(answer) {
                     Ok(opened) => opened,
                     Err(e) => return Ok((Err(code(e)?),)),
                 };
-                let handles = &mut store.data_mut().handles;
+                let handles = store.data_mut().handles();
                 handles.opened(opened.rep(), HandleKind::File, None);
                 Ok((Ok(opened),))
             })
@@ -340,7 +329,7 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
     )?;
     fs.func_wrap_async(
         "[method]descriptor.read-directory",
-        |mut store: StoreContextMut<'_, HostState>, (fd,): (Resource<Descriptor>,)| {
+        |mut store: StoreContextMut<'_, T>, (fd,): (Resource<Descriptor>,)| {
             Box::new(async move {
                 if !has_room(&mut store) {
                     return Ok((Err(ErrorCode::InsufficientMemory),));
@@ -354,7 +343,7 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
                     Ok(listing) => listing,
                     Err(e) => return Ok((Err(code(e)?),)),
                 };
-                let handles = &mut store.data_mut().handles;
+                let handles = store.data_mut().handles();
                 handles.opened(listing.rep(), HandleKind::Listing, Some(held));
                 Ok((Ok(listing),))
             })
@@ -366,8 +355,8 @@ pub(crate) fn shadow_filesystem(linker: &mut Linker<HostState>) -> wasmtime::Res
 
 /// Charges the host memory a listing of `fd` will take (wasmtime-wasi reads every entry
 /// at once): its entries are counted first, off the async threads.
-async fn hold_listing(
-    store: &mut StoreContextMut<'_, HostState>,
+async fn hold_listing<T: SandboxView>(
+    store: &mut StoreContextMut<'_, T>,
     fd: &Resource<Descriptor>,
 ) -> Result<Held, ErrorCode> {
     let dir = {
@@ -392,24 +381,23 @@ async fn hold_listing(
     let state = store.data_mut();
     state.prune_handles();
     state
-        .worker
-        .memory
+        .memory()
         .hold(bytes, "a directory listing")
         .map_err(|_| ErrorCode::InsufficientMemory)
 }
 
 /// Replaces the output stream at `stream` in the table with one charging the quota, and
 /// counts it as an open handle.
-fn quota_stream(
-    store: &mut StoreContextMut<'_, HostState>,
+fn quota_stream<T: SandboxView>(
+    store: &mut StoreContextMut<'_, T>,
     stream: Resource<DynOutputStream>,
 ) -> wasmtime::Result<Resource<DynOutputStream>> {
-    let disk = store.data().worker.disk.clone();
+    let disk = store.data().disk().clone();
     let table = store.data_mut().ctx().table;
     let inner = table.delete(stream)?;
     let wrapped: DynOutputStream = Box::new(QuotaStream { inner, disk });
     let stream = table.push(wrapped)?;
-    let handles = &mut store.data_mut().handles;
+    let handles = store.data_mut().handles();
     handles.opened(stream.rep(), HandleKind::Writer, None);
     Ok(stream)
 }

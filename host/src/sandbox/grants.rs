@@ -4,7 +4,7 @@
 //! `/data`, when the worker has a storage folder) and nothing else: no other files, no
 //! environment variables, no network. Grants come from the plugin's
 //! [`Manifest`](crate::Manifest) and are applied to each worker's WASI context when the
-//! worker starts (see `worker/store.rs`).
+//! worker starts (see `wasi.rs`). In code, [`Grants::builder`] builds them checked.
 
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,94 @@ pub enum Access {
     ReadWrite,
 }
 
+/// Builds [`Grants`] in code, each checked when built — the other way to grant than a
+/// manifest's `[grants]` table. Everything starts denied: no folders but the worker's
+/// own `/data`, no environment variables, no network, no tools, no symbolic links.
+///
+/// ```
+/// use colony::{Access, Grants};
+/// let grants = Grants::builder()
+///     .dir("/srv/shared", "/shared", Access::ReadOnly)
+///     .env("LANG")
+///     .network("api.example.com:443")
+///     .tool("files.read")
+///     .build()?;
+/// assert_eq!(grants.network, ["api.example.com:443"]);
+/// # Ok::<(), colony::GrantsError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct GrantsBuilder {
+    grants: Grants,
+}
+
+/// A grant that cannot be given: its field and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid grant: {0}")]
+pub struct GrantsError(String);
+
+impl GrantsBuilder {
+    /// Mounts the host folder `host` (an absolute path) at the absolute guest path
+    /// `guest`, read-only unless `access` is [`Access::ReadWrite`].
+    pub fn dir(
+        mut self,
+        host: impl Into<PathBuf>,
+        guest: impl Into<String>,
+        access: Access,
+    ) -> Self {
+        self.grants.dirs.push(DirGrant {
+            host: host.into(),
+            guest: guest.into(),
+            access,
+        });
+        self
+    }
+
+    /// Lets the guest read the host's environment variable `name` (its value when a
+    /// worker starts; left out when unset).
+    pub fn env(mut self, name: impl Into<String>) -> Self {
+        self.grants.env.push(name.into());
+        self
+    }
+
+    /// Lets the guest reach `pattern`: `host`, `host:port`, `*.domain`, `*.domain:port`
+    /// or an IP address (with an optional port).
+    pub fn network(mut self, pattern: impl Into<String>) -> Self {
+        self.grants.network.push(pattern.into());
+        self
+    }
+
+    /// Lets the guest call the host tool `name`.
+    pub fn tool(mut self, name: impl Into<String>) -> Self {
+        self.grants.tools.push(name.into());
+        self
+    }
+
+    /// Lets the guest create symbolic links (and link or move existing ones) in its
+    /// writable folders.
+    pub fn symlinks(mut self, allowed: bool) -> Self {
+        self.grants.symlinks = allowed;
+        self
+    }
+
+    /// The grants, every one checked; the first bad one is the error.
+    pub fn build(self) -> Result<Grants, GrantsError> {
+        if let Some(dir) = self.grants.dirs.iter().find(|d| d.host.is_relative()) {
+            return Err(GrantsError(format!(
+                "grants.dirs: host folder '{}' must be an absolute path",
+                dir.host.display()
+            )));
+        }
+        self.grants.resolve(Path::new("/")).map_err(GrantsError)
+    }
+}
+
 impl Grants {
+    /// A [`GrantsBuilder`], with everything denied.
+    pub fn builder() -> GrantsBuilder {
+        GrantsBuilder::default()
+    }
+
     /// Resolves relative host paths against `folder` and checks every grant.
     pub(crate) fn resolve(mut self, folder: &Path) -> Result<Self, String> {
         for dir in &mut self.dirs {
@@ -202,6 +289,28 @@ mod tests {
         assert!(HostPattern::parse("a b").is_err());
         assert!(HostPattern::parse("host:http").is_err());
         assert!(HostPattern::parse("*").is_err());
+    }
+
+    #[test]
+    fn the_builder_checks_every_grant() {
+        let grants = Grants::builder()
+            .dir("/srv/x", "/x", Access::ReadWrite)
+            .network("*.example.org:443")
+            .symlinks(true)
+            .build()
+            .unwrap();
+        assert_eq!(grants.dirs[0].access, Access::ReadWrite);
+        assert!(grants.symlinks);
+        let bad = |b: GrantsBuilder| b.build().unwrap_err().to_string();
+        assert!(
+            bad(Grants::builder().dir("rel", "/x", Access::ReadOnly)).contains("absolute path")
+        );
+        assert!(
+            bad(Grants::builder().dir("/a", "x", Access::ReadOnly)).contains("must be absolute")
+        );
+        assert!(bad(Grants::builder().network("a b")).contains("grants.network"));
+        assert!(bad(Grants::builder().env("A=B")).contains("grants.env"));
+        assert!(bad(Grants::builder().tool("two words")).contains("grants.tools"));
     }
 
     #[test]

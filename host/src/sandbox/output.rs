@@ -12,16 +12,18 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use serde_json::json;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::shared::WorkerShared;
-use crate::events::EventType;
-
 /// Longest line kept in one event; longer lines are split.
 const MAX_LINE: usize = 4096;
+
+/// Where a guest's output lines go (the worker publishes them as `WORKER_LOG` events).
+pub(crate) trait OutputSink: Send + Sync {
+    /// One line of `stream` (`stdout` or `stderr`), at `level`.
+    fn line(&self, stream: &'static str, level: &'static str, message: String);
+}
 
 /// Output budget shared by a worker's stdout and stderr.
 pub(crate) struct OutputBudget {
@@ -60,21 +62,21 @@ struct Line {
     pending: Vec<u8>,
     budget: Arc<Mutex<OutputBudget>>,
     /// Weak: the store (which owns this stream) must not keep the worker alive.
-    worker: Weak<WorkerShared>,
+    sink: Weak<dyn OutputSink>,
 }
 
 impl GuestOutput {
     pub(crate) fn new(
         stream: &'static str,
         budget: Arc<Mutex<OutputBudget>>,
-        worker: &Arc<WorkerShared>,
+        sink: Weak<dyn OutputSink>,
     ) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Line {
                 stream,
                 pending: Vec::new(),
                 budget,
-                worker: Arc::downgrade(worker),
+                sink,
             })),
         }
     }
@@ -109,7 +111,7 @@ impl Line {
         let text = String::from_utf8_lossy(&self.pending).into_owned();
         let size = self.pending.len() + 1;
         self.pending.clear();
-        let Some(worker) = self.worker.upgrade() else {
+        let Some(sink) = self.sink.upgrade() else {
             return;
         };
         let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,10 +131,7 @@ impl Line {
             text
         };
         drop(budget);
-        worker.publish(
-            EventType::WorkerLog,
-            json!({"worker_id": worker.id(), "level": level, "stream": self.stream, "message": message}),
-        );
+        sink.line(self.stream, level, message);
     }
 }
 
