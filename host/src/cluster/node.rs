@@ -415,7 +415,7 @@ async fn run(
     if let Err(e) = worker.start() {
         return failed(&e);
     }
-    let supervised = crate::colony::supervise(worker.clone(), task.soft_timeout, task.hard_timeout);
+    let supervised = crate::worker::supervise(worker.clone(), task.soft_timeout, task.hard_timeout);
     tokio::pin!(supervised);
     let ack_wait = inner.ack_waits[&task.sha256];
     let mut progress = tokio::time::interval((ack_wait / 3).max(Duration::from_millis(10)));

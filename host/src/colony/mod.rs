@@ -16,7 +16,15 @@
 //! and what is guaranteed. The overseer always runs in the colony's own process.
 
 mod config;
+mod dispatch;
+mod error;
+mod feeds;
+mod forward;
+mod heartbeat;
+mod member;
 mod remote;
+mod routing;
+mod task;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,125 +32,24 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use config::ColonyConfig;
+pub use error::ColonyError;
+pub use task::Task;
 
 use crate::cluster::{Cluster, ClusterError, TaskMessage};
-use crate::error::WorkerError;
 use crate::events::{EventBus, EventFilter, EventType, RecvError};
-use crate::journal::{Journal, JournalError, JournalObserver, WorkerRecord};
+use crate::journal::{Journal, JournalObserver, WorkerRecord};
 use crate::plugin::Plugin;
-use crate::sandbox::Held;
 use crate::worker::{
     MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerReport, WorkerSpec, WorkerState,
-    peer_message,
 };
 use crate::{MessagePart, Runtime};
-use remote::{RemoteFeeds, RemoteWorker};
-
-/// A request to the colony was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ColonyError {
-    /// `run_parallel` was given more tasks than `max_batch`; none of them was started.
-    #[error("colony '{colony}': a batch of {size} tasks is over the limit of {cap}")]
-    BatchTooLarge {
-        /// The colony's id.
-        colony: String,
-        /// How many tasks the batch held.
-        size: usize,
-        /// The colony's `max_batch`.
-        cap: usize,
-    },
-    /// A new worker was asked of a colony that [`Colony::stop_all`] has ended.
-    #[error("colony '{colony}' is stopped")]
-    Stopped {
-        /// The colony's id.
-        colony: String,
-    },
-    /// No worker with this id is in the colony (or, on resume, in its journal).
-    #[error("colony '{colony}' has no worker '{worker}'")]
-    UnknownWorker {
-        /// The colony's id.
-        colony: String,
-        /// The worker id asked for.
-        worker: String,
-    },
-    /// The colony's home folder (or its `workers` folder) could not be created.
-    #[error("colony '{colony}': cannot create its home {}: {source}", path.display())]
-    Home {
-        /// The colony's id.
-        colony: String,
-        /// The home folder.
-        path: std::path::PathBuf,
-        /// The I/O error from creating it.
-        #[source]
-        source: std::io::Error,
-    },
-    /// [`Colony::open`] was called with a config naming a NATS server.
-    #[error("colony '{colony}' uses NATS at {url}: open it with Colony::connect")]
-    NeedsConnect {
-        /// The colony's id.
-        colony: String,
-        /// The NATS address in its config.
-        url: String,
-    },
-    /// Opened outside a tokio runtime: a colony runs its dispatcher and heartbeat on it.
-    #[error("colony '{colony}' must be opened within a tokio runtime")]
-    NoRuntime {
-        /// The colony's id.
-        colony: String,
-    },
-    /// A NATS operation failed (colonies opened with [`Colony::connect`] only).
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    /// The colony's journal could not be opened, read or written.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    /// A worker refused a request (creating, seeding, starting or injecting).
-    #[error(transparent)]
-    Worker(#[from] WorkerError),
-}
-
-/// One task of a fan-out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Task {
-    /// The task in natural language.
-    pub task: String,
-    /// A JSON object.
-    pub input: Value,
-    /// This task's token budget, instead of the plugin's.
-    pub token_budget: Option<u64>,
-    /// This task's tool-call budget, instead of the plugin's.
-    pub tool_call_budget: Option<u32>,
-}
-
-impl Task {
-    /// A task with no structured input.
-    pub fn new(task: impl Into<String>) -> Self {
-        Self {
-            task: task.into(),
-            input: Value::Object(Default::default()),
-            token_budget: None,
-            tool_call_budget: None,
-        }
-    }
-
-    /// Sets the structured input (a JSON object).
-    pub fn with_input(mut self, input: Value) -> Self {
-        self.input = input;
-        self
-    }
-
-    /// Sets this task's token and tool-call budgets.
-    pub fn with_budgets(mut self, tokens: Option<u64>, tool_calls: Option<u32>) -> Self {
-        self.token_budget = tokens;
-        self.tool_call_budget = tool_calls;
-        self
-    }
-}
+use feeds::RemoteFeeds;
+use member::MemberRef;
+use remote::RemoteWorker;
 
 /// A colony of workers. Cheap to clone; [`Colony::stop_all`] ends it.
 #[derive(Clone)]
@@ -157,57 +64,14 @@ struct ColonyInner {
     journal: Arc<Journal>,
     /// The NATS backend, when the colony's workers run on nodes.
     cluster: Option<Cluster>,
-    workers: Mutex<Vec<Member>>,
+    workers: Mutex<Vec<MemberRef>>,
     overseer: Mutex<Option<Worker>>,
-    queue: Mutex<VecDeque<Member>>,
+    queue: Mutex<VecDeque<MemberRef>>,
     queued: Notify,
     slots: Arc<Semaphore>,
     stopped: CancellationToken,
     next_id: AtomicU64,
     interrupted: Vec<String>,
-}
-
-/// One worker of the colony: in this process, or on a node.
-#[derive(Clone)]
-enum Member {
-    Local(Worker),
-    Remote(Arc<RemoteWorker>),
-}
-
-impl Member {
-    fn id(&self) -> &str {
-        match self {
-            Member::Local(w) => w.id(),
-            Member::Remote(w) => w.id(),
-        }
-    }
-
-    fn info(&self) -> WorkerInfo {
-        match self {
-            Member::Local(w) => w.info(),
-            Member::Remote(w) => w.info(),
-        }
-    }
-
-    fn task(&self) -> &str {
-        match self {
-            Member::Local(w) => &w.spec().task,
-            Member::Remote(w) => &w.task.task,
-        }
-    }
-
-    /// Its report, once it has ended.
-    fn report(&self, colony: &str) -> Option<WorkerReport> {
-        match self {
-            Member::Local(w) => w
-                .state()
-                .is_terminal()
-                .then(|| w.result())
-                .flatten()
-                .map(|r| WorkerReport::from_result(w.id(), colony, &w.spec().task, &r)),
-            Member::Remote(w) => w.report(),
-        }
-    }
 }
 
 impl Colony {
@@ -273,14 +137,17 @@ impl Colony {
             next_id: AtomicU64::new(1),
             interrupted,
         });
-        tokio::spawn(dispatch(inner.clone()));
-        tokio::spawn(forward_reports(
+        tokio::spawn(dispatch::dispatch(inner.clone()));
+        tokio::spawn(forward::forward_reports(
             Arc::downgrade(&inner),
             inner
                 .bus
                 .subscribe(EventFilter::all().types([EventType::SubagentReport])),
         ));
-        tokio::spawn(heartbeat(inner.journal.clone(), inner.stopped.clone()));
+        tokio::spawn(heartbeat::heartbeat(
+            inner.journal.clone(),
+            inner.stopped.clone(),
+        ));
         Ok(Self { inner })
     }
 
@@ -338,7 +205,7 @@ impl Colony {
     /// Snapshots of every worker, in creation order.
     pub fn workers(&self) -> Vec<WorkerInfo> {
         let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        workers.iter().map(Member::info).collect()
+        workers.iter().map(|m| m.info()).collect()
     }
 
     /// A snapshot of one worker, wherever it runs.
@@ -346,7 +213,7 @@ impl Colony {
         self.inner.member(id).map(|m| m.info())
     }
 
-    fn member(&self, id: &str) -> Result<Member, ColonyError> {
+    fn member(&self, id: &str) -> Result<MemberRef, ColonyError> {
         self.inner
             .member(id)
             .ok_or_else(|| ColonyError::UnknownWorker {
@@ -357,21 +224,13 @@ impl Colony {
 
     /// Injects `message` into a worker, wherever it runs (on a node: it must be running).
     pub async fn inject(&self, id: &str, message: impl Into<String>) -> Result<(), ColonyError> {
-        match self.member(id)? {
-            Member::Local(worker) => Ok(worker.inject(message)?),
-            Member::Remote(worker) => remote::inject(&worker, message.into()).await,
-        }
+        self.member(id)?.inject(message.into()).await
     }
 
     /// Stops a worker, wherever it runs: a queued one never starts, a running one ends
     /// `stopped` with its report. Bounded by the stop timeout.
     pub async fn stop_worker(&self, id: &str) -> Result<StopOutcome, ColonyError> {
-        Ok(match self.member(id)? {
-            Member::Local(worker) => worker.stop().await,
-            Member::Remote(worker) => {
-                remote::stop(&self.inner, &worker, self.runtime().limits().stop_timeout).await
-            }
-        })
+        Ok(self.member(id)?.stop(&self.inner).await)
     }
 
     fn new_id(&self, prefix: &str) -> String {
@@ -392,7 +251,7 @@ impl Colony {
             Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
         worker.set_router(router);
         self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage))?;
-        self.inner.add(Member::Local(worker.clone()));
+        self.inner.add(Arc::new(worker.clone()));
         Ok(worker)
     }
 
@@ -428,7 +287,7 @@ impl Colony {
         cluster: &Cluster,
         plugin: &Plugin,
         spec: WorkerSpec,
-    ) -> Result<Member, ColonyError> {
+    ) -> Result<MemberRef, ColonyError> {
         let sha256 = plugin
             .sha256()
             .ok_or_else(|| ClusterError::PluginNotLoaded {
@@ -452,7 +311,7 @@ impl Colony {
         };
         self.journal_new(plugin, &spec, WorkerState::Queued, None)?;
         let worker = RemoteWorker::new(task, cluster.clone(), plugin.limits());
-        let member = Member::Remote(Arc::new(worker));
+        let member: MemberRef = Arc::new(worker);
         self.inner.add(member.clone());
         Ok(member)
     }
@@ -539,7 +398,7 @@ impl Colony {
             } else {
                 let worker = self.create(plugin, spec)?;
                 worker.enqueue()?;
-                Member::Local(worker)
+                Arc::new(worker) as MemberRef
             };
             ids.push(member.id().to_owned());
             self.inner
@@ -606,7 +465,7 @@ impl Colony {
     /// bounded by its stop timeout. Returns each worker's outcome.
     pub async fn stop_all(&self) -> Vec<(String, StopOutcome)> {
         self.inner.stopped.cancel();
-        let workers: Vec<Member> = self
+        let workers: Vec<MemberRef> = self
             .inner
             .workers
             .lock()
@@ -617,13 +476,7 @@ impl Colony {
             let colony = self.clone();
             stops.spawn(async move {
                 let id = member.id().to_owned();
-                let outcome = match member {
-                    Member::Local(worker) => worker.stop().await,
-                    Member::Remote(worker) => {
-                        let timeout = colony.runtime().limits().stop_timeout;
-                        remote::stop(&colony.inner, &worker, timeout).await
-                    }
-                };
+                let outcome = member.stop(&colony.inner).await;
                 (id, outcome)
             });
         }
@@ -637,26 +490,20 @@ impl Colony {
 }
 
 impl ColonyInner {
-    fn member(&self, id: &str) -> Option<Member> {
+    fn member(&self, id: &str) -> Option<MemberRef> {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         workers.iter().find(|w| w.id() == id).cloned()
     }
 
     fn find(&self, id: &str) -> Option<Worker> {
-        match self.member(id)? {
-            Member::Local(worker) => Some(worker),
-            Member::Remote(_) => None,
-        }
+        self.member(id)?.as_local().cloned()
     }
 
     fn find_remote(&self, id: &str) -> Option<Arc<RemoteWorker>> {
-        match self.member(id)? {
-            Member::Remote(worker) => Some(worker),
-            Member::Local(_) => None,
-        }
+        self.member(id)?.as_remote()
     }
 
-    fn add(&self, member: Member) {
+    fn add(&self, member: MemberRef) {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         workers.retain(|w| w.id() != member.id());
         workers.push(member);
@@ -667,155 +514,5 @@ impl ColonyInner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-}
-
-#[async_trait::async_trait]
-impl MessageRouter for ColonyInner {
-    async fn route(
-        &self,
-        from: &str,
-        to: &str,
-        message: &str,
-        _in_flight: Held,
-    ) -> Result<(), String> {
-        let target = if to == "overseer" {
-            self.overseer().map(Member::Local)
-        } else {
-            self.member(to)
-        };
-        let Some(target) = target else {
-            return Err(format!("no worker '{to}' in colony '{}'", self.config.id));
-        };
-        if target.id() == from {
-            return Err("a worker cannot message itself".to_owned());
-        }
-        match target {
-            Member::Local(worker) => worker
-                .inject(peer_message(from, message))
-                .map_err(|e| e.to_string()),
-            // Delivered through its node, which answers whether it took it.
-            Member::Remote(worker) => {
-                let colony = &worker.task.colony_id;
-                worker.cluster.send_to_peer(colony, from, to, message).await
-            }
-        }
-    }
-}
-
-/// Starts queued workers in FIFO order as concurrency slots free up.
-async fn dispatch(inner: Arc<ColonyInner>) {
-    loop {
-        let permit = tokio::select! {
-            permit = inner.slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            () = inner.stopped.cancelled() => return,
-        };
-        let member = loop {
-            let notified = inner.queued.notified();
-            if let Some(member) = inner
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop_front()
-            {
-                break member;
-            }
-            tokio::select! {
-                () = notified => {}
-                () = inner.stopped.cancelled() => return,
-            }
-        };
-        // A queued worker never starts after the colony or the worker was stopped.
-        if inner.stopped.is_cancelled() {
-            return;
-        }
-        let worker = match member {
-            Member::Local(worker) => worker,
-            Member::Remote(worker) => {
-                // Its node applies the timeouts; the slot is held until its report.
-                remote::launch(inner.clone(), worker, permit).await;
-                continue;
-            }
-        };
-        if worker.state() != WorkerState::Queued || worker.start().is_err() {
-            continue;
-        }
-        let soft = inner.config.soft_timeout;
-        let hard = inner.config.effective_hard_timeout();
-        tokio::spawn(async move {
-            supervise(worker, soft, hard).await;
-            drop(permit);
-        });
-    }
-}
-
-/// Watches one running worker until it ends: after `soft` it is told to wrap up, after
-/// `hard` it is stopped. (Nodes run the same watch over the workers they run.)
-pub(crate) async fn supervise(worker: Worker, soft: Duration, hard: Duration) {
-    tokio::select! {
-        _ = worker.wait() => return,
-        () = tokio::time::sleep(soft) => {}
-    }
-    let _ = worker.inject(format!(
-        "[SOFT TIMEOUT] You have been running for {}. Wrap up now and report to your parent.",
-        humantime::format_duration(soft)
-    ));
-    tokio::select! {
-        _ = worker.wait() => {}
-        () = tokio::time::sleep(hard.saturating_sub(soft)) => {
-            tracing::warn!(worker = worker.id(), "hard timeout: stopping");
-            worker.stop().await;
-        }
-    }
-}
-
-/// Hands each worker report to the overseer as one turn, in arrival order.
-async fn forward_reports(inner: Weak<ColonyInner>, mut reports: crate::events::Subscription) {
-    loop {
-        let event = match reports.recv().await {
-            Ok(event) => event,
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return,
-        };
-        let Some(inner) = inner.upgrade() else { return };
-        let Some(overseer) = inner
-            .overseer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        else {
-            continue;
-        };
-        if event.node_id == overseer.id() || !overseer.is_active() {
-            continue;
-        }
-        let report = WorkerReport::from_event(&event).unwrap_or_else(|e| {
-            tracing::error!("{e}");
-            WorkerReport::unreadable(&event.stream_id, "", &e)
-        });
-        if let Err(e) = overseer.inject(report.as_overseer_message()) {
-            tracing::warn!(
-                "cannot hand {}'s report to the overseer: {e}",
-                report.worker_id
-            );
-        }
-    }
-}
-
-/// Keeps the journal's heartbeat fresh, so a crash is dated within a second.
-async fn heartbeat(journal: Arc<Journal>, stopped: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = journal.heartbeat() {
-                    tracing::warn!("{e}");
-                }
-            }
-            () = stopped.cancelled() => return,
-        }
     }
 }

@@ -2,34 +2,29 @@
 //!
 //! A [`RemoteWorker`] is the colony's record of one fanned-out task: queued here until the
 //! dispatcher has a slot for it, then published, then running on some node, then ended
-//! by its report. Its state moves only forward, under one lock, so a stop racing the
-//! dispatcher either keeps the task from being published or finds it published and asks
-//! the node. Reports come from the report stream (an ordered consumer from the start of
-//! this colony's subject, so a colony that reconnects reads what it missed), are
-//! deduplicated by worker id, journaled, then published on the bus — exactly like a local
-//! worker's. Other events come over core NATS and are republished as they arrive.
+//! by its report (see `feeds.rs`). Its state moves only forward, under one lock, so a
+//! stop racing the dispatcher either keeps the task from being published or finds it
+//! published and asks the node.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
+use super::feeds::deliver;
+use super::member::Member;
 use super::{ColonyError, ColonyInner};
 use crate::cluster::{
     CONTROL_TIMEOUT, Cluster, ClusterError, Control, ReportMessage, STOP_POLL, TaskMessage,
-    subjects,
 };
 use crate::error::WorkerError;
-use crate::events::{AgentEvent, EventType};
 use crate::limits::Limits;
 use crate::sandbox::{Held, HostMemory};
 use crate::worker::WorkerReport;
 use crate::worker::{
-    StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, inbox_share, stopped, withheld,
+    StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, inbox_share, stopped,
 };
 
 /// The colony's record of a worker that runs on a node.
@@ -179,7 +174,7 @@ impl RemoteWorker {
     /// Marks it running (an `EXECUTION_STARTED`, the first or a redelivered run's) and
     /// returns whether that is new, with the messages held for it meanwhile; `None` once
     /// it has ended.
-    fn started(&self, at: DateTime<Utc>) -> Option<(bool, Vec<String>)> {
+    pub(super) fn started(&self, at: DateTime<Utc>) -> Option<(bool, Vec<String>)> {
         let mut status = self.status();
         if status.state.is_terminal() {
             return None;
@@ -196,7 +191,12 @@ impl RemoteWorker {
     /// Ends it with `result` at `ended_at`; false when it had ended already (a duplicate
     /// report). A report can overtake its worker's `EXECUTION_STARTED` event (they travel
     /// apart): the start is then dated from the report.
-    fn finish(&self, state: WorkerState, result: WorkerResult, ended_at: DateTime<Utc>) -> bool {
+    pub(super) fn finish(
+        &self,
+        state: WorkerState,
+        result: WorkerResult,
+        ended_at: DateTime<Utc>,
+    ) -> bool {
         let mut status = self.status();
         if status.state.is_terminal() {
             return false;
@@ -218,209 +218,10 @@ impl RemoteWorker {
     }
 }
 
-/// Connects the colony's listeners: reports, events and the overseer's inbox.
-pub(crate) struct RemoteFeeds {
-    cluster: Cluster,
-    reports: pull::Ordered,
-    events: async_nats::Subscriber,
-    overseer: async_nats::Subscriber,
-}
-
-impl RemoteFeeds {
-    pub async fn open(cluster: &Cluster, colony: &str) -> Result<Self, ClusterError> {
-        subjects::check_token("colony id", colony)?;
-        let stream = cluster
-            .jetstream()
-            .get_stream(subjects::REPORTS_STREAM)
-            .await
-            .map_err(|e| ClusterError::js("open the report stream", e))?;
-        let reports = stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: subjects::reports(colony),
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::js("read the colony's reports", e))?
-            .messages()
-            .await
-            .map_err(|e| ClusterError::js("read the colony's reports", e))?;
-        let subscribe = |subject: String| async move {
-            cluster
-                .client()
-                .subscribe(subject.clone())
-                .await
-                .map_err(|e| ClusterError::js(format!("subscribe to {subject}"), e))
-        };
-        let events = subscribe(subjects::events(colony)).await?;
-        let overseer = subscribe(subjects::control(colony, "overseer")).await?;
-        cluster
-            .client()
-            .flush()
-            .await
-            .map_err(|e| ClusterError::js("flush subscriptions", e))?;
-        Ok(Self {
-            cluster: cluster.clone(),
-            reports,
-            events,
-            overseer,
-        })
-    }
-
-    /// Spawns the three listeners; each ends when the colony is dropped or stopped.
-    pub fn spawn(self, inner: &Arc<ColonyInner>) {
-        tokio::spawn(read_reports(Arc::downgrade(inner), self.reports));
-        tokio::spawn(read_events(Arc::downgrade(inner), self.events));
-        tokio::spawn(serve_overseer(
-            Arc::downgrade(inner),
-            self.cluster,
-            self.overseer,
-        ));
-    }
-}
-
-async fn read_reports(inner: Weak<ColonyInner>, mut reports: pull::Ordered) {
-    while let Some(message) = reports.next().await {
-        let Some(inner) = inner.upgrade() else { return };
-        match message {
-            Ok(message) => match serde_json::from_slice::<ReportMessage>(&message.payload) {
-                Ok(report) => deliver(&inner, report),
-                Err(e) => tracing::warn!("unreadable report on {}: {e}", message.subject),
-            },
-            Err(e) => tracing::warn!("reading reports: {e}"),
-        }
-    }
-}
-
-async fn read_events(inner: Weak<ColonyInner>, mut events: async_nats::Subscriber) {
-    while let Some(message) = events.next().await {
-        let Some(inner) = inner.upgrade() else { return };
-        let Ok(event) = serde_json::from_slice::<AgentEvent>(&message.payload) else {
-            continue;
-        };
-        // Reports come from the report stream, once each.
-        if event.event_type == EventType::SubagentReport {
-            continue;
-        }
-        let Some(worker) = inner.find_remote(&event.node_id) else {
-            continue;
-        };
-        if worker.state().is_terminal() {
-            continue;
-        }
-        if event.event_type == EventType::ExecutionStarted
-            && let Some((first, held)) = worker.started(event.timestamp)
-        {
-            if first && let Err(e) = inner.journal.set_state(&worker.info()) {
-                tracing::error!("worker '{}': {e}", worker.id());
-            }
-            if !held.is_empty() {
-                tokio::spawn(send_held(worker.clone(), held));
-            }
-        }
-        inner.bus.publish(event);
-    }
-}
-
-/// `peers.send(\"overseer\", …)` from workers on nodes.
-async fn serve_overseer(
-    inner: Weak<ColonyInner>,
-    cluster: Cluster,
-    mut requests: async_nats::Subscriber,
-) {
-    while let Some(request) = requests.next().await {
-        let Some(inner) = inner.upgrade() else { return };
-        let error = match serde_json::from_slice::<Control>(&request.payload) {
-            Ok(Control::Inject { message }) => match inner.overseer() {
-                Some(overseer) => overseer.inject(message).err().map(|e| e.to_string()),
-                None => Some(format!("colony '{}' has no overseer", inner.config.id)),
-            },
-            Ok(Control::Stop) => Some("the overseer cannot be stopped by a worker".to_owned()),
-            Err(e) => Some(format!("not a control request: {e}")),
-        };
-        if let (Some(reply), Ok(payload)) = (
-            request.reply,
-            serde_json::to_vec(&crate::cluster::ControlReply { error }),
-        ) {
-            let _ = cluster.client().publish(reply, payload.into()).await;
-        }
-    }
-}
-
-/// Ends a remote worker with its report: journaled, then published. A worker that has
-/// a report already (a redelivered task, the stream replayed) keeps its first one.
-fn deliver(inner: &ColonyInner, report: ReportMessage) {
-    let Some(worker) = inner.find_remote(&report.event.node_id) else {
-        return deliver_missed(inner, report);
-    };
-    if worker.state().is_terminal() {
-        return;
-    }
-    let report = journaled_or_withheld(inner, report);
-    if !worker.finish(report.state, report.result, report.event.timestamp) {
-        return;
-    }
-    if let Err(e) = inner.journal.set_state(&worker.info()) {
-        tracing::error!("worker '{}': {e}", worker.id());
-    }
-    inner.bus.publish(report.event);
-}
-
-/// `report`, once journaled; or, failing closed, a FAILED report saying it could not be
-/// (journaled where it still can be) — so that the journal, `wait` and the bus all tell
-/// the same outcome.
-fn journaled_or_withheld(inner: &ColonyInner, mut report: ReportMessage) -> ReportMessage {
-    let Err(e) = inner.journal.add_report(&report.event) else {
-        return report;
-    };
-    let reason = format!(
-        "worker '{}': cannot journal the report: {e}; its own report is withheld",
-        report.event.node_id
-    );
-    tracing::error!("{reason}");
-    report.state = WorkerState::Failed;
-    report.result = withheld(report.result, reason);
-    let data = &mut report.event.data;
-    data["status"] = serde_json::json!(report.result.status);
-    data["summary"] = serde_json::json!(report.result.summary);
-    data["error"] = serde_json::json!(report.result.error);
-    data["data"] = serde_json::json!({});
-    let _ = inner.journal.add_report(&report.event);
-    report
-}
-
-/// A report for a worker this process did not create: one a previous process of the
-/// colony (same id and home) fanned out before it ended. The journal gets its outcome.
-fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
-    let id = report.event.node_id.clone();
-    let record = match inner.journal.worker(&id) {
-        Ok(Some(record)) => record,
-        Ok(None) => return,
-        Err(e) => return tracing::error!("worker '{id}': {e}"),
-    };
-    if record.state.has_ended() || record.colony_id != inner.config.id {
-        return;
-    }
-    let report = journaled_or_withheld(inner, report);
-    let info = WorkerInfo {
-        id: record.id,
-        task: record.task,
-        plugin: record.plugin,
-        mode: WorkerMode::Ephemeral,
-        state: report.state,
-        started_at: record.started_at,
-        result: Some(report.result),
-    };
-    if let Err(e) = inner.journal.set_state(&info) {
-        tracing::error!("worker '{id}': {e}");
-    }
-    inner.bus.publish(report.event);
-}
-
 /// Ends a remote worker here, without a node: its report is stored in the report
 /// stream first (so a node that holds the task does not run it), then delivered — unless
 /// the stream already had the worker's own report, which then arrives and wins.
-async fn end_here(
+pub(super) async fn end_here(
     inner: &ColonyInner,
     worker: &RemoteWorker,
     state: WorkerState,
@@ -439,11 +240,7 @@ async fn end_here(
 
 /// Publishes a claimed worker's task (the dispatcher's part: it awaits the send, so
 /// tasks queue in FIFO order, not the storage acknowledgement).
-pub(crate) async fn launch(
-    inner: Arc<ColonyInner>,
-    worker: Arc<RemoteWorker>,
-    slot: OwnedSemaphorePermit,
-) {
+async fn launch(inner: Arc<ColonyInner>, worker: Arc<RemoteWorker>, slot: OwnedSemaphorePermit) {
     let Some(task) = worker.claim(slot) else {
         return;
     };
@@ -475,11 +272,7 @@ pub(crate) async fn launch(
 /// Stops a remote worker wherever it is: not yet published → ended here; still on the
 /// queue → withdrawn and ended here; running → its node is asked to stop it, and the
 /// stop waits (bounded by `timeout`) for the report.
-pub(crate) async fn stop(
-    inner: &ColonyInner,
-    worker: &RemoteWorker,
-    timeout: Duration,
-) -> StopOutcome {
+async fn stop(inner: &ColonyInner, worker: &RemoteWorker, timeout: Duration) -> StopOutcome {
     let begun = Instant::now();
     let deadline = begun + timeout;
     let outcome = |clean| StopOutcome {
@@ -541,7 +334,7 @@ pub(crate) async fn stop(
 
 /// Injects `message` into a remote worker: held here while it waits to run (sent with its
 /// task, or to its node when it starts), else delivered through the node running it.
-pub(crate) async fn inject(worker: &RemoteWorker, message: String) -> Result<(), ColonyError> {
+async fn inject(worker: &RemoteWorker, message: String) -> Result<(), ColonyError> {
     if message.len() > worker.max_message_bytes {
         return Err(WorkerError::MessageTooLarge {
             worker: worker.id().to_owned(),
@@ -579,7 +372,7 @@ pub(crate) async fn inject(worker: &RemoteWorker, message: String) -> Result<(),
 }
 
 /// Sends the messages held for a worker to the node that has just started it.
-async fn send_held(worker: Arc<RemoteWorker>, held: Vec<String>) {
+pub(super) async fn send_held(worker: Arc<RemoteWorker>, held: Vec<String>) {
     for message in held {
         let request = Control::Inject { message };
         if let Err(e) = worker
@@ -594,5 +387,47 @@ async fn send_held(worker: Arc<RemoteWorker>, held: Vec<String>) {
         {
             tracing::warn!("a message held for worker '{}' was lost: {e}", worker.id());
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Member for RemoteWorker {
+    fn id(&self) -> &str {
+        RemoteWorker::id(self)
+    }
+
+    fn info(&self) -> WorkerInfo {
+        RemoteWorker::info(self)
+    }
+
+    fn task(&self) -> &str {
+        &self.task.task
+    }
+
+    fn report(&self, _colony: &str) -> Option<WorkerReport> {
+        RemoteWorker::report(self)
+    }
+
+    async fn inject(&self, message: String) -> Result<(), ColonyError> {
+        inject(self, message).await
+    }
+
+    async fn stop(&self, colony: &ColonyInner) -> StopOutcome {
+        stop(colony, self, colony.runtime.limits().stop_timeout).await
+    }
+
+    async fn launch(self: Arc<Self>, colony: Arc<ColonyInner>, slot: OwnedSemaphorePermit) {
+        // Its node applies the timeouts; the slot is held until its report.
+        launch(colony, self, slot).await;
+    }
+
+    async fn deliver(&self, from: &str, message: &str) -> Result<(), String> {
+        self.cluster
+            .send_to_peer(&self.task.colony_id, from, self.id(), message)
+            .await
+    }
+
+    fn as_remote(self: Arc<Self>) -> Option<Arc<RemoteWorker>> {
+        Some(self)
     }
 }

@@ -13,6 +13,7 @@ mod shared;
 mod spec;
 mod state;
 mod store;
+mod supervise;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -32,6 +33,7 @@ pub(crate) use result::{ExplicitReport, crashed, into_object, stopped, withheld}
 pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;
 pub(crate) use shared::{InboxMessage, MessageRouter, inbox_share, peer_message};
+pub(crate) use supervise::supervise;
 
 use crate::conversation::MessagePart;
 use crate::error::WorkerError;
