@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 mod bindings;
+#[cfg(feature = "nats")]
 pub mod cluster;
 mod colony;
 mod config;

@@ -1,5 +1,6 @@
 //! [`ColonyError`]: why a colony refused a request.
 
+#[cfg(feature = "nats")]
 use crate::cluster::ClusterError;
 use crate::error::WorkerError;
 use crate::journal::JournalError;
@@ -50,12 +51,21 @@ pub enum ColonyError {
         /// The NATS address in its config.
         url: String,
     },
+    /// Its config names a NATS server, but Colony was built without the `nats` feature.
+    #[error("colony '{colony}' uses NATS at {url}, but this build has no `nats` feature")]
+    NoNats {
+        /// The colony's id.
+        colony: String,
+        /// The NATS server its config names.
+        url: String,
+    },
     /// Opened outside a tokio runtime: a colony runs its dispatcher and heartbeat on it.
     #[error("colony '{colony}' must be opened within a tokio runtime")]
     NoRuntime {
         /// The colony's id.
         colony: String,
     },
+    #[cfg(feature = "nats")]
     /// A NATS operation failed (colonies opened with [`Colony::connect`] only).
     #[error(transparent)]
     Cluster(#[from] ClusterError),

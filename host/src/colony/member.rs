@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+#[cfg(feature = "nats")]
 use super::remote::RemoteWorker;
 use super::{ColonyError, ColonyInner};
 use crate::worker::{
@@ -41,6 +42,7 @@ pub(super) trait Member: Send + Sync {
         None
     }
     /// The record of a worker on a node.
+    #[cfg(feature = "nats")]
     fn as_remote(self: Arc<Self>) -> Option<Arc<RemoteWorker>> {
         None
     }

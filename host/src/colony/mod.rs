@@ -18,10 +18,12 @@
 mod config;
 mod dispatch;
 mod error;
+#[cfg(feature = "nats")]
 mod feeds;
 mod forward;
 mod heartbeat;
 mod member;
+#[cfg(feature = "nats")]
 mod remote;
 mod routing;
 mod task;
@@ -39,6 +41,7 @@ pub use config::ColonyConfig;
 pub use error::ColonyError;
 pub use task::Task;
 
+#[cfg(feature = "nats")]
 use crate::cluster::{Cluster, ClusterError, TaskMessage};
 use crate::events::{EventBus, EventFilter, EventType, RecvError};
 use crate::journal::{Journal, JournalObserver, WorkerRecord};
@@ -47,9 +50,18 @@ use crate::worker::{
     MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerReport, WorkerSpec, WorkerState,
 };
 use crate::{MessagePart, Runtime};
+#[cfg(feature = "nats")]
 use feeds::RemoteFeeds;
 use member::MemberRef;
+#[cfg(feature = "nats")]
 use remote::RemoteWorker;
+
+/// Where a colony's fanned-out workers run when not in this process: a NATS cluster.
+#[cfg(feature = "nats")]
+type Backend = Cluster;
+/// Built without the `nats` feature, a colony has no other backend (an uninhabited type).
+#[cfg(not(feature = "nats"))]
+enum Backend {}
 
 /// A colony of workers. Cheap to clone; [`Colony::stop_all`] ends it.
 #[derive(Clone)]
@@ -63,7 +75,7 @@ struct ColonyInner {
     bus: EventBus,
     journal: Arc<Journal>,
     /// The NATS backend, when the colony's workers run on nodes.
-    cluster: Option<Cluster>,
+    cluster: Option<Backend>,
     workers: Mutex<Vec<MemberRef>>,
     overseer: Mutex<Option<Worker>>,
     queue: Mutex<VecDeque<MemberRef>>,
@@ -78,14 +90,35 @@ impl Colony {
     /// Opens a colony whatever its backend: in this process, or — when `config.nats`
     /// names a server — with its fanned-out workers on `colony node`s over NATS.
     pub async fn connect(runtime: Runtime, config: ColonyConfig) -> Result<Self, ColonyError> {
-        let Some(url) = config.nats.clone() else {
-            return Self::open(runtime, config);
-        };
+        match config.nats.clone() {
+            Some(url) => Self::connect_to(runtime, config, url).await,
+            None => Self::open(runtime, config),
+        }
+    }
+
+    #[cfg(feature = "nats")]
+    async fn connect_to(
+        runtime: Runtime,
+        config: ColonyConfig,
+        url: String,
+    ) -> Result<Self, ColonyError> {
         let cluster = Cluster::connect(&url, &format!("colony-{}", config.id)).await?;
         let feeds = RemoteFeeds::open(&cluster, &config.id).await?;
         let colony = Self::open_with(runtime, config, Some(cluster))?;
         feeds.spawn(&colony.inner);
         Ok(colony)
+    }
+
+    #[cfg(not(feature = "nats"))]
+    async fn connect_to(
+        _runtime: Runtime,
+        config: ColonyConfig,
+        url: String,
+    ) -> Result<Self, ColonyError> {
+        Err(ColonyError::NoNats {
+            colony: config.id,
+            url,
+        })
     }
 
     /// Opens the colony in `config.home`: creates it if needed, opens its journal, marks
@@ -105,7 +138,7 @@ impl Colony {
     fn open_with(
         runtime: Runtime,
         config: ColonyConfig,
-        cluster: Option<Cluster>,
+        cluster: Option<Backend>,
     ) -> Result<Self, ColonyError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ColonyError::NoRuntime {
@@ -282,6 +315,7 @@ impl Colony {
     }
 
     /// Records a worker that will run on a node: journaled, not yet published.
+    #[cfg(feature = "nats")]
     fn create_remote(
         &self,
         cluster: &Cluster,
@@ -314,6 +348,17 @@ impl Colony {
         let member: MemberRef = Arc::new(worker);
         self.inner.add(member.clone());
         Ok(member)
+    }
+
+    /// A colony built without the `nats` feature never has a backend to create on.
+    #[cfg(not(feature = "nats"))]
+    fn create_remote(
+        &self,
+        backend: &Backend,
+        _plugin: &Plugin,
+        _spec: WorkerSpec,
+    ) -> Result<MemberRef, ColonyError> {
+        match *backend {}
     }
 
     fn ensure_running(&self) -> Result<(), ColonyError> {
@@ -499,6 +544,7 @@ impl ColonyInner {
         self.member(id)?.as_local().cloned()
     }
 
+    #[cfg(feature = "nats")]
     fn find_remote(&self, id: &str) -> Option<Arc<RemoteWorker>> {
         self.member(id)?.as_remote()
     }

@@ -29,9 +29,11 @@ pub use result::{ReportStatus, WorkerResult};
 pub use spec::{WorkerMode, WorkerSpec};
 pub use state::WorkerState;
 
+#[cfg_attr(not(feature = "nats"), allow(unused_imports))]
 pub(crate) use result::{ExplicitReport, crashed, into_object, stopped, withheld};
 pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;
+#[cfg_attr(not(feature = "nats"), allow(unused_imports))]
 pub(crate) use shared::{InboxMessage, MessageRouter, inbox_share, peer_message};
 pub(crate) use supervise::supervise;
 
