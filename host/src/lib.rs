@@ -57,9 +57,7 @@ pub use colony::{Colony, ColonyConfig, ColonyError, Task};
 pub use config::{AllocatorChoice, RuntimeConfig};
 pub use conversation::MessagePart;
 pub use engine::AllocatorKind;
-pub use error::{
-    LimitExceeded, ManifestError, PluginError, RuntimeError, StorageError, WorkerError,
-};
+pub use error::{LimitExceeded, ManifestError, PluginError, RuntimeError, StorageError};
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
 pub use journal::{
     HEARTBEAT_STALE_AFTER, Journal, JournalError, RecordState, ReportRecord, WorkerRecord,
@@ -73,8 +71,8 @@ pub use sandbox::{
 };
 pub use storage::WorkerStorage;
 pub use worker::{
-    ReportStatus, StopOutcome, UnreadableReport, Worker, WorkerInfo, WorkerMode, WorkerObserver,
-    WorkerReport, WorkerResult, WorkerSpec, WorkerState,
+    ReportStatus, StopOutcome, UnreadableReport, Worker, WorkerError, WorkerInfo, WorkerMode,
+    WorkerObserver, WorkerReport, WorkerResult, WorkerSpec, WorkerState,
 };
 
 /// README.md's Rust examples, compiled as doc tests so the README cannot drift from the

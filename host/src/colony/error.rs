@@ -2,8 +2,8 @@
 
 #[cfg(feature = "nats")]
 use crate::cluster::ClusterError;
-use crate::error::WorkerError;
 use crate::journal::JournalError;
+use crate::worker::WorkerError;
 
 /// A request to the colony was refused.
 #[derive(Debug, thiserror::Error)]

@@ -19,9 +19,9 @@ use super::{ColonyError, ColonyInner};
 use crate::cluster::{
     CONTROL_TIMEOUT, Cluster, ClusterError, Control, ReportMessage, STOP_POLL, TaskMessage,
 };
-use crate::error::WorkerError;
 use crate::limits::Limits;
 use crate::sandbox::{Held, HostMemory};
+use crate::worker::WorkerError;
 use crate::worker::WorkerReport;
 use crate::worker::{
     StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, inbox_share, stopped,

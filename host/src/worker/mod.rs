@@ -7,6 +7,7 @@
 //! published exactly once.
 
 mod driver;
+mod error;
 mod report;
 mod result;
 mod shared;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use error::WorkerError;
 pub use report::{UnreadableReport, WorkerReport};
 pub use result::{ReportStatus, WorkerResult};
 pub use spec::{WorkerMode, WorkerSpec};
@@ -38,7 +40,6 @@ pub(crate) use shared::{InboxMessage, MessageRouter, inbox_share, peer_message};
 pub(crate) use supervise::supervise;
 
 use crate::conversation::MessagePart;
-use crate::error::WorkerError;
 use crate::events::EventBus;
 use crate::plugin::Plugin;
 use crate::sandbox::{DiskQuota, HostMemory};
