@@ -94,6 +94,8 @@ pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
         temp.path().to_owned()
     };
     let env = Env { home, ..env };
+    std::fs::create_dir_all(&env.home)
+        .with_context(|| format!("cannot create the colony home {}", env.home.display()))?;
     let agent_manifest = env.home.join("agent-loop.toml");
     std::fs::write(
         &agent_manifest,
@@ -103,7 +105,8 @@ pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
                 .display()
                 .to_string()
         ),
-    )?;
+    )
+    .with_context(|| format!("cannot write {}", agent_manifest.display()))?;
     let agent = env.runtime.load_manifest(&agent_manifest).await?;
     let colony = env.colony(|c| c.id = "demo".into()).await?;
     let printer = EventPrinter::new(env.json);
