@@ -219,7 +219,7 @@ fn parsed<T>(
     let text: String = row.get(column)?;
     parse(&text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
-            0,
+            row.as_ref().column_index(column).unwrap_or_default(),
             rusqlite::types::Type::Text,
             format!("unknown {column} '{text}'").into(),
         )

@@ -7,6 +7,7 @@ use crate::worker::WorkerError;
 
 /// A request to the colony was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ColonyError {
     /// `run_parallel` was given more tasks than `max_batch`; none of them was started.
     #[error("colony '{colony}': a batch of {size} tasks is over the limit of {cap}")]

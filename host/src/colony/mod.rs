@@ -127,6 +127,12 @@ impl Colony {
     /// [`Colony::connect`] instead.
     pub fn open(runtime: Runtime, config: ColonyConfig) -> Result<Self, ColonyError> {
         if let Some(url) = &config.nats {
+            #[cfg(not(feature = "nats"))]
+            return Err(ColonyError::NoNats {
+                colony: config.id.clone(),
+                url: url.clone(),
+            });
+            #[cfg(feature = "nats")]
             return Err(ColonyError::NeedsConnect {
                 colony: config.id.clone(),
                 url: url.clone(),

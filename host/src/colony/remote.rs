@@ -24,7 +24,8 @@ use crate::sandbox::{Held, HostMemory};
 use crate::worker::WorkerError;
 use crate::worker::WorkerReport;
 use crate::worker::{
-    StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, inbox_share, stopped,
+    StopOutcome, WorkerInfo, WorkerMode, WorkerResult, WorkerState, inbox_share, peer_message,
+    stopped,
 };
 
 /// The colony's record of a worker that runs on a node.
@@ -422,9 +423,11 @@ impl Member for RemoteWorker {
     }
 
     async fn deliver(&self, from: &str, message: &str) -> Result<(), String> {
-        self.cluster
-            .send_to_peer(&self.task.colony_id, from, self.id(), message)
+        // As an injected message: held here until it runs, as a local worker's inbox
+        // holds it, then delivered through its node.
+        inject(self, peer_message(from, message))
             .await
+            .map_err(|e| e.to_string())
     }
 
     fn as_remote(self: Arc<Self>) -> Option<Arc<RemoteWorker>> {
