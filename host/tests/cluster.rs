@@ -880,3 +880,41 @@ async fn a_message_to_a_worker_no_node_runs_is_an_error_the_sender_sees() {
     );
     colony.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_message_to_a_worker_still_queued_waits_for_it_as_in_process() {
+    let s = setup(&["n1"], |c| c.max_concurrent_workers = 1).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let mut turns = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::TurnCompleted]));
+    let overseer = colony
+        .start_overseer(&plugin, "oversee", Vec::new())
+        .unwrap();
+    let ids = colony
+        .run_parallel(&plugin, tasks(2, json!({"action": "wait"})))
+        .unwrap();
+    wait_running(&colony, &ids[..1]).await;
+    assert_eq!(colony.info(&ids[1]).unwrap().state, WorkerState::Queued);
+    overseer
+        .inject(format!("send {} hello from the overseer", ids[1]))
+        .unwrap();
+    let turn = loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), turns.recv())
+            .await
+            .expect("the overseer's turn")
+            .unwrap();
+        if event.node_id == overseer.id() {
+            break event;
+        }
+    };
+    assert_eq!(turn.data["output"]["answer"], "Ok(())", "{:?}", turn.data);
+    colony.inject(&ids[0], "go").await.unwrap();
+    all_succeed(&colony, &ids, Duration::from_secs(10)).await;
+    let got = colony.info(&ids[1]).unwrap().result.unwrap().output["got"].clone();
+    assert_eq!(
+        got,
+        format!("[MESSAGE from {}] hello from the overseer", overseer.id())
+    );
+    colony.stop_all().await;
+}
