@@ -875,8 +875,8 @@ async fn a_message_to_a_worker_no_node_runs_is_an_error_the_sender_sees() {
     assert_eq!(reports[0].status, ReportStatus::Success);
     let answer = colony.info(&sender[0]).unwrap().result.unwrap().output["answer"].clone();
     assert_eq!(
-        answer, "Err(\"worker 'w-nobody' is not running on any node\")",
-        "as the WIT promises for an unknown target"
+        answer, "Err(\"no worker 'w-nobody' in colony 'c'\")",
+        "as the WIT promises for an unknown target, worded as in process"
     );
     colony.stop_all().await;
 }
@@ -915,6 +915,37 @@ async fn a_peer_message_to_a_worker_still_queued_waits_for_it_as_in_process() {
     assert_eq!(
         got,
         format!("[MESSAGE from {}] hello from the overseer", overseer.id())
+    );
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_message_from_a_node_to_a_worker_still_queued_waits_for_it() {
+    let s = setup(&["n1"], |c| c.max_concurrent_workers = 1).await;
+    let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
+    let sender =
+        colony
+            .run_parallel(
+                &plugin,
+                vec![Task::new("message a later worker").with_input(
+                    json!({"action": "send_to_injected", "message": "hello from a node"}),
+                )],
+            )
+            .unwrap();
+    wait_running(&colony, &sender).await;
+    let queued = colony
+        .run_parallel(&plugin, tasks(1, json!({"action": "wait"})))
+        .unwrap();
+    assert_eq!(colony.info(&queued[0]).unwrap().state, WorkerState::Queued);
+    colony.inject(&sender[0], queued[0].clone()).await.unwrap();
+    all_succeed(&colony, &sender, Duration::from_secs(10)).await;
+    let answer = colony.info(&sender[0]).unwrap().result.unwrap().output["answer"].clone();
+    assert_eq!(answer, "Ok(())");
+    all_succeed(&colony, &queued, Duration::from_secs(10)).await;
+    let got = colony.info(&queued[0]).unwrap().result.unwrap().output["got"].clone();
+    assert_eq!(
+        got,
+        format!("[MESSAGE from {}] hello from a node", sender[0])
     );
     colony.stop_all().await;
 }

@@ -270,8 +270,9 @@ impl Cluster {
         Ok(served)
     }
 
-    /// Delivers `message` from worker `from` to worker `to` of `colony` through
-    /// whoever runs it (its node, or the colony for `overseer`); `Ok` once it has it.
+    /// Hands `message` from worker `from` (on a node) to its colony for worker `to`:
+    /// the colony routes it as it routes its own workers' messages; `Ok` once the target
+    /// has it, or holds it until it starts.
     pub(crate) async fn send_to_peer(
         &self,
         colony: &str,
@@ -279,12 +280,19 @@ impl Cluster {
         to: &str,
         message: &str,
     ) -> Result<(), String> {
-        let request = Control::Inject {
-            message: crate::worker::peer_message(from, message),
+        let request = Control::Peer {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            message: message.to_owned(),
         };
-        self.control(colony, to, &request, CONTROL_TIMEOUT)
+        self.control(colony, subjects::COLONY_CONTROL, &request, CONTROL_TIMEOUT)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e {
+                // The colony's own answer, worded as for a worker in its process.
+                ClusterError::Refused { reason, .. } => reason,
+                ClusterError::NotRunning { .. } => format!("colony '{colony}' is not connected"),
+                e => e.to_string(),
+            })
     }
 
     /// Sends `request` to whoever runs `worker` and waits (at most `timeout`) for the

@@ -518,6 +518,7 @@ async fn serve_control(
                 Ok(Control::Inject { message }) => {
                     worker.inject(message).err().map(|e| e.to_string())
                 }
+                Ok(Control::Peer { .. }) => Some("peer messages go to the colony".to_owned()),
                 Err(e) => Some(format!("not a control request: {e}")),
             };
             if let (Some(reply), Ok(payload)) =
@@ -529,8 +530,9 @@ async fn serve_control(
     }))
 }
 
-/// `peers.send` from a worker on a node: the message goes to the target's control
-/// subject (the overseer answers on `control.overseer` at its colony).
+/// `peers.send` from a worker on a node: the message goes to its colony, which routes it
+/// as it routes its own workers' (to the overseer, a worker on any node, or one not yet
+/// started, which gets it when it does).
 struct PeerRouter {
     cluster: Cluster,
     colony: String,
@@ -548,7 +550,6 @@ impl MessageRouter for PeerRouter {
         if to == from {
             return Err("a worker cannot message itself".to_owned());
         }
-        subjects::check_token("worker id", to).map_err(|e| e.to_string())?;
         self.cluster
             .send_to_peer(&self.colony, from, to, message)
             .await

@@ -80,6 +80,10 @@ pub fn events(colony: &str) -> String {
     format!("colony.{colony}.events.>")
 }
 
+/// The "worker" name of the colony's own control subject: peer messages from workers on
+/// nodes, and injects into the overseer (which always runs in the colony's process).
+pub const COLONY_CONTROL: &str = "overseer";
+
 /// Where stop and inject requests for `worker` go.
 pub fn control(colony: &str, worker: &str) -> String {
     format!("colony.{colony}.control.{worker}")

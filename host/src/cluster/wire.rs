@@ -70,6 +70,16 @@ pub enum Control {
         /// The message text.
         message: String,
     },
+    /// A `peers.send` from a worker on a node, to its colony, which routes it as it
+    /// routes its own workers' (holding it for a worker that has not started yet).
+    Peer {
+        /// The sending worker.
+        from: String,
+        /// The target: a worker id, or `overseer`.
+        to: String,
+        /// The message text (the colony adds the "[MESSAGE from …]" envelope).
+        message: String,
+    },
 }
 
 /// The answer to a [`Control`] request.

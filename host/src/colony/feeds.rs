@@ -2,7 +2,7 @@
 //! from the start of this colony's subject, so a colony that reconnects reads what it
 //! missed), deduplicated by worker id, journaled, then published on the bus — exactly like
 //! a local worker's; other events over core NATS, republished as they arrive; and
-//! `peers.send("overseer", …)` from workers on nodes.
+//! `peers.send` from workers on nodes, which the colony routes as its own.
 
 use std::sync::{Arc, Weak};
 
@@ -50,7 +50,7 @@ impl RemoteFeeds {
                 .map_err(|e| ClusterError::js(format!("subscribe to {subject}"), e))
         };
         let events = subscribe(subjects::events(colony)).await?;
-        let overseer = subscribe(subjects::control(colony, "overseer")).await?;
+        let overseer = subscribe(subjects::control(colony, subjects::COLONY_CONTROL)).await?;
         cluster
             .client()
             .flush()
@@ -119,7 +119,9 @@ async fn read_events(inner: Weak<ColonyInner>, mut events: async_nats::Subscribe
     }
 }
 
-/// `peers.send(\"overseer\", …)` from workers on nodes.
+/// The colony's own control subject: `peers.send` from workers on nodes (routed as the
+/// colony routes its own workers' messages) and injects into the overseer. Each request
+/// is answered on its own task, so a slow target does not hold up the others.
 async fn serve_overseer(
     inner: Weak<ColonyInner>,
     cluster: Cluster,
@@ -127,20 +129,26 @@ async fn serve_overseer(
 ) {
     while let Some(request) = requests.next().await {
         let Some(inner) = inner.upgrade() else { return };
-        let error = match serde_json::from_slice::<Control>(&request.payload) {
-            Ok(Control::Inject { message }) => match inner.overseer() {
-                Some(overseer) => overseer.inject(message).err().map(|e| e.to_string()),
-                None => Some(format!("colony '{}' has no overseer", inner.config.id)),
-            },
-            Ok(Control::Stop) => Some("the overseer cannot be stopped by a worker".to_owned()),
-            Err(e) => Some(format!("not a control request: {e}")),
-        };
-        if let (Some(reply), Ok(payload)) = (
-            request.reply,
-            serde_json::to_vec(&crate::cluster::ControlReply { error }),
-        ) {
-            let _ = cluster.client().publish(reply, payload.into()).await;
-        }
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let error = match serde_json::from_slice::<Control>(&request.payload) {
+                Ok(Control::Peer { from, to, message }) => {
+                    inner.route_peer(&from, &to, &message).await.err()
+                }
+                Ok(Control::Inject { message }) => match inner.overseer() {
+                    Some(overseer) => overseer.inject(message).err().map(|e| e.to_string()),
+                    None => Some(format!("colony '{}' has no overseer", inner.config.id)),
+                },
+                Ok(Control::Stop) => Some("the overseer cannot be stopped by a worker".to_owned()),
+                Err(e) => Some(format!("not a control request: {e}")),
+            };
+            if let (Some(reply), Ok(payload)) = (
+                request.reply,
+                serde_json::to_vec(&crate::cluster::ControlReply { error }),
+            ) {
+                let _ = cluster.client().publish(reply, payload.into()).await;
+            }
+        });
     }
 }
 
