@@ -229,6 +229,17 @@ fn assert_exactly_once(counts: &HashMap<String, usize>, ids: &[String]) {
     assert_eq!(counts.len(), ids.len(), "reports for unknown workers");
 }
 
+/// The colony's overseer (the probe fixture), and a subscription to its turns.
+fn overseer_with_turns(colony: &Colony, plugin: &Plugin) -> (colony::Worker, Subscription) {
+    let turns = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::TurnCompleted]));
+    let overseer = colony
+        .start_overseer(plugin, "oversee", Vec::new())
+        .unwrap();
+    (overseer, turns)
+}
+
 /// Waits (at most 10 s) until every worker of `ids` runs on a node.
 async fn wait_running(colony: &Colony, ids: &[String]) {
     let begun = Instant::now();
@@ -702,12 +713,7 @@ async fn a_restarted_colony_reads_the_reports_it_missed() {
 async fn workers_on_nodes_message_each_other_and_the_overseer() {
     let s = setup(&["n1"], |_| {}).await;
     let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
-    let mut turns = colony
-        .bus()
-        .subscribe(EventFilter::all().types([EventType::TurnCompleted]));
-    let overseer = colony
-        .start_overseer(&plugin, "oversee", Vec::new())
-        .unwrap();
+    let (overseer, mut turns) = overseer_with_turns(&colony, &plugin);
 
     let listener = colony
         .run_parallel(
@@ -885,12 +891,7 @@ async fn a_message_to_a_worker_no_node_runs_is_an_error_the_sender_sees() {
 async fn a_peer_message_to_a_worker_still_queued_waits_for_it_as_in_process() {
     let s = setup(&["n1"], |c| c.max_concurrent_workers = 1).await;
     let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
-    let mut turns = colony
-        .bus()
-        .subscribe(EventFilter::all().types([EventType::TurnCompleted]));
-    let overseer = colony
-        .start_overseer(&plugin, "oversee", Vec::new())
-        .unwrap();
+    let (overseer, mut turns) = overseer_with_turns(&colony, &plugin);
     let ids = colony
         .run_parallel(&plugin, tasks(2, json!({"action": "wait"})))
         .unwrap();
