@@ -376,20 +376,8 @@ async fn reopening_a_home_marks_workers_left_running_as_interrupted() {
     let journal = colony::Journal::open(home.path().join("journal.db")).unwrap();
     journal
         .add_worker(&colony::WorkerRecord {
-            id: "w-lost".into(),
             colony_id: "old".into(),
-            plugin: "probe".into(),
-            plugin_source: None,
-            task: "t".into(),
-            input: json!({}),
-            mode: colony::WorkerMode::Ephemeral,
-            state: colony::RecordState::Running,
-            storage: None,
-            created_at: chrono_now(),
-            started_at: None,
-            ended_at: None,
-            interrupted_at: None,
-            result: None,
+            ..record("w-lost", colony::RecordState::Running)
         })
         .unwrap();
     // The journal's owner (this test) never beats again: as if its process had died.
@@ -400,6 +388,108 @@ async fn reopening_a_home_marks_workers_left_running_as_interrupted() {
     assert_eq!(record.state, "interrupted");
     assert!(record.interrupted_at.is_some());
     colony.stop_all().await;
+}
+
+/// A record of worker `id` in state `state`, as a colony journals one.
+fn record(id: &str, state: colony::RecordState) -> colony::WorkerRecord {
+    colony::WorkerRecord {
+        id: id.into(),
+        colony_id: "c".into(),
+        plugin: "probe".into(),
+        plugin_source: None,
+        task: "t".into(),
+        input: json!({}),
+        mode: colony::WorkerMode::Ephemeral,
+        state,
+        storage: None,
+        created_at: chrono_now(),
+        started_at: None,
+        ended_at: None,
+        interrupted_at: None,
+        result: None,
+    }
+}
+
+fn info(id: &str, state: WorkerState, summary: Option<&str>) -> colony::WorkerInfo {
+    colony::WorkerInfo {
+        id: id.into(),
+        task: "t".into(),
+        plugin: "probe".into(),
+        mode: colony::WorkerMode::Ephemeral,
+        state,
+        started_at: Some(chrono_now()),
+        result: summary.map(|summary| colony::WorkerResult {
+            output: Default::default(),
+            error: None,
+            tokens_used: 0,
+            duration_seconds: 0.1,
+            status: colony::ReportStatus::Success,
+            summary: summary.into(),
+            data: Default::default(),
+        }),
+    }
+}
+
+#[test]
+fn journal_states_only_move_forward_whatever_order_they_arrive_in() {
+    let home = tempfile::tempdir().unwrap();
+    let journal = colony::Journal::open(home.path().join("journal.db")).unwrap();
+    journal
+        .add_worker(&record("w", colony::RecordState::Queued))
+        .unwrap();
+    let state = |id| journal.worker(id).unwrap().unwrap().state;
+
+    assert!(
+        journal
+            .set_state(&info("w", WorkerState::Running, None))
+            .unwrap()
+    );
+    assert!(
+        journal
+            .set_state(&info("w", WorkerState::Completed, Some("first")))
+            .unwrap()
+    );
+    // A late "running" (a node's start event overtaken by its report) changes nothing.
+    assert!(
+        !journal
+            .set_state(&info("w", WorkerState::Running, None))
+            .unwrap()
+    );
+    assert!(
+        !journal
+            .set_state(&info("w", WorkerState::Queued, None))
+            .unwrap()
+    );
+    // Nor does a second end: the first one stands.
+    assert!(
+        !journal
+            .set_state(&info("w", WorkerState::Failed, Some("second")))
+            .unwrap()
+    );
+    let kept = journal.worker("w").unwrap().unwrap();
+    assert_eq!(kept.state, colony::RecordState::Completed);
+    assert_eq!(kept.result.unwrap().summary, "first");
+    assert!(kept.ended_at.is_some());
+
+    // An interrupted worker's late report still ends it; a late start does not revive it.
+    journal
+        .add_worker(&record("lost", colony::RecordState::Interrupted))
+        .unwrap();
+    assert!(
+        !journal
+            .set_state(&info("lost", WorkerState::Running, None))
+            .unwrap()
+    );
+    assert_eq!(state("lost"), colony::RecordState::Interrupted);
+    let late = info("lost", WorkerState::Completed, Some("late"))
+        .result
+        .unwrap();
+    assert!(
+        journal
+            .set_ended("lost", WorkerState::Completed, &late)
+            .unwrap()
+    );
+    assert_eq!(state("lost"), colony::RecordState::Completed);
 }
 
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {

@@ -113,6 +113,23 @@ impl RecordState {
         Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
+    /// How far along its life a worker in this state is. The journal only moves a
+    /// worker forward (see [`Journal::set_state`]): `interrupted` may still become the
+    /// end a late report tells of, an end never changes.
+    fn rank(self) -> u8 {
+        match self {
+            RecordState::Pending => 0,
+            RecordState::Queued => 1,
+            RecordState::Running => 2,
+            RecordState::Interrupted => 3,
+            RecordState::Completed | RecordState::Failed | RecordState::Stopped => 4,
+        }
+    }
+
+    /// [`RecordState::rank`] in SQL, of the `state` column.
+    const RANK_SQL: &str = "CASE state WHEN 'pending' THEN 0 WHEN 'queued' THEN 1 \
+        WHEN 'running' THEN 2 WHEN 'interrupted' THEN 3 ELSE 4 END";
+
     /// Completed, failed or stopped: the worker ended and reported.
     pub fn has_ended(self) -> bool {
         matches!(
@@ -288,27 +305,58 @@ impl Journal {
     }
 
     /// Records a worker's new state (and its result, once it has one).
-    pub fn set_state(&self, info: &WorkerInfo) -> Result<(), JournalError> {
+    ///
+    /// States only move forward, whatever order the news arrives in (a node's "running"
+    /// may reach the colony after its report): an update to an earlier state, or from
+    /// one end to another, changes nothing. Returns whether the row changed.
+    pub fn set_state(&self, info: &WorkerInfo) -> Result<bool, JournalError> {
+        self.advance(
+            &info.id,
+            info.state.into(),
+            info.started_at,
+            info.result.as_ref(),
+        )
+    }
+
+    /// Records the end of a worker this process does not hold (one a previous process
+    /// of its colony fanned out), from its report; as [`Journal::set_state`].
+    pub fn set_ended(
+        &self,
+        id: &str,
+        state: WorkerState,
+        result: &WorkerResult,
+    ) -> Result<bool, JournalError> {
+        self.advance(id, state.into(), None, Some(result))
+    }
+
+    fn advance(
+        &self,
+        id: &str,
+        state: RecordState,
+        started_at: Option<DateTime<Utc>>,
+        result: Option<&WorkerResult>,
+    ) -> Result<bool, JournalError> {
         let now = Utc::now().to_rfc3339();
-        let ended = info.state.is_terminal().then_some(now);
-        let result = info
-            .result
-            .as_ref()
-            .and_then(|r| serde_json::to_string(r).ok());
+        let ended = state.has_ended().then_some(now);
+        let result = result.and_then(|r| serde_json::to_string(r).ok());
+        let rank = state.rank();
+        let sql = format!(
+            "UPDATE workers SET state = ?2, started_at = COALESCE(?3, started_at),
+                 ended_at = COALESCE(?4, ended_at), result = COALESCE(?5, result)
+             WHERE id = ?1 AND (({rank}) < ?6 OR (({rank}) = ?6 AND ?6 < 4))",
+            rank = RecordState::RANK_SQL
+        );
         self.with(|c| {
-            c.execute(
-                "UPDATE workers SET state = ?2, started_at = COALESCE(?3, started_at),
-                     ended_at = COALESCE(?4, ended_at), result = COALESCE(?5, result)
-                 WHERE id = ?1",
-                params![
-                    info.id,
-                    info.state.as_str(),
-                    info.started_at.map(|t| t.to_rfc3339()),
+            c.prepare_cached(&sql)?
+                .execute(params![
+                    id,
+                    state.as_str(),
+                    started_at.map(|t| t.to_rfc3339()),
                     ended,
                     result,
-                ],
-            )
-            .map(drop)
+                    rank,
+                ])
+                .map(|changed| changed > 0)
         })
     }
 

@@ -12,7 +12,7 @@
 //! FAILED with the load error — so one bad plugin in a fan-out fails only its own
 //! workers). Either way a component is compiled once per plugin, never per worker.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -20,11 +20,12 @@ use tokio::sync::OnceCell;
 use wasmtime::wasmparser::Parser;
 
 use crate::bindings::AgentPre;
-use crate::error::PluginError;
+use crate::error::{ManifestError, PluginError};
 use crate::host_api::HostState;
 use crate::limits::Limits;
+use crate::manifest::Manifest;
 use crate::runtime::Runtime;
-use crate::sandbox::Grants;
+use crate::sandbox::{Grants, Policy};
 
 /// A guest component known to a runtime. Cheap to clone.
 #[derive(Clone)]
@@ -32,12 +33,11 @@ pub struct Plugin {
     pub(crate) inner: Arc<PluginInner>,
 }
 
-/// What a plugin is allowed and held to (from its manifest, or the runtime's defaults).
+/// Where a plugin comes from and what it is allowed and held to (from its manifest, or
+/// the runtime's defaults).
 #[derive(Debug, Clone)]
 pub(crate) struct PluginSettings {
-    pub name: String,
-    pub limits: Limits,
-    pub grants: Grants,
+    pub policy: Policy,
     /// The pinned sha256, if any.
     pub sha256: Option<String>,
     /// The file the plugin was described by: its manifest, or its component.
@@ -47,9 +47,11 @@ pub(crate) struct PluginSettings {
 impl PluginSettings {
     pub fn ungranted(name: String, limits: Limits) -> Self {
         Self {
-            name,
-            limits,
-            grants: Grants::default(),
+            policy: Policy {
+                name,
+                limits,
+                grants: Grants::default(),
+            },
             sha256: None,
             origin: None,
         }
@@ -57,8 +59,10 @@ impl PluginSettings {
 }
 
 pub(crate) struct PluginInner {
-    pub(crate) settings: PluginSettings,
-    pub(crate) runtime: Runtime,
+    policy: Arc<Policy>,
+    sha256: Option<String>,
+    origin: Option<PathBuf>,
+    runtime: Runtime,
     /// Where the component comes from. Kept (not taken) so that a compilation whose
     /// first waiter was cancelled can be started again by the next.
     source: Source,
@@ -90,7 +94,9 @@ impl Plugin {
     fn new(runtime: Runtime, settings: PluginSettings, source: Source) -> Self {
         Self {
             inner: Arc::new(PluginInner {
-                settings,
+                policy: Arc::new(settings.policy),
+                sha256: settings.sha256,
+                origin: settings.origin,
                 runtime,
                 source,
                 compiled: OnceCell::new(),
@@ -100,7 +106,7 @@ impl Plugin {
 
     /// The plugin's name, used in every error and event about it.
     pub fn name(&self) -> &str {
-        &self.inner.settings.name
+        &self.inner.policy.name
     }
 
     /// The runtime the plugin belongs to.
@@ -110,17 +116,27 @@ impl Plugin {
 
     /// The file the plugin was described by (its manifest, or its component), if any.
     pub fn origin(&self) -> Option<&std::path::Path> {
-        self.inner.settings.origin.as_deref()
+        self.inner.origin.as_deref()
     }
 
     /// The limits its workers obey (the runtime's, overridden by the manifest).
     pub fn limits(&self) -> &Limits {
-        &self.inner.settings.limits
+        &self.inner.policy.limits
     }
 
     /// What its workers may reach.
     pub fn grants(&self) -> &Grants {
-        &self.inner.settings.grants
+        &self.inner.policy.grants
+    }
+
+    /// Its name, grants and limits, shared with its workers' host functions.
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        self.inner.policy.clone()
+    }
+
+    /// The engine its workers' stores belong to.
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        self.runtime().engine()
     }
 
     fn loaded(&self) -> Option<&Compiled> {
@@ -168,7 +184,7 @@ impl Plugin {
                 .into(),
         };
         let sha256 = format!("{:x}", Sha256::digest(&bytes));
-        if let Some(expected) = &self.inner.settings.sha256
+        if let Some(expected) = &self.inner.sha256
             && *expected != sha256
         {
             return Err(PluginError::HashMismatch {
@@ -201,16 +217,85 @@ impl Plugin {
     }
 }
 
+/// Loading plugins. Here rather than in `runtime.rs` so that a runtime does not depend
+/// on the plugins it loads.
+impl Runtime {
+    /// Loads, validates and compiles the component at `path` as plugin `name`, with no
+    /// grants and the runtime's limits, so that any problem is reported here.
+    pub async fn load_plugin(
+        &self,
+        name: impl Into<String>,
+        path: impl AsRef<Path>,
+    ) -> Result<Plugin, PluginError> {
+        let plugin = self.plugin(name, path);
+        plugin.load().await?;
+        Ok(plugin)
+    }
+
+    /// Like [`Runtime::load_plugin`], from the component's bytes.
+    pub async fn load_plugin_bytes(
+        &self,
+        name: impl Into<String>,
+        bytes: Vec<u8>,
+    ) -> Result<Plugin, PluginError> {
+        let settings = PluginSettings::ungranted(name.into(), self.limits().clone());
+        let plugin = Plugin::from_bytes(self.clone(), settings, bytes);
+        plugin.load().await?;
+        Ok(plugin)
+    }
+
+    /// The component at `path` as plugin `name` (no grants, the runtime's limits),
+    /// loaded when its first worker starts or on [`Plugin::load`]. A worker of a plugin
+    /// that fails to load ends FAILED with the load error.
+    pub fn plugin(&self, name: impl Into<String>, path: impl AsRef<Path>) -> Plugin {
+        let mut settings = PluginSettings::ungranted(name.into(), self.limits().clone());
+        settings.origin = Some(path.as_ref().to_owned());
+        Plugin::from_file(self.clone(), settings, path.as_ref().to_owned())
+    }
+
+    /// The plugin a manifest describes (its component, sha256 pin, grants and limits),
+    /// loaded and checked now.
+    pub async fn load_manifest(&self, path: impl AsRef<Path>) -> Result<Plugin, PluginError> {
+        let manifest = Manifest::load(path).map_err(PluginError::Manifest)?;
+        let plugin = self.plugin_from_manifest(manifest)?;
+        plugin.load().await?;
+        Ok(plugin)
+    }
+
+    /// The plugin `manifest` describes, loaded on first use.
+    pub fn plugin_from_manifest(&self, manifest: Manifest) -> Result<Plugin, PluginError> {
+        let limits = self.limits().overlay(&manifest.limits).map_err(|reason| {
+            PluginError::Manifest(ManifestError::Invalid {
+                path: manifest.path.clone(),
+                reason,
+            })
+        })?;
+        let settings = PluginSettings {
+            policy: Policy {
+                name: manifest.name,
+                limits,
+                grants: manifest.grants,
+            },
+            sha256: manifest.sha256,
+            origin: Some(manifest.path),
+        };
+        Ok(Plugin::from_file(
+            self.clone(),
+            settings,
+            manifest.component,
+        ))
+    }
+}
+
 fn compile(
     runtime: &Runtime,
     name: &str,
     sha256: String,
     bytes: &[u8],
 ) -> Result<Compiled, PluginError> {
-    let inner = &runtime.inner;
     let (component, from_cache) = crate::engine::compile(
-        &inner.engine,
-        inner.config.cache_dir.as_deref(),
+        runtime.engine(),
+        runtime.config().cache_dir.as_deref(),
         &sha256,
         bytes,
     )
@@ -219,8 +304,8 @@ fn compile(
         reason: format!("{e:#}"),
     })?;
     let instance_pre =
-        inner
-            .linker
+        runtime
+            .linker()
             .instantiate_pre(&component)
             .map_err(|e| PluginError::UnknownImport {
                 plugin: name.to_owned(),

@@ -10,7 +10,6 @@
 //! network (TCP, UDP and name lookup are off), stdin empty, stdout discarded, stderr
 //! captured (bounded) only to explain crashes. Clocks and randomness are available.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use wasmtime::Engine;
@@ -19,27 +18,24 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::bindings::Agent;
 use crate::config::RuntimeConfig;
 use crate::engine::{self, AllocatorKind};
-use crate::error::{PluginError, RuntimeError};
-use crate::host_api::HostState;
+use crate::error::RuntimeError;
+use crate::host_api::{HostServices, HostState};
 use crate::limits::Limits;
 use crate::llm::LlmProvider;
-use crate::manifest::Manifest;
-use crate::plugin::{Plugin, PluginSettings};
 use crate::tools::ToolRegistry;
 
 /// The shared engine, linker and settings. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
-    pub(crate) inner: Arc<RuntimeInner>,
+    inner: Arc<RuntimeInner>,
 }
 
-pub(crate) struct RuntimeInner {
-    pub(crate) engine: Engine,
-    pub(crate) linker: Linker<HostState>,
-    pub(crate) config: RuntimeConfig,
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    config: RuntimeConfig,
     allocator: AllocatorKind,
-    pub(crate) llm: Option<Arc<dyn LlmProvider>>,
-    pub(crate) tools: ToolRegistry,
+    services: Arc<HostServices>,
 }
 
 impl Runtime {
@@ -90,8 +86,7 @@ impl Runtime {
                 linker,
                 config,
                 allocator,
-                llm,
-                tools,
+                services: Arc::new(HostServices { llm, tools }),
             }),
         })
     }
@@ -108,7 +103,7 @@ impl Runtime {
 
     /// Whether a model provider is configured.
     pub fn has_llm(&self) -> bool {
-        self.inner.llm.is_some()
+        self.inner.services.llm.is_some()
     }
 
     /// The instance allocator in use (pooling unless the platform refused it).
@@ -116,67 +111,18 @@ impl Runtime {
         self.inner.allocator
     }
 
-    /// Loads, validates and compiles the component at `path` as plugin `name`, with no
-    /// grants and the runtime's limits, so that any problem is reported here.
-    pub async fn load_plugin(
-        &self,
-        name: impl Into<String>,
-        path: impl AsRef<Path>,
-    ) -> Result<Plugin, PluginError> {
-        let plugin = self.plugin(name, path);
-        plugin.load().await?;
-        Ok(plugin)
+    /// The engine every plugin is compiled for and every store belongs to.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
 
-    /// Like [`Runtime::load_plugin`], from the component's bytes.
-    pub async fn load_plugin_bytes(
-        &self,
-        name: impl Into<String>,
-        bytes: Vec<u8>,
-    ) -> Result<Plugin, PluginError> {
-        let settings = PluginSettings::ungranted(name.into(), self.limits().clone());
-        let plugin = Plugin::from_bytes(self.clone(), settings, bytes);
-        plugin.load().await?;
-        Ok(plugin)
+    /// The linker holding the host's side of the world.
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.inner.linker
     }
 
-    /// The component at `path` as plugin `name` (no grants, the runtime's limits),
-    /// loaded when its first worker starts or on [`Plugin::load`]. A worker of a plugin
-    /// that fails to load ends FAILED with the load error.
-    pub fn plugin(&self, name: impl Into<String>, path: impl AsRef<Path>) -> Plugin {
-        let mut settings = PluginSettings::ungranted(name.into(), self.limits().clone());
-        settings.origin = Some(path.as_ref().to_owned());
-        Plugin::from_file(self.clone(), settings, path.as_ref().to_owned())
-    }
-
-    /// The plugin a manifest describes (its component, sha256 pin, grants and limits),
-    /// loaded and checked now.
-    pub async fn load_manifest(&self, path: impl AsRef<Path>) -> Result<Plugin, PluginError> {
-        let manifest = Manifest::load(path).map_err(PluginError::Manifest)?;
-        let plugin = self.plugin_from_manifest(manifest)?;
-        plugin.load().await?;
-        Ok(plugin)
-    }
-
-    /// The plugin `manifest` describes, loaded on first use.
-    pub fn plugin_from_manifest(&self, manifest: Manifest) -> Result<Plugin, PluginError> {
-        let limits = self.limits().overlay(&manifest.limits).map_err(|reason| {
-            PluginError::Manifest(crate::error::ManifestError::Invalid {
-                path: manifest.path.clone(),
-                reason,
-            })
-        })?;
-        let settings = PluginSettings {
-            name: manifest.name,
-            limits,
-            grants: manifest.grants,
-            sha256: manifest.sha256,
-            origin: Some(manifest.path),
-        };
-        Ok(Plugin::from_file(
-            self.clone(),
-            settings,
-            manifest.component,
-        ))
+    /// What the runtime offers its guests (model, tools).
+    pub(crate) fn services(&self) -> Arc<HostServices> {
+        self.inner.services.clone()
     }
 }

@@ -13,7 +13,7 @@ use super::ColonyInner;
 use super::remote::send_held;
 use crate::cluster::{Cluster, ClusterError, Control, ReportMessage, subjects};
 use crate::events::{AgentEvent, EventType};
-use crate::worker::{WorkerInfo, WorkerMode, WorkerState, withheld};
+use crate::worker::{WorkerState, withheld};
 
 /// Connects the colony's listeners: reports, events and the overseer's inbox.
 pub(crate) struct RemoteFeeds {
@@ -207,16 +207,7 @@ fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
         return;
     }
     let report = journaled_or_withheld(inner, report);
-    let info = WorkerInfo {
-        id: record.id,
-        task: record.task,
-        plugin: record.plugin,
-        mode: WorkerMode::Ephemeral,
-        state: report.state,
-        started_at: record.started_at,
-        result: Some(report.result),
-    };
-    if let Err(e) = inner.journal.set_state(&info) {
+    if let Err(e) = inner.journal.set_ended(&id, report.state, &report.result) {
         tracing::error!("worker '{id}': {e}");
     }
     inner.bus.publish(report.event);

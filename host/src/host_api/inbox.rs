@@ -3,11 +3,12 @@
 //! Queued messages are charged to the worker's host memory budget by `inject`; what
 //! `drain` hands over is therefore already within it.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::HostState;
 use crate::bindings::colony::agent::inbox;
+use crate::sandbox::{Held, HostMemory};
 
 impl inbox::Host for HostState {
     fn drain(&mut self) -> wasmtime::Result<Vec<String>> {
@@ -15,9 +16,7 @@ impl inbox::Host for HostState {
         while let Ok(message) = self.inbox.try_recv() {
             messages.push(message.text);
         }
-        self.worker
-            .taken
-            .fetch_add(messages.len() as u64, Ordering::AcqRel);
+        self.worker.note_taken(messages.len() as u64);
         Ok(messages)
     }
 
@@ -30,8 +29,31 @@ impl inbox::Host for HostState {
             .flatten()
             .map(|message| message.text);
         if message.is_some() {
-            self.worker.taken.fetch_add(1, Ordering::AcqRel);
+            self.worker.note_taken(1);
         }
         Ok(message)
     }
+}
+
+/// A message waiting in a worker's inbox, its bytes charged to the worker's
+/// [`HostMemory`] — and to the inbox's share of it — until it is delivered.
+#[derive(Debug)]
+pub(crate) struct InboxMessage {
+    pub text: String,
+    _held: [Held; 2],
+}
+
+impl InboxMessage {
+    pub fn new(text: String, held: [Held; 2]) -> Self {
+        Self { text, _held: held }
+    }
+}
+
+/// The inbox's share of the host memory budget: what others can queue for a worker
+/// leaves the rest for its own calls, so a sibling flooding it cannot starve it.
+pub(crate) fn inbox_share(host_memory_bytes: usize) -> Arc<HostMemory> {
+    HostMemory::named(
+        host_memory_bytes / 2,
+        "inbox's share of the host memory budget",
+    )
 }

@@ -1,8 +1,6 @@
 //! `colony:agent/llm`: model calls through the host's provider, within the worker's token
 //! budget, with text deltas published as `LLM_TEXT_DELTA` events.
 
-use std::sync::atomic::Ordering;
-
 use serde_json::{Value, json};
 
 use super::HostState;
@@ -108,14 +106,14 @@ impl wit::Host for HostState {
         request: wit::Request,
     ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
         let worker = self.worker.clone();
-        let Some(provider) = worker.plugin.runtime().inner.llm.clone() else {
+        let Some(provider) = worker.services().llm.clone() else {
             return Ok(Err(wit::LlmError::NotConfigured(
                 "no model is configured on this host".into(),
             )));
         };
         let (used, budget) = (worker.tokens(), worker.token_budget());
         if used >= budget {
-            worker.budget_limited.store(true, Ordering::Relaxed);
+            worker.mark_budget_limited();
             return Ok(Err(wit::LlmError::BudgetExhausted(format!(
                 "token budget of {budget} spent ({used} used)"
             ))));
@@ -157,9 +155,7 @@ impl wit::Host for HostState {
             Ok(Err(LlmError::Timeout(e))) => return Ok(Err(wit::LlmError::Timeout(e))),
             Ok(Ok(response)) => response,
         };
-        worker
-            .tokens_used
-            .fetch_add(response.usage.total(), Ordering::Relaxed);
+        worker.add_tokens(response.usage.total());
         // The answer, held until the guest has it (tool-call arguments become text again).
         let size = response.text.len()
             + response

@@ -5,6 +5,7 @@
 //! payload, a reserved event type) with an `err` the guest can handle. Traps are kept for
 //! what the guest cannot recover from.
 
+mod context;
 mod conversation;
 mod events;
 mod inbox;
@@ -26,17 +27,21 @@ use crate::sandbox::limiter::InstanceLimiter;
 use crate::sandbox::network::NetworkPolicy;
 use crate::sandbox::output::OutputBudget;
 use crate::sandbox::{DiskQuota, HostMemory, SandboxView};
-use crate::worker::{InboxMessage, WorkerShared};
 use rate::EventRate;
 
+pub(crate) use context::{HostServices, Identity, WorkerContext};
 pub(crate) use conversation::Conversation;
+pub(crate) use inbox::{InboxMessage, inbox_share};
+pub(crate) use peers::{MessageRouter, peer_message};
+pub use report::ReportStatus;
+pub(crate) use report::{ExplicitReport, into_object};
 
 /// The data of one worker's store.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: InstanceLimiter,
-    pub(crate) worker: Arc<WorkerShared>,
+    pub(crate) worker: Arc<WorkerContext>,
     pub(crate) inbox: mpsc::Receiver<InboxMessage>,
     pub(crate) output: Arc<Mutex<OutputBudget>>,
     pub(crate) network: Arc<NetworkPolicy>,
@@ -48,7 +53,7 @@ pub(crate) struct HostState {
 
 impl HostState {
     pub(crate) fn new(
-        worker: Arc<WorkerShared>,
+        worker: Arc<WorkerContext>,
         wasi: WasiCtx,
         limiter: InstanceLimiter,
         inbox: mpsc::Receiver<InboxMessage>,
@@ -98,7 +103,7 @@ impl SandboxView for HostState {
     }
 
     fn symlinks_granted(&self) -> bool {
-        self.worker.plugin.grants().symlinks
+        self.worker.grants().symlinks
     }
 
     fn network(&self) -> &Arc<NetworkPolicy> {

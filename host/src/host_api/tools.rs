@@ -2,7 +2,6 @@
 //! and the tool timeout.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
@@ -13,10 +12,9 @@ use crate::tools::{ToolContext, ToolError};
 
 impl wit::Host for HostState {
     fn granted(&mut self) -> wasmtime::Result<Vec<wit::ToolInfo>> {
-        let registry = &self.worker.plugin.runtime().inner.tools;
+        let registry = &self.worker.services().tools;
         Ok(self
             .worker
-            .plugin
             .grants()
             .tools
             .iter()
@@ -35,21 +33,18 @@ impl wit::Host for HostState {
         arguments: String,
     ) -> wasmtime::Result<Result<String, wit::ToolError>> {
         let worker = self.worker.clone();
-        let plugin = &worker.plugin;
-        let Some(tool) = plugin.runtime().inner.tools.get(&name).cloned() else {
+        let Some(tool) = worker.services().tools.get(&name).cloned() else {
             return Ok(Err(wit::ToolError::UnknownTool(format!(
                 "no tool named '{name}'"
             ))));
         };
-        if !plugin.grants().tools.contains(&name) {
+        if !worker.grants().tools.contains(&name) {
             return Ok(Err(wit::ToolError::NotGranted(format!(
                 "tool '{name}' is not granted to plugin '{}'",
-                plugin.name()
+                worker.plugin_name()
             ))));
         }
-        let budget = worker.tool_call_budget();
-        if worker.tool_calls.fetch_add(1, Ordering::Relaxed) >= budget {
-            worker.budget_limited.store(true, Ordering::Relaxed);
+        if let Err(budget) = worker.take_tool_call() {
             return Ok(Err(wit::ToolError::BudgetExhausted(format!(
                 "tool-call budget of {budget} spent"
             ))));
@@ -61,8 +56,8 @@ impl wit::Host for HostState {
         let ctx = ToolContext {
             worker_id: worker.id().to_owned(),
             data_dir: worker.storage.as_ref().map(|s| s.root().join("data")),
-            dirs: plugin.grants().dirs.clone(),
-            network: plugin.grants().network_patterns(),
+            dirs: worker.grants().dirs.clone(),
+            network: worker.grants().network_patterns(),
             max_result_bytes: worker.memory.available(),
             disk: worker.disk.clone(),
         };

@@ -39,6 +39,7 @@ pub(crate) mod handles;
 pub(crate) mod limiter;
 pub(crate) mod network;
 pub(crate) mod output;
+mod policy;
 pub(crate) mod wasi;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ use wasmtime_wasi::WasiView;
 pub use budget::{DiskQuota, Held, HostMemory, OverBudget};
 pub(crate) use grants::HostPattern;
 pub use grants::{Access, DirGrant, Grants, GrantsBuilder, GrantsError, WORKER_DATA_GUEST_PATH};
+pub(crate) use policy::Policy;
 
 /// What the sandbox's WASI rules need from a store's data: its WASI context and table,
 /// and the worker's budgets, grants and counters. The host's store data implements it;

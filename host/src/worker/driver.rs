@@ -15,11 +15,12 @@ use tokio::sync::mpsc;
 
 use super::WorkerState;
 use super::result::{self, RunOutcome, into_object};
-use super::shared::{InboxMessage, WorkerShared};
+use super::shared::WorkerShared;
 use super::store::{describe_failure, guest_store};
 use crate::bindings::RunContext;
 use crate::error::LimitExceeded;
 use crate::events::EventType;
+use crate::host_api::InboxMessage;
 
 /// How a session ended, before it is turned into a result.
 enum SessionEnd {
@@ -255,6 +256,7 @@ fn outcome(shared: &WorkerShared, export: &str, returned: Result<String, String>
             return Ok(serde_json::Map::new());
         }
         let _held = shared
+            .ctx
             .memory
             .hold(crate::text::json_tree_cost(&text), "the output")
             .map_err(|e| format!("{export} returned an output the host cannot hold: {e}"))?;

@@ -16,7 +16,7 @@ mod state;
 mod store;
 mod supervise;
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,17 +32,17 @@ pub use spec::{WorkerMode, WorkerSpec};
 pub use state::WorkerState;
 
 #[cfg_attr(not(feature = "nats"), allow(unused_imports))]
-pub(crate) use result::{ExplicitReport, crashed, into_object, stopped, withheld};
+pub(crate) use crate::host_api::{MessageRouter, inbox_share, peer_message};
+#[cfg_attr(not(feature = "nats"), allow(unused_imports))]
+pub(crate) use result::{crashed, stopped, withheld};
 pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;
-#[cfg_attr(not(feature = "nats"), allow(unused_imports))]
-pub(crate) use shared::{InboxMessage, MessageRouter, inbox_share, peer_message};
 pub(crate) use supervise::supervise;
 
 use crate::conversation::MessagePart;
 use crate::events::EventBus;
+use crate::host_api::{Identity, InboxMessage, WorkerContext};
 use crate::plugin::Plugin;
-use crate::sandbox::{DiskQuota, HostMemory};
 use crate::storage::WorkerStorage;
 use shared::Status;
 
@@ -104,31 +104,32 @@ impl Worker {
             ended: false,
         });
         let storage = spec.storage_path.as_ref().map(WorkerStorage::new);
+        let identity = Identity {
+            id: spec.id.clone(),
+            stream_id: spec.effective_stream_id().to_owned(),
+            execution_id: spec.effective_execution_id().to_owned(),
+        };
+        let ctx = WorkerContext::new(
+            identity,
+            plugin.policy(),
+            plugin.runtime().services(),
+            bus,
+            storage,
+            (spec.token_budget, spec.tool_call_budget),
+        );
         Ok(Self {
             shared: Arc::new(WorkerShared {
                 spec,
                 plugin: plugin.clone(),
-                bus,
-                storage,
+                ctx: Arc::new(ctx),
                 cancel: CancellationToken::new(),
                 status,
-                report: Mutex::new(None),
                 inbox,
                 inbox_rx: Mutex::new(Some(inbox_rx)),
-                memory: HostMemory::new(plugin.limits().host_memory_bytes),
-                inbox_memory: shared::inbox_share(plugin.limits().host_memory_bytes),
-                taken: AtomicU64::new(0),
-                disk: DiskQuota::new(plugin.limits().disk_bytes),
-                event_disk: DiskQuota::named(plugin.limits().event_log_bytes, "event log quota"),
-                events_capped: AtomicBool::new(false),
                 task: Mutex::new(None),
                 lifecycle: Mutex::new(()),
-                tokens_used: AtomicU64::new(0),
-                tool_calls: std::sync::atomic::AtomicU32::new(0),
-                budget_limited: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
                 observer: OnceLock::new(),
-                router: OnceLock::new(),
             }),
         })
     }
@@ -181,7 +182,7 @@ impl Worker {
 
     /// Routes this worker's `peers.send` messages through `router`.
     pub(crate) fn set_router(&self, router: std::sync::Weak<dyn MessageRouter>) {
-        let _ = self.shared.router.set(router);
+        self.shared.ctx.set_router(router);
     }
 
     /// Marks a pending worker as queued for a concurrency slot.
@@ -209,8 +210,7 @@ impl Worker {
         }
         let storage = self
             .shared
-            .storage
-            .as_ref()
+            .storage()
             .ok_or_else(|| WorkerError::NoStoragePath {
                 worker: self.id().to_owned(),
             })?;
@@ -285,7 +285,7 @@ impl Worker {
     /// `inbox.wait`. Those never become turns: a caller counting turns for the messages
     /// it injected subtracts these.
     pub fn messages_taken(&self) -> u64 {
-        self.shared.taken.load(std::sync::atomic::Ordering::Acquire)
+        self.shared.ctx.taken()
     }
 
     /// Queues `message` for the worker: a persistent worker gets it as one more turn; a
@@ -308,10 +308,14 @@ impl Worker {
             source,
         };
         let what = "an injected message";
-        let share = self.shared.inbox_memory.hold(message.len(), what);
+        let share = self.shared.ctx.inbox_memory.hold(message.len(), what);
         let held = [
             share.map_err(over)?,
-            self.shared.memory.hold(message.len(), what).map_err(over)?,
+            self.shared
+                .ctx
+                .memory
+                .hold(message.len(), what)
+                .map_err(over)?,
         ];
         let message = InboxMessage::new(message, held);
         self.shared.inbox.try_send(message).map_err(|e| match e {

@@ -18,40 +18,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The status in a worker's report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportStatus {
-    /// The task was done: reported so by the guest, or its run returned `ok`.
-    Success,
-    /// The guest reported the task as only partly done.
-    Partial,
-    /// The guest reported failure, or the run failed or crashed.
-    Failed,
-    /// Set by orchestration when a worker did not report in time.
-    Timeout,
-    /// The worker was stopped before it completed.
-    Stopped,
-}
-
-impl ReportStatus {
-    /// Lower-case name: `success`, `partial`, …
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportStatus::Success => "success",
-            ReportStatus::Partial => "partial",
-            ReportStatus::Failed => "failed",
-            ReportStatus::Timeout => "timeout",
-            ReportStatus::Stopped => "stopped",
-        }
-    }
-}
-
-impl std::fmt::Display for ReportStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::host_api::ReportStatus;
+pub(crate) use crate::host_api::{ExplicitReport, into_object};
 
 /// What a worker hands back when it ends (also written to `result.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,30 +40,6 @@ pub struct WorkerResult {
     pub data: Map<String, Value>,
 }
 
-/// A report the guest filed with `report-to-parent`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ExplicitReport {
-    pub status: ReportStatus,
-    pub summary: String,
-    pub data: Map<String, Value>,
-}
-
-impl ExplicitReport {
-    /// Applies the reference's normalisation: empty summary → a placeholder.
-    pub fn new(status: ReportStatus, summary: String, data: Map<String, Value>) -> Self {
-        let summary = if summary.is_empty() {
-            format!("(worker returned {status} with no summary)")
-        } else {
-            summary
-        };
-        Self {
-            status,
-            summary,
-            data,
-        }
-    }
-}
-
 /// How one `run` (or turn) ended, as far as the guest said.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RunOutcome {
@@ -110,14 +54,6 @@ impl RunOutcome {
 
     pub fn output_keys(&self) -> Vec<&String> {
         self.output.keys().collect()
-    }
-}
-
-/// A JSON value as an object: objects as they are, anything else as `{"value": v}`.
-pub(crate) fn into_object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        other => Map::from_iter([("value".to_owned(), other)]),
     }
 }
 

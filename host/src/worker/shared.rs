@@ -1,7 +1,7 @@
 //! The state one worker shares between its handle ([`Worker`](super::Worker)), its
 //! background task ([`driver`](super::driver)) and the host functions its guest calls.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -14,11 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::report::WorkerReport;
 use super::result::{ExplicitReport, RunOutcome, WorkerResult};
 use super::{WorkerInfo, WorkerSpec, WorkerState};
-use crate::events::{AgentEvent, EventBus, EventType};
+use crate::events::{AgentEvent, EventType};
+use crate::host_api::{InboxMessage, WorkerContext};
 use crate::limits::Limits;
 use crate::plugin::Plugin;
-use crate::sandbox::output::OutputSink;
-use crate::sandbox::{DiskQuota, Held, HostMemory};
 use crate::storage::WorkerStorage;
 
 /// What watchers of a worker see change.
@@ -36,86 +35,21 @@ pub(crate) struct Status {
 pub(crate) struct WorkerShared {
     pub spec: WorkerSpec,
     pub plugin: Plugin,
-    pub bus: Option<EventBus>,
-    pub storage: Option<WorkerStorage>,
+    /// What the guest's host functions see: budgets, counters, storage, events.
+    pub ctx: Arc<WorkerContext>,
     /// Set by `stop`; read by the driver and by the epoch callback.
     pub cancel: CancellationToken,
     pub status: watch::Sender<Status>,
-    /// The guest's latest `report-to-parent`, not yet published.
-    pub report: Mutex<Option<ExplicitReport>>,
     pub inbox: mpsc::Sender<InboxMessage>,
     /// The receiving end, handed to the guest's store when the worker starts.
     pub inbox_rx: Mutex<Option<mpsc::Receiver<InboxMessage>>>,
-    /// Bytes the host holds for this worker (inbox, pages, results, streams).
-    pub memory: Arc<HostMemory>,
-    /// The inbox's share of `memory`.
-    pub inbox_memory: Arc<HostMemory>,
-    /// Injected messages the guest took itself (`inbox.drain` / `inbox.wait`): they
-    /// never become turns.
-    pub taken: AtomicU64,
-    /// Bytes the host may still write to disk for it.
-    pub disk: Arc<DiskQuota>,
-    /// Bytes of its events `events.jsonl` may still take.
-    pub event_disk: DiskQuota,
-    /// Set once `events.jsonl` stopped taking the guest's events (quota spent).
-    pub events_capped: AtomicBool,
     pub task: Mutex<Option<JoinHandle<()>>>,
     /// Serialises `start` against `seed_conversation`.
     pub lifecycle: Mutex<()>,
-    pub tokens_used: AtomicU64,
-    pub tool_calls: std::sync::atomic::AtomicU32,
-    /// Set when a model or tool call was refused for a spent budget.
-    pub budget_limited: AtomicBool,
     /// Claimed by the first `finish`, so a worker ends exactly once.
     pub finished: AtomicBool,
     /// Told of every state change and every event before it is published (the journal).
     pub observer: OnceLock<Arc<dyn WorkerObserver>>,
-    /// Delivers `peers.send` messages (the worker's colony). Weak: a colony owns its
-    /// workers, not the other way round.
-    pub router: OnceLock<std::sync::Weak<dyn MessageRouter>>,
-}
-
-/// A message waiting in a worker's inbox, its bytes charged to the worker's
-/// [`HostMemory`] — and to the inbox's share of it — until it is delivered.
-#[derive(Debug)]
-pub(crate) struct InboxMessage {
-    pub text: String,
-    _held: [Held; 2],
-}
-
-impl InboxMessage {
-    pub fn new(text: String, held: [Held; 2]) -> Self {
-        Self { text, _held: held }
-    }
-}
-
-/// The inbox's share of the host memory budget: what others can queue for a worker
-/// leaves the rest for its own calls, so a sibling flooding it cannot starve it.
-pub(crate) fn inbox_share(host_memory_bytes: usize) -> Arc<HostMemory> {
-    HostMemory::named(
-        host_memory_bytes / 2,
-        "inbox's share of the host memory budget",
-    )
-}
-
-/// The message worker `to` receives when worker `from` sends it `message`.
-pub(crate) fn peer_message(from: &str, message: &str) -> String {
-    format!("[MESSAGE from {from}] {message}")
-}
-
-/// Delivers a message from one worker to another of the same colony.
-#[async_trait::async_trait]
-pub(crate) trait MessageRouter: Send + Sync {
-    /// `Err` (shown to the sending guest) when the target is unknown or has ended.
-    /// `in_flight` is the sender's charge for the message while it travels; a message
-    /// to a worker on another node is answered once that node has it (or says why not).
-    async fn route(
-        &self,
-        from: &str,
-        to: &str,
-        message: &str,
-        in_flight: Held,
-    ) -> Result<(), String>;
 }
 
 /// Hears what happens to a worker, synchronously, before anyone else does: a state
@@ -142,11 +76,11 @@ impl WorkerShared {
 
     /// "worker 'w-1' (plugin 'echo')": how errors name this worker.
     pub fn label(&self) -> String {
-        format!(
-            "worker '{}' (plugin '{}')",
-            self.spec.id,
-            self.plugin.name()
-        )
+        self.ctx.label()
+    }
+
+    pub fn storage(&self) -> Option<&WorkerStorage> {
+        self.ctx.storage.as_ref()
     }
 
     pub fn state(&self) -> WorkerState {
@@ -154,19 +88,7 @@ impl WorkerShared {
     }
 
     pub fn tokens(&self) -> u64 {
-        self.tokens_used.load(Ordering::Relaxed)
-    }
-
-    /// The token budget in force (the task's, else the plugin's).
-    pub fn token_budget(&self) -> u64 {
-        self.spec.token_budget.unwrap_or(self.limits().token_budget)
-    }
-
-    /// The tool-call budget in force (the task's, else the plugin's).
-    pub fn tool_call_budget(&self) -> u32 {
-        self.spec
-            .tool_call_budget
-            .unwrap_or(self.limits().tool_call_budget)
+        self.ctx.tokens()
     }
 
     pub fn elapsed_seconds(&self) -> f64 {
@@ -177,7 +99,7 @@ impl WorkerShared {
     }
 
     pub fn take_report(&self) -> Option<ExplicitReport> {
-        self.report.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.ctx.take_report()
     }
 
     /// Moves to `next` if the lifecycle allows it, applying `update` in the same step.
@@ -219,7 +141,7 @@ impl WorkerShared {
         mut result: WorkerResult,
         run: Option<&RunOutcome>,
     ) -> bool {
-        if self.budget_limited.load(Ordering::Relaxed) {
+        if self.ctx.budget_limited() {
             result
                 .data
                 .insert("budget_limited".into(), Value::Bool(true));
@@ -250,7 +172,7 @@ impl WorkerShared {
         state: WorkerState,
         result: WorkerResult,
     ) -> (WorkerState, WorkerResult, AgentEvent) {
-        let written = match &self.storage {
+        let written = match self.storage() {
             Some(storage) => storage
                 .write_result(&result)
                 .map_err(|e| format!("cannot write result.json: {e}")),
@@ -263,7 +185,7 @@ impl WorkerShared {
         let reason = format!("{}: {problem}; its own report is withheld", self.label());
         tracing::error!("{reason}");
         let failed = super::result::withheld(result, reason);
-        if let Some(storage) = &self.storage {
+        if let Some(storage) = self.storage() {
             let _ = storage.write_result(&failed);
         }
         let report = self.report_event(&failed);
@@ -332,87 +254,17 @@ impl WorkerShared {
         self.event(EventType::SubagentReport, data)
     }
 
-    /// Appends `event` to `events.jsonl`. The worker's lifecycle events are always
-    /// stored; the others (its own events, logs, model text, turns) are charged to its
-    /// event log quota, and once that is spent they are no longer stored (one line says
-    /// so) though still published.
-    fn store_event(&self, storage: &WorkerStorage, event: &AgentEvent) {
-        let always = matches!(
-            event.event_type,
-            EventType::ExecutionStarted
-                | EventType::ExecutionCompleted
-                | EventType::ExecutionFailed
-                | EventType::SubagentReport
-        );
-        let mut line = match serde_json::to_vec(event) {
-            Ok(line) => line,
-            Err(e) => {
-                tracing::warn!("{}: cannot encode an event: {e}", self.label());
-                return;
-            }
-        };
-        line.push(b'\n');
-        if !always {
-            if self.events_capped.load(Ordering::Acquire) {
-                return;
-            }
-            if let Err(e) = self
-                .event_disk
-                .charge(line.len() as u64, "an event in events.jsonl")
-            {
-                if self.events_capped.swap(true, Ordering::AcqRel) {
-                    return;
-                }
-                let notice = AgentEvent {
-                    event_type: EventType::WorkerLog,
-                    data: json!({"worker_id": self.spec.id, "level": "warn",
-                        "message": format!("further events are not stored: {e}")}),
-                    ..event.clone()
-                };
-                line = serde_json::to_vec(&notice).unwrap_or_default();
-                line.push(b'\n');
-            }
-        }
-        if let Err(e) = storage.append_event_line(&line) {
-            tracing::warn!("{}: cannot append to events.jsonl: {e}", self.label());
-        }
-    }
-
     /// An event from this worker, stamped now.
     fn event(&self, event_type: EventType, data: Value) -> AgentEvent {
-        AgentEvent {
-            event_type,
-            stream_id: self.spec.effective_stream_id().to_owned(),
-            node_id: self.spec.id.clone(),
-            execution_id: self.spec.effective_execution_id().to_owned(),
-            data,
-            timestamp: Utc::now(),
-        }
+        self.ctx.event(event_type, data)
     }
 
     /// Publishes one event from this worker: to its `events.jsonl`, then to the bus.
     pub fn publish(&self, event_type: EventType, data: Value) {
-        if self.bus.is_none() && self.storage.is_none() {
-            return;
-        }
-        self.send(self.event(event_type, data));
+        self.ctx.publish(event_type, data);
     }
 
     fn send(&self, event: AgentEvent) {
-        if let Some(storage) = &self.storage {
-            self.store_event(storage, &event);
-        }
-        if let Some(bus) = &self.bus {
-            bus.publish(event);
-        }
-    }
-}
-
-impl OutputSink for WorkerShared {
-    fn line(&self, stream: &'static str, level: &'static str, message: String) {
-        self.publish(
-            EventType::WorkerLog,
-            json!({"worker_id": self.id(), "level": level, "stream": stream, "message": message}),
-        );
+        self.ctx.send(event);
     }
 }

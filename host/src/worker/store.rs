@@ -10,7 +10,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::shared::WorkerShared;
 use crate::error::LimitExceeded;
-use crate::host_api::HostState;
+use crate::host_api::{HostState, InboxMessage};
 use crate::sandbox::limiter::InstanceLimiter;
 use crate::sandbox::network::NetworkPolicy;
 use crate::sandbox::output::{GuestOutput, OutputBudget, OutputSink};
@@ -18,13 +18,13 @@ use crate::sandbox::output::{GuestOutput, OutputBudget, OutputSink};
 /// A fresh store for one worker's guest instance.
 pub(crate) fn guest_store(
     shared: &Arc<WorkerShared>,
-    inbox: mpsc::Receiver<super::shared::InboxMessage>,
+    inbox: mpsc::Receiver<InboxMessage>,
 ) -> Result<Store<HostState>, String> {
     let limits = shared.limits();
     let network = NetworkPolicy::new(shared.plugin.grants().network_patterns());
     let budget = OutputBudget::new(limits.max_output_log_bytes, limits.stderr_capture_bytes);
-    let sink: std::sync::Weak<dyn OutputSink> = Arc::downgrade(shared) as _;
-    let data_dir = shared.storage.as_ref().map(|s| s.root().join("data"));
+    let sink: std::sync::Weak<dyn OutputSink> = Arc::downgrade(&shared.ctx) as _;
+    let data_dir = shared.storage().map(|s| s.root().join("data"));
     let wasi = crate::sandbox::wasi::context(
         shared.plugin.grants(),
         data_dir.as_deref(),
@@ -33,8 +33,8 @@ pub(crate) fn guest_store(
         GuestOutput::new("stderr", budget.clone(), sink),
     )?;
     let limiter = InstanceLimiter::new(limits);
-    let state = HostState::new(shared.clone(), wasi, limiter, inbox, budget, network);
-    let mut store = Store::new(&shared.plugin.inner.runtime.inner.engine, state);
+    let state = HostState::new(shared.ctx.clone(), wasi, limiter, inbox, budget, network);
+    let mut store = Store::new(shared.plugin.engine(), state);
     store.limiter(|state| &mut state.limiter);
 
     let slice = limits.cpu_slice_ticks.max(1);
