@@ -60,11 +60,15 @@ test: guests lang-guests
 bench: guests
 	$(CARGO) run --release -p colony-bench
 
-## Formatting and lints, as CI runs them (also on the core alone, without default features).
+## Formatting and lints, as CI runs them (also on the core alone, and with each optional
+## part of the library on its own).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p colony -p colony-tests -p colony-bench -p xtask --all-targets -- -D warnings
 	$(CARGO) clippy -p colony --no-default-features -- -D warnings
+	$(CARGO) clippy -p colony --no-default-features --features colony -- -D warnings
+	$(CARGO) clippy -p colony --no-default-features --features nats -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p colony --no-deps
 	$(CARGO) clippy --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS)) -p colony-guest-sdk -- -D warnings
 
 clean:

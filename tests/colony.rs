@@ -138,7 +138,7 @@ async fn queued_workers_never_start_after_stop_all() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut starts = Vec::new();
     while let Ok(Some(e)) = started.try_recv() {
-        starts.push(e.node_id);
+        starts.push(e.worker_id);
     }
     assert_eq!(
         starts,
@@ -243,8 +243,8 @@ async fn each_report_reaches_the_overseer_as_one_turn_in_arrival_order() {
     let mut arrival = Vec::new();
     while arrival.len() < 3 {
         let e = next_event(&mut reports, Duration::from_secs(5)).await;
-        if e.node_id != overseer.id() {
-            arrival.push(e.node_id);
+        if e.worker_id != overseer.id() {
+            arrival.push(e.worker_id);
         }
     }
     let mut heard = Vec::new();

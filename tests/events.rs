@@ -33,7 +33,7 @@ async fn ephemeral_run_publishes_events_in_order_with_every_field() {
     );
     for e in &events {
         assert_eq!(e.stream_id, "stream-1");
-        assert_eq!(e.node_id, "ev-1");
+        assert_eq!(e.worker_id, "ev-1");
         assert_eq!(
             e.execution_id, "ev-1",
             "execution id defaults to the worker id"
@@ -185,10 +185,10 @@ async fn subscriptions_filter_by_type_and_worker() {
     b.wait().await;
     let only_a = drain(&mut reports_of_a);
     assert_eq!(only_a.len(), 1);
-    assert_eq!(only_a[0].node_id, "fa");
+    assert_eq!(only_a[0].worker_id, "fa");
     let mut both: Vec<String> = drain(&mut all_reports)
         .iter()
-        .map(|e| e.node_id.clone())
+        .map(|e| e.worker_id.clone())
         .collect();
     both.sort();
     assert_eq!(both, ["fa", "fb"]);

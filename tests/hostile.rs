@@ -483,7 +483,7 @@ async fn every_attack_is_contained_while_100_honest_workers_succeed() {
     let mut flood_bytes = 0;
     let mut last = String::new();
     while let Ok(Some(event)) = logs.try_recv() {
-        if event.node_id == "stdout-flood" {
+        if event.worker_id == "stdout-flood" {
             flood_lines += 1;
             last = event.data["message"]
                 .as_str()

@@ -36,7 +36,7 @@ async fn measure(name: &str, colony: &Colony, plugin: &Plugin) -> String {
             .run_parallel(plugin, vec![Task::new(format!("single {i}"))])
             .expect("run");
         loop {
-            if reports.recv().await.expect("report").node_id == ids[0] {
+            if reports.recv().await.expect("report").worker_id == ids[0] {
                 break;
             }
         }

@@ -183,7 +183,7 @@ async fn ephemeral() {
                     bus.publish(AgentEvent {
                         event_type: EventType::SubagentReport,
                         stream_id: id.clone(),
-                        node_id: id.clone(),
+                        worker_id: id.clone(),
                         execution_id: id.clone(),
                         data: json!({"worker_id": id, "colony_id": "", "task": "count these words",
                             "status": "success", "summary": "Completed task 'count these words' with 2 outputs.",
@@ -285,7 +285,7 @@ async fn injection() {
             }
             let event = turns.recv().await.unwrap();
             let t = in_flight
-                .get_mut(&event.node_id)
+                .get_mut(&event.worker_id)
                 .unwrap()
                 .pop_front()
                 .unwrap();

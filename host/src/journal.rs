@@ -366,7 +366,7 @@ impl Journal {
             c.execute(
                 "INSERT INTO reports (worker_id, at, report) VALUES (?1, ?2, ?3)",
                 params![
-                    event.node_id,
+                    event.worker_id,
                     event.timestamp.to_rfc3339(),
                     event.data.to_string()
                 ],

@@ -34,6 +34,7 @@
 mod bindings;
 #[cfg(feature = "nats")]
 pub mod cluster;
+#[cfg(feature = "colony")]
 mod colony;
 mod config;
 mod conversation;
@@ -41,6 +42,7 @@ mod engine;
 mod error;
 mod events;
 mod host_api;
+#[cfg(feature = "colony")]
 mod journal;
 mod limits;
 pub mod llm;
@@ -53,12 +55,14 @@ pub mod text;
 pub mod tools;
 mod worker;
 
+#[cfg(feature = "colony")]
 pub use colony::{Colony, ColonyConfig, ColonyError, Task};
 pub use config::{AllocatorChoice, RuntimeConfig};
 pub use conversation::MessagePart;
 pub use engine::AllocatorKind;
 pub use error::{LimitExceeded, ManifestError, PluginError, RuntimeError, StorageError};
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
+#[cfg(feature = "colony")]
 pub use journal::{
     HEARTBEAT_STALE_AFTER, Journal, JournalError, RecordState, ReportRecord, WorkerRecord,
 };

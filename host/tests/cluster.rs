@@ -105,12 +105,16 @@ impl NodeProcess {
             .unwrap_or_default()
     }
 
-    /// Whether a worker folder (of colony `c`) without a report is younger than `age`.
+    /// Whether a worker (of colony `c`) without a report has just started here: its
+    /// folder has no `result.json` yet (written before its report is stored) and was last
+    /// changed (its first files created) less than `age` ago.
     fn has_young_worker(&self, reported: &HashMap<String, usize>, age: Duration) -> bool {
         self.workers("c")
             .iter()
             .filter(|id| !reported.contains_key(*id))
-            .filter_map(|id| std::fs::metadata(self.home.join("workers/c").join(id)).ok())
+            .map(|id| self.home.join("workers/c").join(id))
+            .filter(|folder| !folder.join("result.json").exists())
+            .filter_map(|folder| std::fs::metadata(folder).ok())
             .filter_map(|m| m.modified().ok())
             .any(|t| t.elapsed().is_ok_and(|e| e < age))
     }
@@ -207,7 +211,7 @@ async fn count_reports(
     loop {
         let until = settle_at.unwrap_or(deadline);
         match tokio::time::timeout_at(until, reports.recv()).await {
-            Ok(Ok(event)) => *counts.entry(event.node_id).or_default() += 1,
+            Ok(Ok(event)) => *counts.entry(event.worker_id).or_default() += 1,
             Ok(Err(e)) => panic!("bus: {e}"),
             Err(_) => break,
         }
@@ -326,7 +330,7 @@ async fn two_hundred_tasks_over_three_nodes_report_exactly_once() {
     // Events other than reports travel too.
     let mut starts = HashSet::new();
     while let Ok(Some(event)) = started.try_recv() {
-        starts.insert(event.node_id);
+        starts.insert(event.worker_id);
     }
     assert!(
         starts.len() > 150,
@@ -366,7 +370,7 @@ async fn a_node_killed_mid_run_loses_no_task_and_repeats_no_report() {
             .await
             .expect("reports stopped coming")
             .unwrap();
-        *counts.entry(event.node_id).or_default() += 1;
+        *counts.entry(event.worker_id).or_default() += 1;
         if counts.len() >= 40 && victim.has_young_worker(&counts, Duration::from_millis(30)) {
             break;
         }
@@ -752,7 +756,7 @@ async fn workers_on_nodes_message_each_other_and_the_overseer() {
             .await
             .expect("the overseer never heard the worker")
             .unwrap();
-        if event.node_id == overseer.id() && event.data["message"] == expected.as_str() {
+        if event.worker_id == overseer.id() && event.data["message"] == expected.as_str() {
             break;
         }
         assert!(begun.elapsed() < Duration::from_secs(10));
@@ -905,7 +909,7 @@ async fn a_peer_message_to_a_worker_still_queued_waits_for_it_as_in_process() {
             .await
             .expect("the overseer's turn")
             .unwrap();
-        if event.node_id == overseer.id() {
+        if event.worker_id == overseer.id() {
             break event;
         }
     };

@@ -19,7 +19,7 @@ pub enum ColonyError {
         /// The colony's `max_batch`.
         cap: usize,
     },
-    /// A new worker was asked of a colony that [`Colony::stop_all`] has ended.
+    /// A new worker was asked of a colony that [`Colony::stop_all`](super::Colony::stop_all) has ended.
     #[error("colony '{colony}' is stopped")]
     Stopped {
         /// The colony's id.
@@ -44,7 +44,7 @@ pub enum ColonyError {
         #[source]
         source: std::io::Error,
     },
-    /// [`Colony::open`] was called with a config naming a NATS server.
+    /// [`Colony::open`](super::Colony::open) was called with a config naming a NATS server.
     #[error("colony '{colony}' uses NATS at {url}: open it with Colony::connect")]
     NeedsConnect {
         /// The colony's id.
@@ -67,7 +67,7 @@ pub enum ColonyError {
         colony: String,
     },
     #[cfg(feature = "nats")]
-    /// A NATS operation failed (colonies opened with [`Colony::connect`] only).
+    /// A NATS operation failed (colonies opened with [`Colony::connect`](super::Colony::connect) only).
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     /// The colony's journal could not be opened, read or written.

@@ -99,7 +99,7 @@ async fn read_events(inner: Weak<ColonyInner>, mut events: async_nats::Subscribe
         if event.event_type == EventType::SubagentReport {
             continue;
         }
-        let Some(worker) = inner.find_remote(&event.node_id) else {
+        let Some(worker) = inner.find_remote(&event.worker_id) else {
             continue;
         };
         if worker.state().is_terminal() {
@@ -155,7 +155,7 @@ async fn serve_overseer(
 /// Ends a remote worker with its report: journaled, then published. A worker that has
 /// a report already (a redelivered task, the stream replayed) keeps its first one.
 pub(super) fn deliver(inner: &ColonyInner, report: ReportMessage) {
-    let Some(worker) = inner.find_remote(&report.event.node_id) else {
+    let Some(worker) = inner.find_remote(&report.event.worker_id) else {
         return deliver_missed(inner, report);
     };
     if worker.state().is_terminal() {
@@ -180,7 +180,7 @@ fn journaled_or_withheld(inner: &ColonyInner, mut report: ReportMessage) -> Repo
     };
     let reason = format!(
         "worker '{}': cannot journal the report: {e}; its own report is withheld",
-        report.event.node_id
+        report.event.worker_id
     );
     tracing::error!("{reason}");
     report.state = WorkerState::Failed;
@@ -197,7 +197,7 @@ fn journaled_or_withheld(inner: &ColonyInner, mut report: ReportMessage) -> Repo
 /// A report for a worker this process did not create: one a previous process of the
 /// colony (same id and home) fanned out before it ended. The journal gets its outcome.
 fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
-    let id = report.event.node_id.clone();
+    let id = report.event.worker_id.clone();
     let record = match inner.journal.worker(&id) {
         Ok(Some(record)) => record,
         Ok(None) => return,

@@ -24,7 +24,7 @@ pub(super) async fn forward_reports(inner: Weak<ColonyInner>, mut reports: Subsc
         else {
             continue;
         };
-        if event.node_id == overseer.id() || !overseer.is_active() {
+        if event.worker_id == overseer.id() || !overseer.is_active() {
             continue;
         }
         let report = WorkerReport::from_event(&event).unwrap_or_else(|e| {

@@ -218,7 +218,7 @@ mod tests {
         AgentEvent {
             event_type: t,
             stream_id: worker.into(),
-            node_id: worker.into(),
+            worker_id: worker.into(),
             execution_id: worker.into(),
             data: json!({}),
             timestamp: chrono::Utc::now(),
@@ -259,7 +259,7 @@ mod tests {
         bus.publish(event(EventType::WorkerLog, "a"));
         bus.publish(event(EventType::SubagentReport, "a"));
         let got = sub.recv().await.unwrap();
-        assert_eq!(got.node_id, "a");
+        assert_eq!(got.worker_id, "a");
         assert_eq!(sub.try_recv(), Ok(None));
         drop(sub);
         bus.publish(event(EventType::WorkerLog, "a"));

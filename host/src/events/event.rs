@@ -103,8 +103,10 @@ pub struct AgentEvent {
     pub event_type: EventType,
     /// The stream (execution context) the event belongs to.
     pub stream_id: String,
-    /// The worker that published it.
-    pub node_id: String,
+    /// The worker that published it. Serialized as `node_id`, the reference framework's
+    /// name for it (in Colony a *node* is a machine running workers, `colony node`).
+    #[serde(rename = "node_id")]
+    pub worker_id: String,
     /// The execution it belongs to.
     pub execution_id: String,
     /// The payload: a JSON object whose fields depend on the type.
@@ -113,16 +115,26 @@ pub struct AgentEvent {
     pub timestamp: DateTime<Utc>,
 }
 
-impl AgentEvent {
-    /// The id of the worker that published this event (its `node_id`).
-    pub fn worker_id(&self) -> &str {
-        &self.node_id
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_publishing_worker_is_node_id_on_the_wire_as_in_the_reference() {
+        let event = AgentEvent {
+            event_type: EventType::WorkerLog,
+            stream_id: "s".into(),
+            worker_id: "w-1".into(),
+            execution_id: "e".into(),
+            data: Value::Null,
+            timestamp: Utc::now(),
+        };
+        let wire = serde_json::to_value(&event).unwrap();
+        assert_eq!(wire["node_id"], "w-1");
+        assert!(wire.get("worker_id").is_none());
+        let back: AgentEvent = serde_json::from_value(wire).unwrap();
+        assert_eq!(back.worker_id, "w-1");
+    }
 
     #[test]
     fn names_round_trip() {

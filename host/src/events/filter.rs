@@ -37,6 +37,6 @@ impl EventFilter {
     /// Whether `event` passes the filter.
     pub fn matches(&self, event: &AgentEvent) -> bool {
         (self.types.is_empty() || self.types.contains(&event.event_type))
-            && (self.workers.is_empty() || self.workers.contains(&event.node_id))
+            && (self.workers.is_empty() || self.workers.contains(&event.worker_id))
     }
 }

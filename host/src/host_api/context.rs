@@ -198,6 +198,7 @@ impl WorkerContext {
     }
 
     /// Routes the worker's `peers.send` messages through `router` (once).
+    #[cfg(any(feature = "colony", feature = "nats"))]
     pub fn set_router(&self, router: Weak<dyn MessageRouter>) {
         let _ = self.router.set(router);
     }
@@ -212,7 +213,7 @@ impl WorkerContext {
         AgentEvent {
             event_type,
             stream_id: self.identity.stream_id.clone(),
-            node_id: self.identity.id.clone(),
+            worker_id: self.identity.id.clone(),
             execution_id: self.identity.execution_id.clone(),
             data,
             timestamp: Utc::now(),

@@ -31,8 +31,12 @@ use rate::EventRate;
 
 pub(crate) use context::{HostServices, Identity, WorkerContext};
 pub(crate) use conversation::Conversation;
-pub(crate) use inbox::{InboxMessage, inbox_share};
-pub(crate) use peers::{MessageRouter, peer_message};
+pub(crate) use inbox::InboxMessage;
+#[cfg(feature = "colony")]
+pub(crate) use inbox::inbox_share;
+pub(crate) use peers::MessageRouter;
+#[cfg(feature = "colony")]
+pub(crate) use peers::peer_message;
 pub use report::ReportStatus;
 pub(crate) use report::{ExplicitReport, into_object};
 

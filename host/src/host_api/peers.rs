@@ -28,6 +28,7 @@ impl peers::Host for HostState {
 }
 
 /// The message worker `to` receives when worker `from` sends it `message`.
+#[cfg(feature = "colony")]
 pub(crate) fn peer_message(from: &str, message: &str) -> String {
     format!("[MESSAGE from {from}] {message}")
 }

@@ -5,7 +5,7 @@
 //! grants, its network allow-list, its memory and table limits, where its output goes,
 //! what the host holds, writes and opens for it — are the promise Colony exists for. They
 //! are easier to review, and harder to weaken by accident, when they sit together and
-//! the rest of the host reaches them through a narrow interface ([`SandboxView`]).
+//! the rest of the host reaches them through a narrow interface (`SandboxView`).
 //!
 //! # What a guest gets by default
 //!
@@ -22,12 +22,12 @@
 //!   An allow-list opens lookups of the names on it and TCP to the addresses those
 //!   lookups returned (or listed IP literals), on the listed ports.
 //! * **stdout and stderr**: never the host's; lines become bounded `WORKER_LOG` events
-//!   ([`output`]).
+//!   (`output`).
 //! * **memory and tables**: one budget for all of an instance's memories and tables
-//!   ([`limiter`]).
+//!   (`limiter`).
 //! * **what the host holds and writes for it**: a host memory budget and a disk quota
-//!   ([`budget`]); open files, listings and sockets bounded ([`handles`]); filesystem
-//!   writes, links and listings checked against them ([`files`]).
+//!   (`budget`); open files, listings and sockets bounded (`handles`); filesystem
+//!   writes, links and listings checked against them (`files`).
 //! * clocks and randomness are available.
 //!
 //! Every number is in [`Limits`](crate::Limits).

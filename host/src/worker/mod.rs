@@ -14,6 +14,7 @@ mod shared;
 mod spec;
 mod state;
 mod store;
+#[cfg(any(feature = "colony", feature = "nats"))]
 mod supervise;
 
 use std::sync::atomic::AtomicBool;
@@ -31,12 +32,17 @@ pub use result::{ReportStatus, WorkerResult};
 pub use spec::{WorkerMode, WorkerSpec};
 pub use state::WorkerState;
 
-#[cfg_attr(not(feature = "nats"), allow(unused_imports))]
-pub(crate) use crate::host_api::{MessageRouter, inbox_share, peer_message};
-#[cfg_attr(not(feature = "nats"), allow(unused_imports))]
+// Used by the colony and the cluster, each an optional feature.
+#[cfg_attr(not(all(feature = "colony", feature = "nats")), allow(unused_imports))]
+pub(crate) use crate::host_api::MessageRouter;
+#[cfg(feature = "colony")]
+#[cfg_attr(not(all(feature = "colony", feature = "nats")), allow(unused_imports))]
+pub(crate) use crate::host_api::{inbox_share, peer_message};
+#[cfg_attr(not(all(feature = "colony", feature = "nats")), allow(unused_imports))]
 pub(crate) use result::{crashed, stopped, withheld};
 pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;
+#[cfg(any(feature = "colony", feature = "nats"))]
 pub(crate) use supervise::supervise;
 
 use crate::conversation::MessagePart;
@@ -181,11 +187,13 @@ impl Worker {
     }
 
     /// Routes this worker's `peers.send` messages through `router`.
+    #[cfg(any(feature = "colony", feature = "nats"))]
     pub(crate) fn set_router(&self, router: std::sync::Weak<dyn MessageRouter>) {
         self.shared.ctx.set_router(router);
     }
 
     /// Marks a pending worker as queued for a concurrency slot.
+    #[cfg(feature = "colony")]
     pub(crate) fn enqueue(&self) -> Result<(), WorkerError> {
         if self.shared.transition(WorkerState::Queued, |_| {}) {
             Ok(())

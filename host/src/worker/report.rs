@@ -86,7 +86,7 @@ impl WorkerReport {
     /// from a peer speaking another version, say — is an error naming the worker.
     pub fn from_event(event: &AgentEvent) -> Result<Self, UnreadableReport> {
         Self::deserialize(&event.data).map_err(|e| UnreadableReport {
-            worker: event.node_id.clone(),
+            worker: event.worker_id.clone(),
             reason: e.to_string(),
         })
     }

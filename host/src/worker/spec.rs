@@ -36,7 +36,8 @@ impl std::fmt::Display for WorkerMode {
 /// [`WorkerSpec::persistent`] and the `with_*` methods.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerSpec {
-    /// Unique id within the colony; `node_id` of every event the worker publishes.
+    /// Unique id within the colony; the `worker_id` (`node_id` on the wire) of every event
+    /// the worker publishes.
     pub id: String,
     /// The task in natural language.
     pub task: String,

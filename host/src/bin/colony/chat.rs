@@ -101,7 +101,7 @@ async fn converse(
                 let Ok(event) = event else { continue };
                 printer.print(&event);
                 let turn = matches!(event.event_type, EventType::TurnCompleted | EventType::TurnFailed);
-                if turn && event.node_id == overseer.id() {
+                if turn && event.worker_id == overseer.id() {
                     turns += 1;
                 }
             }

@@ -156,7 +156,7 @@ pub(crate) async fn demo(args: DemoArgs, env: Env) -> anyhow::Result<ExitCode> {
             .context("the demo did not finish within 60 s")?
             .context("event bus")?;
         printer.print(&event);
-        let overseer_event = event.node_id == overseer.id();
+        let overseer_event = event.worker_id == overseer.id();
         match event.event_type {
             EventType::TurnCompleted | EventType::TurnFailed if overseer_event => turns += 1,
             EventType::SubagentReport if overseer_event && asked => break,

@@ -132,7 +132,7 @@ impl EventPrinter {
         say!(
             "{when}  {:<20} {:<10} {}",
             event.event_type.as_str(),
-            event.node_id,
+            event.worker_id,
             Self::fields(event)
         );
     }

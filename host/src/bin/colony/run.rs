@@ -37,7 +37,7 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
         match events.recv().await {
             Ok(event) => {
                 printer.print(&event);
-                if event.event_type == EventType::SubagentReport && event.node_id == ids[0] {
+                if event.event_type == EventType::SubagentReport && event.worker_id == ids[0] {
                     break;
                 }
             }
