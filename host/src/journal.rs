@@ -224,6 +224,10 @@ const SCHEMA: &str = "
         owner TEXT PRIMARY KEY,
         at TEXT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS report_cursors (
+        colony_id TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL
+    );
 ";
 
 /// Column `column` of `row`, read by `parse`; a value it does not know is an error
@@ -384,6 +388,67 @@ impl Journal {
                 params![self.owner, Utc::now().to_rfc3339()],
             )
             .map(drop)
+        })
+    }
+
+    /// Where colony `colony` has read the NATS report stream up to: the sequence of the
+    /// last report it journaled there (or of the stream's end when it first connected).
+    /// A colony that connects again reads on from here, not the stream's whole history.
+    pub fn report_cursor(&self, colony: &str) -> Result<Option<u64>, JournalError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT sequence FROM report_cursors WHERE colony_id = ?1",
+                params![colony],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|seq| seq.map(|seq| seq.max(0) as u64))
+        })
+    }
+
+    /// Moves colony `colony`'s report cursor forward to `sequence` (never back).
+    pub(crate) fn advance_report_cursor(
+        &self,
+        colony: &str,
+        sequence: u64,
+    ) -> Result<(), JournalError> {
+        self.write_report_cursor(colony, sequence, "MAX(sequence, excluded.sequence)")
+    }
+
+    /// Sets colony `colony`'s report cursor to `sequence`, also back (the stream was
+    /// made anew, its sequences restarted).
+    pub(crate) fn reset_report_cursor(
+        &self,
+        colony: &str,
+        sequence: u64,
+    ) -> Result<(), JournalError> {
+        self.write_report_cursor(colony, sequence, "excluded.sequence")
+    }
+
+    fn write_report_cursor(
+        &self,
+        colony: &str,
+        sequence: u64,
+        update: &str,
+    ) -> Result<(), JournalError> {
+        let sequence = i64::try_from(sequence).unwrap_or(i64::MAX);
+        let sql = format!(
+            "INSERT INTO report_cursors (colony_id, sequence) VALUES (?1, ?2)
+             ON CONFLICT(colony_id) DO UPDATE SET sequence = {update}"
+        );
+        self.with(|c| c.execute(&sql, params![colony, sequence]).map(drop))
+    }
+
+    /// Whether colony `colony` has workers the journal does not know the end of
+    /// (pending, queued, running or interrupted).
+    pub(crate) fn has_unended(&self, colony: &str) -> Result<bool, JournalError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM workers WHERE colony_id = ?1
+                     AND state IN ('pending', 'queued', 'running', 'interrupted'))",
+                params![colony],
+                |r| r.get::<_, bool>(0),
+            )
         })
     }
 

@@ -3,164 +3,18 @@
 //! (`make setup` and `.ci/run` install Debian's `nats-server`.)
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use colony::cluster::LocalNats;
 use colony::{
-    Colony, ColonyConfig, ColonyError, EventFilter, EventType, Plugin, ReportStatus, Runtime,
-    RuntimeConfig, Subscription, Task, WorkerReport, WorkerState,
+    Colony, ColonyConfig, ColonyError, EventFilter, EventType, Plugin, ReportStatus, Subscription,
+    Task, WorkerReport, WorkerState,
 };
 use serde_json::json;
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
-fn guest(name: &str) -> PathBuf {
-    target_dir().join(format!("wasm32-wasip2/guest/{name}.wasm"))
-}
-
-/// A NATS server with JetStream on loopback, with its store; both gone on drop.
-struct Nats {
-    url: String,
-    _server: LocalNats,
-    _store: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Self {
-        let store = tempfile::tempdir().unwrap();
-        let server = LocalNats::start(store.path()).unwrap();
-        Self {
-            url: server.url().to_owned(),
-            _server: server,
-            _store: store,
-        }
-    }
-}
-
-/// A `colony node` process, killed on drop.
-struct NodeProcess {
-    child: Child,
-    home: PathBuf,
-}
-
-impl NodeProcess {
-    /// Starts a node serving the probe fixture and waits until it serves.
-    fn start(nats: &Nats, home: &Path, name: &str) -> Self {
-        Self::start_with(nats, home, name, &[])
-    }
-
-    /// The same, with more `colony node` arguments.
-    fn start_with(nats: &Nats, home: &Path, name: &str, args: &[&str]) -> Self {
-        let config = home.join("host.toml");
-        std::fs::create_dir_all(home).unwrap();
-        std::fs::write(
-            &config,
-            format!("cache_dir = {:?}\n", target_dir().join("colony-cache")),
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_colony"))
-            .arg("--nats")
-            .arg(&nats.url)
-            .arg("--home")
-            .arg(home)
-            .arg("--config")
-            .arg(&config)
-            .args(["node", "--name", name, "--slots", "4", "--ack-wait", "2s"])
-            .args(args)
-            .arg("--plugin")
-            .arg(guest("probe_fixture"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.contains("serving probe_fixture"),
-            "node said: {line:?}"
-        );
-        Self {
-            child,
-            home: home.join("nodes").join(name),
-        }
-    }
-
-    /// The worker folders it created (one per task it started).
-    fn workers(&self, colony: &str) -> HashSet<String> {
-        std::fs::read_dir(self.home.join("workers").join(colony))
-            .map(|dir| {
-                dir.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Whether a worker (of colony `c`) without a report has just started here: its
-    /// folder has no `result.json` yet (written before its report is stored) and was last
-    /// changed (its first files created) less than `age` ago.
-    fn has_young_worker(&self, reported: &HashMap<String, usize>, age: Duration) -> bool {
-        self.workers("c")
-            .iter()
-            .filter(|id| !reported.contains_key(*id))
-            .map(|id| self.home.join("workers/c").join(id))
-            .filter(|folder| !folder.join("result.json").exists())
-            .filter_map(|folder| std::fs::metadata(folder).ok())
-            .filter_map(|m| m.modified().ok())
-            .any(|t| t.elapsed().is_ok_and(|e| e < age))
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, then waits for it to exit.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn connect(nats: &Nats, home: &Path, configure: impl FnOnce(&mut ColonyConfig)) -> Colony {
-    let mut config = ColonyConfig::new("c", home);
-    config.nats = Some(nats.url.clone());
-    config.max_batch = 500;
-    config.max_concurrent_workers = 64;
-    configure(&mut config);
-    Colony::connect(runtime(), config).await.unwrap()
-}
-
-fn runtime() -> Runtime {
-    Runtime::with_config(RuntimeConfig {
-        cache_dir: Some(target_dir().join("colony-cache")),
-        ..Default::default()
-    })
-    .unwrap()
-}
+mod support;
+use support::*;
 
 /// A NATS server, `colony node`s serving the probe fixture, and a colony `c` on them.
 struct Setup {
@@ -187,50 +41,6 @@ async fn setup(nodes: &[&str], configure: impl FnOnce(&mut ColonyConfig)) -> Set
         nats,
         dir,
     }
-}
-
-async fn probe(colony: &Colony) -> Plugin {
-    colony
-        .runtime()
-        .load_plugin("probe_fixture", guest("probe_fixture"))
-        .await
-        .unwrap()
-}
-
-/// Reads reports off the bus, counting them per worker into `counts`, until every id has
-/// one, then `settle` longer for duplicates.
-async fn count_reports(
-    reports: &mut Subscription,
-    counts: &mut HashMap<String, usize>,
-    ids: &[String],
-    within: Duration,
-    settle: Duration,
-) {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut settle_at = None;
-    loop {
-        let until = settle_at.unwrap_or(deadline);
-        match tokio::time::timeout_at(until, reports.recv()).await {
-            Ok(Ok(event)) => *counts.entry(event.worker_id).or_default() += 1,
-            Ok(Err(e)) => panic!("bus: {e}"),
-            Err(_) => break,
-        }
-        if settle_at.is_none() && ids.iter().all(|id| counts.contains_key(id)) {
-            settle_at = Some(tokio::time::Instant::now() + settle);
-        }
-    }
-}
-
-fn assert_exactly_once(counts: &HashMap<String, usize>, ids: &[String]) {
-    let missing: Vec<_> = ids.iter().filter(|id| !counts.contains_key(*id)).collect();
-    assert!(
-        missing.is_empty(),
-        "no report for {} tasks: {missing:?}",
-        missing.len()
-    );
-    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(repeated.is_empty(), "reports repeated: {repeated:?}");
-    assert_eq!(counts.len(), ids.len(), "reports for unknown workers");
 }
 
 /// The colony's overseer (the probe fixture), and a subscription to its turns.
@@ -282,12 +92,6 @@ async fn fails_with(
     let error = report.error.as_deref().unwrap_or_default();
     assert!(error.contains(expected), "{error}");
     report
-}
-
-fn tasks(n: usize, input: serde_json::Value) -> Vec<Task> {
-    (0..n)
-        .map(|i| Task::new(format!("task {i}")).with_input(input.clone()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -473,7 +277,7 @@ async fn stop_inject_and_timeouts_reach_the_node_that_runs_the_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_tasks_stop_without_running_and_unserved_plugins_are_refused() {
+async fn queued_tasks_stop_without_running_and_wait_for_a_node_of_their_plugin() {
     let s = setup(&["n1"], |_| {}).await;
     let (colony, plugin) = (s.colony.clone(), s.plugin.clone());
     let node = &s.nodes[0];
@@ -491,21 +295,24 @@ async fn queued_tasks_stop_without_running_and_unserved_plugins_are_refused() {
         node.workers("c")
     );
 
-    // No node holds the echo agent: refused with a clear error, not run.
+    // No node serves the echo agent yet: its task is not refused (nodes and colonies
+    // start in any order) but waits on the queue, and runs once a node for it starts.
     let echo = colony
         .runtime()
         .load_plugin("echo_agent", guest("echo_agent"))
         .await
         .unwrap();
-    let refused = colony.run_parallel(&echo, vec![Task::new("x")]).unwrap();
-    let within = Duration::from_secs(10);
-    fails_with(
-        &colony,
-        &refused,
-        within,
-        "no colony node serves plugin 'echo_agent'",
-    )
-    .await;
+    let waiting = colony.run_parallel(&echo, vec![Task::new("x")]).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(colony.info(&waiting[0]).unwrap().state, WorkerState::Queued);
+    let echo_path = guest("echo_agent");
+    let _echo_node = NodeProcess::start_with(
+        &s.nats,
+        s.dir.path(),
+        "echo-node",
+        &["--plugin", echo_path.to_str().unwrap()],
+    );
+    all_succeed(&colony, &waiting, Duration::from_secs(20)).await;
 
     let outcomes = colony.stop_all().await;
     assert!(
@@ -573,6 +380,52 @@ fn the_cli_fans_out_through_nodes_and_explains_what_it_needs() {
     assert!(reports.iter().all(|r| r.status == ReportStatus::Success));
     let ids: HashSet<_> = reports.iter().map(|r| &r.worker_id).collect();
     assert_eq!(ids.len(), 20);
+    // The next command on this home reads the report stream on from here, not from the
+    // start of its history.
+    let journal = colony::Journal::open(dir.path().join("cli/journal.db")).unwrap();
+    let cursor = journal
+        .report_cursor("cli")
+        .unwrap()
+        .expect("a report cursor");
+    assert!(cursor >= 20, "{cursor}");
+
+    // No node serves the echo agent: the fan-out waits, says why on stderr, and gives
+    // up at its timeout, stopping what is left (exit code 124).
+    let one = dir.path().join("one.txt");
+    std::fs::write(&one, "hello\n").unwrap();
+    let begun = Instant::now();
+    let unserved = cli()
+        .args(["--nats", &nats.url, "--json", "fanout"])
+        .arg(guest("echo_agent"))
+        .args(["--timeout", "5s", "--tasks"])
+        .arg(&one)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&unserved.stderr);
+    assert_eq!(unserved.status.code(), Some(124), "{unserved:?}");
+    assert!(
+        begun.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert_eq!(
+        stderr
+            .matches("no node serves plugin 'echo_agent' (sha256 ")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 worker(s) did not report within 5s; stopped"),
+        "{stderr}"
+    );
+    let stopped: Vec<WorkerReport> = String::from_utf8_lossy(&unserved.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(stopped.len(), 1, "{unserved:?}");
+    assert_eq!(stopped[0].status, ReportStatus::Stopped);
+    assert!(journal.report_cursor("cli").unwrap().unwrap() >= cursor);
 
     let no_server = cli()
         .args(["node", "--plugin"])

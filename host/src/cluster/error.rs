@@ -20,6 +20,17 @@ pub enum ClusterError {
         /// JetStream's error.
         reason: String,
     },
+    /// A stream exists with settings Colony does not expect (made by hand, by an older
+    /// version, or with another replica count).
+    #[error(
+        "NATS stream {stream} exists with other settings: {differences}; change it (`nats stream edit {stream}`) or remove it"
+    )]
+    StreamMismatch {
+        /// The stream's name.
+        stream: String,
+        /// Each setting that differs, with its value and the one Colony needs.
+        differences: String,
+    },
     /// An id or name cannot be used as one NATS subject token.
     #[error("'{value}' cannot be a {what} on NATS: use letters, digits, '-' and '_' only")]
     InvalidToken {
@@ -34,17 +45,6 @@ pub enum ClusterError {
     PluginNotLoaded {
         /// The plugin's name.
         plugin: String,
-    },
-    /// No node has ever served the plugin (its consumer does not exist), so a task for
-    /// it would wait forever; the task is not published.
-    #[error(
-        "no colony node serves plugin '{plugin}' (sha256 {sha256}); start `colony node --plugin` with its manifest"
-    )]
-    NoNodeForPlugin {
-        /// The plugin's name.
-        plugin: String,
-        /// The component sha256 that no node serves.
-        sha256: String,
     },
     /// A node's configuration is rejected, e.g. an ack wait under
     /// [`MIN_ACK_WAIT`](crate::cluster::MIN_ACK_WAIT).

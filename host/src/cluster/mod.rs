@@ -37,11 +37,10 @@ mod error;
 #[cfg(feature = "test-support")]
 mod local;
 mod node;
+mod streams;
 pub mod subjects;
 mod wire;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
@@ -51,6 +50,7 @@ pub use error::ClusterError;
 #[cfg(feature = "test-support")]
 pub use local::LocalNats;
 pub use node::{Node, NodeConfig};
+pub use streams::StreamSettings;
 pub(crate) use wire::not_run;
 pub use wire::{Control, ControlReply, ReportMessage, TaskMessage};
 
@@ -84,14 +84,23 @@ pub struct Cluster {
     client: async_nats::Client,
     js: jetstream::Context,
     url: String,
-    /// Plugin hashes known to have a node.
-    served: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Cluster {
     /// Connects to the NATS server(s) at `url` (comma-separated for a cluster) and
     /// creates the task and report streams if they do not exist.
     pub async fn connect(url: &str, name: &str) -> Result<Self, ClusterError> {
+        Self::connect_with(url, name, StreamSettings::default()).await
+    }
+
+    /// [`Cluster::connect`], with the streams stored as `settings` say (e.g. three
+    /// replicas on a three-server cluster). Many colonies and nodes may connect at the
+    /// same instant: the streams are created once and checked by everyone.
+    pub async fn connect_with(
+        url: &str,
+        name: &str,
+        settings: StreamSettings,
+    ) -> Result<Self, ClusterError> {
         let client = async_nats::ConnectOptions::new()
             .name(name)
             .connect(url)
@@ -105,9 +114,8 @@ impl Cluster {
             client,
             js,
             url: url.to_owned(),
-            served: Arc::default(),
         };
-        cluster.ensure_streams().await?;
+        cluster.ensure_streams(settings).await?;
         Ok(cluster)
     }
 
@@ -124,28 +132,9 @@ impl Cluster {
         &self.js
     }
 
-    async fn ensure_streams(&self) -> Result<(), ClusterError> {
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: subjects::TASKS_STREAM.to_owned(),
-                subjects: vec!["colony.*.tasks.*".to_owned()],
-                retention: stream::RetentionPolicy::WorkQueue,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::js("create the task stream", e))?;
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: subjects::REPORTS_STREAM.to_owned(),
-                subjects: vec!["colony.*.reports.*".to_owned()],
-                storage: stream::StorageType::File,
-                duplicate_window: REPORT_DUPLICATE_WINDOW,
-                max_age: REPORT_MAX_AGE,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::js("create the report stream", e))?;
+    async fn ensure_streams(&self, settings: StreamSettings) -> Result<(), ClusterError> {
+        streams::ensure_stream(&self.js, streams::task_stream(settings), settings).await?;
+        streams::ensure_stream(&self.js, streams::report_stream(settings), settings).await?;
         Ok(())
     }
 
@@ -202,7 +191,7 @@ impl Cluster {
     /// Stores a report durably (message id = worker id). False when the stream already
     /// had a report for that worker and dropped this one as a duplicate.
     pub async fn store_report(&self, report: &ReportMessage) -> Result<bool, ClusterError> {
-        let worker = report.event.node_id.as_str();
+        let worker = report.event.worker_id.as_str();
         let what = || format!("store the report of worker '{worker}'");
         let payload = serde_json::to_vec(report).map_err(|e| ClusterError::js(what(), e))?;
         let ack = self
@@ -237,37 +226,19 @@ impl Cluster {
         }
     }
 
-    /// Whether some node has ever served the plugin `sha256` (its consumer exists).
-    /// A yes is remembered; a no is asked again next time.
-    pub async fn is_served(&self, sha256: &str) -> Result<bool, ClusterError> {
-        let known = |served: &Mutex<HashSet<String>>| {
-            served
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(sha256)
-        };
-        if known(&self.served) {
-            return Ok(true);
-        }
+    /// Whether a node is serving plugin `sha256` right now: pulling its tasks, or running
+    /// one (unacknowledged).
+    pub async fn has_active_node(&self, sha256: &str) -> Result<bool, ClusterError> {
         use jetstream::context::ConsumerInfoErrorKind;
         let tasks = self.stream(subjects::TASKS_STREAM).await?;
-        let served = match tasks.consumer_info(subjects::plugin_consumer(sha256)).await {
-            Ok(_) => true,
-            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => false,
-            Err(e) => {
-                return Err(ClusterError::js(
-                    format!("look for a node serving plugin sha256 {sha256}"),
-                    e,
-                ));
-            }
-        };
-        if served {
-            self.served
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(sha256.to_owned());
+        match tasks.consumer_info(subjects::plugin_consumer(sha256)).await {
+            Ok(info) => Ok(info.num_waiting > 0 || info.num_ack_pending > 0),
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => Ok(false),
+            Err(e) => Err(ClusterError::js(
+                format!("look for a node serving plugin sha256 {sha256}"),
+                e,
+            )),
         }
-        Ok(served)
     }
 
     /// Hands `message` from worker `from` (on a node) to its colony for worker `to`:

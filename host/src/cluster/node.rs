@@ -112,19 +112,18 @@ impl Node {
         let mut ack_waits = HashMap::new();
         for sha in by_hash.keys() {
             let name = subjects::plugin_consumer(sha);
-            let consumer = tasks
-                .get_or_create_consumer(
-                    &name,
-                    pull::Config {
-                        durable_name: Some(name.clone()),
-                        filter_subject: subjects::tasks_for_plugin(sha),
-                        ack_policy: AckPolicy::Explicit,
-                        ack_wait: config.ack_wait,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| ClusterError::js(format!("create consumer {name}"), e))?;
+            let consumer = super::streams::ensure_consumer(
+                &tasks,
+                &name,
+                pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: subjects::tasks_for_plugin(sha),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: config.ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await?;
             ack_waits.insert(sha.clone(), consumer.cached_info().config.ack_wait);
             consumers.push(consumer);
         }

@@ -114,7 +114,7 @@ impl ReportMessage {
             event: AgentEvent {
                 event_type: EventType::SubagentReport,
                 stream_id: task.worker_id.clone(),
-                node_id: task.worker_id.clone(),
+                worker_id: task.worker_id.clone(),
                 execution_id: task.worker_id.clone(),
                 data: serde_json::to_value(&report).unwrap_or_default(),
                 timestamp: Utc::now(),

@@ -23,6 +23,10 @@ pub struct ColonyConfig {
     /// `colony node`s instead of in this process. Default none. Open such a colony with
     /// [`Colony::connect`](super::Colony::connect).
     pub nats: Option<String>,
+    /// With `nats`: copies of the task and report streams across a JetStream cluster
+    /// (1, 3 or 5). Default none: streams are created with one copy and existing ones
+    /// used as they are; a number is required of existing ones too.
+    pub nats_replicas: Option<usize>,
 }
 
 impl ColonyConfig {
@@ -36,6 +40,7 @@ impl ColonyConfig {
             soft_timeout: Duration::from_secs(600),
             hard_timeout: None,
             nats: None,
+            nats_replicas: None,
         }
     }
 

@@ -1,18 +1,27 @@
 //! What comes back from the nodes: reports from the report stream (an ordered consumer
-//! from the start of this colony's subject, so a colony that reconnects reads what it
-//! missed), deduplicated by worker id, journaled, then published on the bus — exactly like
-//! a local worker's; other events over core NATS, republished as they arrive; and
-//! `peers.send` from workers on nodes, which the colony routes as its own.
+//! of this colony's subject), deduplicated by worker id, journaled, then published on the
+//! bus — exactly like a local worker's; other events over core NATS, republished as they
+//! arrive; and `peers.send` from workers on nodes, which the colony routes as its own.
+//!
+//! Where the reports are read from: the journal keeps a cursor per colony (the stream
+//! sequence of the last report journaled). A colony that connects again reads on from
+//! it — so it misses no report that arrived while it was away, and does not read the
+//! stream's week of history each time (every `colony --nats run` is a colony `cli`). A
+//! colony seen for the first time starts at the stream's end; one whose journal predates
+//! cursors but has unfinished workers reads its whole subject.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures_util::StreamExt;
 
-use super::ColonyInner;
 use super::remote::send_held;
+use super::{ColonyError, ColonyInner};
 use crate::cluster::{Cluster, ClusterError, Control, ReportMessage, subjects};
 use crate::events::{AgentEvent, EventType};
+use crate::journal::Journal;
 use crate::worker::{WorkerState, withheld};
 
 /// Connects the colony's listeners: reports, events and the overseer's inbox.
@@ -24,17 +33,39 @@ pub(crate) struct RemoteFeeds {
 }
 
 impl RemoteFeeds {
-    pub async fn open(cluster: &Cluster, colony: &str) -> Result<Self, ClusterError> {
+    pub async fn open(
+        cluster: &Cluster,
+        colony: &str,
+        journal: &Journal,
+    ) -> Result<Self, ColonyError> {
         subjects::check_token("colony id", colony)?;
-        let stream = cluster
+        let mut stream = cluster
             .jetstream()
             .get_stream(subjects::REPORTS_STREAM)
             .await
             .map_err(|e| ClusterError::js("open the report stream", e))?;
+        let last = stream
+            .info()
+            .await
+            .map_err(|e| ClusterError::js("look up the report stream", e))?
+            .state
+            .last_sequence;
+        let deliver_policy = match journal.report_cursor(colony)? {
+            Some(read) if read <= last => DeliverPolicy::ByStartSequence {
+                start_sequence: read + 1,
+            },
+            _ if journal.has_unended(colony)? => DeliverPolicy::All,
+            _ => {
+                journal.reset_report_cursor(colony, last)?;
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: last + 1,
+                }
+            }
+        };
         let reports = stream
             .create_consumer(pull::OrderedConfig {
                 filter_subject: subjects::reports(colony),
-                deliver_policy: DeliverPolicy::All,
+                deliver_policy,
                 ..Default::default()
             })
             .await
@@ -76,15 +107,62 @@ impl RemoteFeeds {
     }
 }
 
+/// How often the report cursor is saved while reports arrive: reading a few again after
+/// a crash is harmless (a worker keeps its first report), a write per report is not free.
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How far this colony has read the report stream, and how far that is saved in the
+/// journal.
+#[derive(Default)]
+pub(super) struct ReportCursor {
+    read: AtomicU64,
+    saved: AtomicU64,
+}
+
+impl ReportCursor {
+    /// Notes that the report at `sequence` is journaled.
+    pub fn note(&self, sequence: u64) {
+        self.read.fetch_max(sequence, Ordering::AcqRel);
+    }
+
+    /// Saves how far the colony has read, if that moved (also when it stops).
+    pub fn save(&self, journal: &Journal, colony: &str) {
+        let read = self.read.load(Ordering::Acquire);
+        if read > self.saved.swap(read, Ordering::AcqRel)
+            && let Err(e) = journal.advance_report_cursor(colony, read)
+        {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
 async fn read_reports(inner: Weak<ColonyInner>, mut reports: pull::Ordered) {
-    while let Some(message) = reports.next().await {
+    let mut saved_at = Instant::now();
+    loop {
+        let next = tokio::time::timeout(CURSOR_SAVE_INTERVAL, reports.next()).await;
         let Some(inner) = inner.upgrade() else { return };
-        match message {
-            Ok(message) => match serde_json::from_slice::<ReportMessage>(&message.payload) {
-                Ok(report) => deliver(&inner, report),
-                Err(e) => tracing::warn!("unreadable report on {}: {e}", message.subject),
-            },
-            Err(e) => tracing::warn!("reading reports: {e}"),
+        let quiet = next.is_err();
+        match next {
+            Ok(None) => return,
+            Ok(Some(Ok(message))) => {
+                let sequence = message.info().ok().map(|info| info.stream_sequence);
+                match serde_json::from_slice::<ReportMessage>(&message.payload) {
+                    Ok(report) => deliver(&inner, report, sequence),
+                    Err(e) => {
+                        tracing::warn!("unreadable report on {}: {e}", message.subject);
+                        if let Some(sequence) = sequence {
+                            inner.cursor.note(sequence);
+                        }
+                    }
+                }
+            }
+            Ok(Some(Err(e))) => tracing::warn!("reading reports: {e}"),
+            // Quiet for the save interval.
+            Err(_) => {}
+        }
+        if quiet || saved_at.elapsed() >= CURSOR_SAVE_INTERVAL {
+            inner.cursor.save(&inner.journal, &inner.config.id);
+            saved_at = Instant::now();
         }
     }
 }
@@ -154,20 +232,29 @@ async fn serve_overseer(
 
 /// Ends a remote worker with its report: journaled, then published. A worker that has
 /// a report already (a redelivered task, the stream replayed) keeps its first one.
-pub(super) fn deliver(inner: &ColonyInner, report: ReportMessage) {
+/// `sequence`: where the report is in the report stream (none for one the colony made),
+/// noted as read once it is journaled — before anyone hears of it.
+pub(super) fn deliver(inner: &ColonyInner, report: ReportMessage, sequence: Option<u64>) {
+    let read = || {
+        if let Some(sequence) = sequence {
+            inner.cursor.note(sequence);
+        }
+    };
     let Some(worker) = inner.find_remote(&report.event.worker_id) else {
-        return deliver_missed(inner, report);
+        deliver_missed(inner, report);
+        return read();
     };
     if worker.state().is_terminal() {
-        return;
+        return read();
     }
     let report = journaled_or_withheld(inner, report);
     if !worker.finish(report.state, report.result, report.event.timestamp) {
-        return;
+        return read();
     }
     if let Err(e) = inner.journal.set_state(&worker.info()) {
         tracing::error!("worker '{}': {e}", worker.id());
     }
+    read();
     inner.bus.publish(report.event);
 }
 

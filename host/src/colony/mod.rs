@@ -27,6 +27,8 @@ mod member;
 mod remote;
 mod routing;
 mod task;
+#[cfg(feature = "nats")]
+mod unserved;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,6 +86,12 @@ struct ColonyInner {
     stopped: CancellationToken,
     next_id: AtomicU64,
     interrupted: Vec<String>,
+    /// Plugins whose queued tasks no node may be serving.
+    #[cfg(feature = "nats")]
+    unserved: unserved::Unserved,
+    /// How far the colony has read its reports on NATS.
+    #[cfg(feature = "nats")]
+    cursor: feeds::ReportCursor,
 }
 
 impl Colony {
@@ -102,10 +110,22 @@ impl Colony {
         config: ColonyConfig,
         url: String,
     ) -> Result<Self, ColonyError> {
-        let cluster = Cluster::connect(&url, &format!("colony-{}", config.id)).await?;
-        let feeds = RemoteFeeds::open(&cluster, &config.id).await?;
-        let colony = Self::open_with(runtime, config, Some(cluster))?;
-        feeds.spawn(&colony.inner);
+        let settings = crate::cluster::StreamSettings {
+            replicas: config.nats_replicas,
+        };
+        let cluster =
+            Cluster::connect_with(&url, &format!("colony-{}", config.id), settings).await?;
+        let id = config.id.clone();
+        // Nothing is fanned out before this returns: the feeds, opened next, see every
+        // report of this colony's workers.
+        let colony = Self::open_with(runtime, config, Some(cluster.clone()))?;
+        match RemoteFeeds::open(&cluster, &id, &colony.inner.journal).await {
+            Ok(feeds) => feeds.spawn(&colony.inner),
+            Err(e) => {
+                colony.stop_all().await;
+                return Err(e);
+            }
+        }
         Ok(colony)
     }
 
@@ -175,6 +195,10 @@ impl Colony {
             stopped: CancellationToken::new(),
             next_id: AtomicU64::new(1),
             interrupted,
+            #[cfg(feature = "nats")]
+            unserved: Default::default(),
+            #[cfg(feature = "nats")]
+            cursor: Default::default(),
         });
         tokio::spawn(dispatch::dispatch(inner.clone()));
         tokio::spawn(forward::forward_reports(
@@ -536,6 +560,10 @@ impl Colony {
             outcomes.push(outcome);
         }
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+        #[cfg(feature = "nats")]
+        self.inner
+            .cursor
+            .save(&self.inner.journal, &self.inner.config.id);
         outcomes
     }
 }

@@ -117,6 +117,11 @@ impl RemoteWorker {
         ))
     }
 
+    /// Whether it was handed to the dispatcher's publish.
+    pub(super) fn is_dispatched(&self) -> bool {
+        self.status().dispatched
+    }
+
     /// Takes it for publishing with `slot`: the task to publish, with the messages
     /// injected so far; `None` when it was stopped meanwhile.
     fn claim(&self, slot: OwnedSemaphorePermit) -> Option<TaskMessage> {
@@ -231,10 +236,10 @@ pub(super) async fn end_here(
     let report = ReportMessage::synthesised("colony", &worker.task, state, result);
     match worker.cluster.store_report(&report).await {
         Ok(false) => {}
-        Ok(true) => deliver(inner, report),
+        Ok(true) => deliver(inner, report, None),
         Err(e) => {
             tracing::warn!("{e}; the report is kept in this colony only");
-            deliver(inner, report);
+            deliver(inner, report, None);
         }
     }
 }
@@ -246,14 +251,16 @@ async fn launch(inner: Arc<ColonyInner>, worker: Arc<RemoteWorker>, slot: OwnedS
         return;
     };
     let cluster = worker.cluster.clone();
-    let sent = match cluster.is_served(&task.sha256).await {
-        Ok(true) => cluster.publish_task(&task).await,
-        Ok(false) => Err(ClusterError::NoNodeForPlugin {
-            plugin: worker.task.plugin.clone(),
-            sha256: worker.task.sha256.clone(),
-        }),
-        Err(e) => Err(e),
-    };
+    // Published even when no node serves the plugin yet: nodes and colonies may start
+    // in any order, and the queue keeps the task for the first node of its plugin. If
+    // none shows up for a while, the colony says so (`unserved`).
+    inner.unserved.watch(
+        Arc::downgrade(&inner),
+        cluster.clone(),
+        &task.plugin,
+        &task.sha256,
+    );
+    let sent = cluster.publish_task(&task).await;
     tokio::spawn(async move {
         let stored = match sent {
             Ok(stored) => stored.await,

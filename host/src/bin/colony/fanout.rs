@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 
 use crate::Env;
+use crate::deadline::{self, Deadline};
 use crate::print::say;
 
 #[derive(Args)]
@@ -24,6 +25,10 @@ pub(crate) struct FanoutArgs {
     /// Workers running at once.
     #[arg(long, default_value_t = 4)]
     max_concurrency: usize,
+    /// Stop the workers that have not reported within this long (e.g. 30s, 5m), show
+    /// what did report, and exit with code 124. Default: wait as long as it takes.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
 }
 
 #[derive(Deserialize)]
@@ -105,9 +110,14 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut failed = 0;
+    let mut printed = std::collections::HashSet::new();
     let mut done = 0;
+    let deadline = Deadline::after(args.timeout);
     while done < total {
-        let Ok(event) = reports.recv().await else {
+        let Some(next) = deadline.before(reports.recv()).await else {
+            break;
+        };
+        let Ok(event) = next else {
             continue;
         };
         let report = WorkerReport::from_event(&event).unwrap_or_else(|e| {
@@ -119,17 +129,29 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
             failed += 1;
         }
         if env.json {
-            println!("{}", colony::text::json_line(&report)?);
+            crate::print::line(&colony::text::json_line(&report)?);
+            printed.insert(report.worker_id);
         }
         bar.set_message(format!("{failed} failed"));
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let reports = colony
-        .wait_for_reports(&ids, std::time::Duration::from_secs(1))
-        .await?;
+    let waiting = total - done;
+    // On a timeout, the workers still out are stopped and report so.
     colony.stop_all().await;
-    if !env.json {
+    let reports = colony
+        .wait_for_reports(&ids, std::time::Duration::from_secs(5))
+        .await?;
+    let failed = reports
+        .iter()
+        .filter(|r| !matches!(r.status, ReportStatus::Success | ReportStatus::Partial))
+        .count();
+    if env.json {
+        // The reports of the workers stopped at the timeout.
+        for report in reports.iter().filter(|r| !printed.contains(&r.worker_id)) {
+            crate::print::line(&colony::text::json_line(report)?);
+        }
+    } else {
         say!("{:<16} {:<8} {:>8}  SUMMARY", "WORKER", "STATUS", "SECONDS");
         for r in &reports {
             let summary: String = r.summary.chars().take(70).collect();
@@ -145,6 +167,9 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
             total,
             total - failed
         );
+    }
+    if waiting > 0 {
+        return Ok(deadline::timed_out(waiting, args.timeout));
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS

@@ -38,7 +38,7 @@ pub(crate) fn ps(env: Env) -> anyhow::Result<ExitCode> {
     let workers = env.journal()?.workers()?;
     if env.json {
         for w in &workers {
-            println!("{}", colony::text::json_line(w)?);
+            crate::print::line(&colony::text::json_line(w)?);
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -96,7 +96,7 @@ pub(crate) fn inspect(args: InspectArgs, env: Env) -> anyhow::Result<ExitCode> {
         "events": events,
     });
     if env.json {
-        println!("{}", colony::text::json_line(&view)?);
+        crate::print::line(&colony::text::json_line(&view)?);
     } else {
         for line in serde_json::to_string_pretty(&view)?.lines() {
             say!("{line}");

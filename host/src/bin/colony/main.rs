@@ -6,6 +6,7 @@
 //! stderr through `tracing` (`RUST_LOG`).
 
 mod chat;
+mod deadline;
 mod demo;
 mod fanout;
 mod inspect;
@@ -40,6 +41,11 @@ struct Cli {
     /// enabled), e.g. nats://127.0.0.1:4222; comma-separate a cluster's servers.
     #[arg(long, global = true, env = "COLONY_NATS")]
     nats: Option<String>,
+    /// With --nats on a JetStream cluster: copies of Colony's streams (1, 3 or 5; at most
+    /// the number of servers). Unset: existing streams are used as they are, new ones
+    /// get one copy.
+    #[arg(long, global = true, env = "COLONY_NATS_REPLICAS", value_parser = clap::value_parser!(u8).range(1..=5))]
+    nats_replicas: Option<u8>,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,6 +101,8 @@ pub(crate) struct Env {
     pub runtime: Runtime,
     /// The NATS server of a distributed colony.
     pub nats: Option<String>,
+    /// Copies of the streams on a JetStream cluster, if set.
+    pub nats_replicas: Option<usize>,
 }
 
 impl Env {
@@ -106,6 +114,7 @@ impl Env {
     ) -> anyhow::Result<Colony> {
         let mut config = ColonyConfig::new("cli", &self.home);
         config.nats = self.nats.clone();
+        config.nats_replicas = self.nats_replicas;
         configure(&mut config);
         Ok(Colony::connect(self.runtime.clone(), config).await?)
     }
@@ -165,6 +174,7 @@ fn main() -> ExitCode {
             home_given: cli.home.is_some(),
             runtime: Runtime::with_config(config).context("cannot start the wasm runtime")?,
             nats: cli.nats.clone(),
+            nats_replicas: cli.nats_replicas.map(usize::from),
         };
         match cli.command {
             Command::Demo(args) => demo::demo(args, env).await,

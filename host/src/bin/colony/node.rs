@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use colony::cluster::{Cluster, Node, NodeConfig};
+use colony::cluster::{Cluster, Node, NodeConfig, StreamSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::Env;
@@ -48,7 +48,10 @@ pub(crate) async fn node(args: NodeArgs, env: Env) -> anyhow::Result<ExitCode> {
     for path in &args.plugins {
         plugins.push(crate::load_plugin(&env.runtime, path).await?);
     }
-    let cluster = Cluster::connect(&url, &args.name).await?;
+    let settings = StreamSettings {
+        replicas: env.nats_replicas,
+    };
+    let cluster = Cluster::connect_with(&url, &args.name, settings).await?;
     let mut config = NodeConfig::new(&args.name, env.home.join("nodes").join(&args.name));
     config.slots = args.slots;
     config.ack_wait = args.ack_wait;
@@ -61,7 +64,7 @@ pub(crate) async fn node(args: NodeArgs, env: Env) -> anyhow::Result<ExitCode> {
             .map(|(name, sha)| serde_json::json!({"name": name, "sha256": sha}))
             .collect();
         let line = serde_json::json!({"node": args.name, "nats": url, "plugins": plugins});
-        println!("{}", colony::text::json_line(&line)?);
+        crate::print::line(&colony::text::json_line(&line)?);
     } else {
         for (name, sha) in &served {
             say!("node {} serving {name} (sha256 {sha}) on {url}", args.name);

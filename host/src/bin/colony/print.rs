@@ -11,13 +11,20 @@
 /// `println!` for text output: the formatted line with its control characters escaped.
 macro_rules! say {
     () => {
-        println!()
+        $crate::print::line("")
     };
     ($($arg:tt)*) => {
-        println!("{}", colony::text::inert(&format!($($arg)*)))
+        $crate::print::line(&colony::text::inert(&format!($($arg)*)))
     };
 }
 pub(crate) use say;
+
+/// Writes `text` and a newline to stdout. A closed stdout (`colony ps | head -1`, a node
+/// whose log reader went away) is not an error worth dying for: the line is dropped.
+pub(crate) fn line(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
 
 /// Standard error for log records, with control characters escaped in each record (its
 /// closing newline kept): a guest's text in a log record stays on its line.
@@ -120,7 +127,7 @@ impl EventPrinter {
     pub(crate) fn print(&self, event: &AgentEvent) {
         if self.json {
             match colony::text::json_line(event) {
-                Ok(line) => println!("{line}"),
+                Ok(line) => self::line(&line),
                 Err(e) => eprintln!("colony: cannot encode an event: {e}"),
             }
             return;

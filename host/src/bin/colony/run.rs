@@ -9,6 +9,7 @@ use clap::Args;
 use colony::{EventFilter, EventType, RecvError, ReportStatus, Task};
 
 use crate::Env;
+use crate::deadline::{self, Deadline};
 use crate::print::{EventPrinter, say};
 
 #[derive(Args)]
@@ -21,6 +22,10 @@ pub(crate) struct RunArgs {
     /// The task's structured input, a JSON object.
     #[arg(long, default_value = "{}")]
     input: String,
+    /// Stop the worker if it has not reported within this long (e.g. 30s, 5m) and exit
+    /// with code 124. Default: wait as long as it takes.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
 }
 
 pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
@@ -32,9 +37,14 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
     let mut events = colony.bus().subscribe(EventFilter::all());
     let ids = colony.run_parallel(&plugin, vec![Task::new(args.task).with_input(input)])?;
     let printer = EventPrinter::new(env.json);
+    let deadline = Deadline::after(args.timeout);
     // Its report is the last event it publishes (wherever it runs).
     loop {
-        match events.recv().await {
+        let Some(next) = deadline.before(events.recv()).await else {
+            colony.stop_all().await;
+            return Ok(deadline::timed_out(1, args.timeout));
+        };
+        match next {
             Ok(event) => {
                 printer.print(&event);
                 if event.event_type == EventType::SubagentReport && event.worker_id == ids[0] {
@@ -51,7 +61,7 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
         .remove(0);
     colony.stop_all().await;
     if env.json {
-        println!("{}", colony::text::json_line(&report)?);
+        crate::print::line(&colony::text::json_line(&report)?);
     } else {
         say!();
         say!("{}: {}", report.status, report.summary);

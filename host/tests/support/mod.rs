@@ -1,0 +1,211 @@
+//! What the NATS test files share: a `nats-server` on loopback, `colony node` processes,
+//! and a colony in this process on them.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use colony::cluster::LocalNats;
+use colony::{Colony, ColonyConfig, Plugin, Runtime, RuntimeConfig, Subscription, Task};
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+pub fn guest(name: &str) -> PathBuf {
+    target_dir().join(format!("wasm32-wasip2/guest/{name}.wasm"))
+}
+
+/// A NATS server with JetStream on loopback, with its store; both gone on drop.
+pub struct Nats {
+    pub url: String,
+    pub server: LocalNats,
+    _store: tempfile::TempDir,
+}
+
+impl Nats {
+    pub fn start() -> Self {
+        let store = tempfile::tempdir().unwrap();
+        let server = LocalNats::start(store.path()).unwrap();
+        Self {
+            url: server.url().to_owned(),
+            server,
+            _store: store,
+        }
+    }
+}
+
+/// A `colony node` process, killed on drop.
+pub struct NodeProcess {
+    pub child: Child,
+    pub home: PathBuf,
+}
+
+impl NodeProcess {
+    /// Starts a node serving the probe fixture (and the plugins in `args`) and waits until
+    /// it serves.
+    pub fn start(nats: &Nats, home: &Path, name: &str) -> Self {
+        Self::start_with(nats, home, name, &[])
+    }
+
+    /// The same, with more `colony node` arguments.
+    pub fn start_with(nats: &Nats, home: &Path, name: &str, args: &[&str]) -> Self {
+        let config = home.join("host.toml");
+        std::fs::create_dir_all(home).unwrap();
+        std::fs::write(
+            &config,
+            format!("cache_dir = {:?}\n", target_dir().join("colony-cache")),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_colony"))
+            .arg("--nats")
+            .arg(&nats.url)
+            .arg("--home")
+            .arg(home)
+            .arg("--config")
+            .arg(&config)
+            .args(["node", "--name", name, "--slots", "4", "--ack-wait", "2s"])
+            .args(args)
+            .arg("--plugin")
+            .arg(guest("probe_fixture"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains(" serving "), "node said: {line:?}");
+        Self {
+            child,
+            home: home.join("nodes").join(name),
+        }
+    }
+
+    /// The worker folders it created (one per task it started).
+    pub fn workers(&self, colony: &str) -> HashSet<String> {
+        std::fs::read_dir(self.home.join("workers").join(colony))
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether a worker (of colony `c`) without a report has just started here: its
+    /// folder has no `result.json` yet (written before its report is stored) and was last
+    /// changed (its first files created) less than `age` ago.
+    pub fn has_young_worker(&self, reported: &HashMap<String, usize>, age: Duration) -> bool {
+        self.workers("c")
+            .iter()
+            .filter(|id| !reported.contains_key(*id))
+            .map(|id| self.home.join("workers/c").join(id))
+            .filter(|folder| !folder.join("result.json").exists())
+            .filter_map(|folder| std::fs::metadata(folder).ok())
+            .filter_map(|m| m.modified().ok())
+            .any(|t| t.elapsed().is_ok_and(|e| e < age))
+    }
+
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn connect(
+    nats: &Nats,
+    home: &Path,
+    configure: impl FnOnce(&mut ColonyConfig),
+) -> Colony {
+    let mut config = ColonyConfig::new("c", home);
+    config.nats = Some(nats.url.clone());
+    config.max_batch = 500;
+    config.max_concurrent_workers = 64;
+    configure(&mut config);
+    Colony::connect(runtime(), config).await.unwrap()
+}
+
+pub fn runtime() -> Runtime {
+    Runtime::with_config(RuntimeConfig {
+        cache_dir: Some(target_dir().join("colony-cache")),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+pub async fn probe(colony: &Colony) -> Plugin {
+    colony
+        .runtime()
+        .load_plugin("probe_fixture", guest("probe_fixture"))
+        .await
+        .unwrap()
+}
+
+/// Reads reports off the bus, counting them per worker into `counts`, until every id has
+/// one, then `settle` longer for duplicates.
+pub async fn count_reports(
+    reports: &mut Subscription,
+    counts: &mut HashMap<String, usize>,
+    ids: &[String],
+    within: Duration,
+    settle: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut settle_at = None;
+    loop {
+        let until = settle_at.unwrap_or(deadline);
+        match tokio::time::timeout_at(until, reports.recv()).await {
+            Ok(Ok(event)) => *counts.entry(event.worker_id).or_default() += 1,
+            Ok(Err(e)) => panic!("bus: {e}"),
+            Err(_) => break,
+        }
+        if settle_at.is_none() && ids.iter().all(|id| counts.contains_key(id)) {
+            settle_at = Some(tokio::time::Instant::now() + settle);
+        }
+    }
+}
+
+pub fn assert_exactly_once(counts: &HashMap<String, usize>, ids: &[String]) {
+    let missing: Vec<_> = ids.iter().filter(|id| !counts.contains_key(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "no report for {} tasks: {missing:?}",
+        missing.len()
+    );
+    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(repeated.is_empty(), "reports repeated: {repeated:?}");
+    assert_eq!(counts.len(), ids.len(), "reports for unknown workers");
+}
+
+pub fn tasks(n: usize, input: serde_json::Value) -> Vec<Task> {
+    (0..n)
+        .map(|i| Task::new(format!("task {i}")).with_input(input.clone()))
+        .collect()
+}
