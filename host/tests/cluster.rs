@@ -16,33 +16,6 @@ use serde_json::json;
 mod support;
 use support::*;
 
-/// A NATS server, `colony node`s serving the probe fixture, and a colony `c` on them.
-struct Setup {
-    colony: Colony,
-    plugin: Plugin,
-    nodes: Vec<NodeProcess>,
-    nats: Nats,
-    dir: tempfile::TempDir,
-}
-
-async fn setup(nodes: &[&str], configure: impl FnOnce(&mut ColonyConfig)) -> Setup {
-    let nats = Nats::start();
-    let dir = tempfile::tempdir().unwrap();
-    let nodes = nodes
-        .iter()
-        .map(|name| NodeProcess::start(&nats, dir.path(), name))
-        .collect();
-    let colony = connect(&nats, &dir.path().join("colony"), configure).await;
-    let plugin = probe(&colony).await;
-    Setup {
-        colony,
-        plugin,
-        nodes,
-        nats,
-        dir,
-    }
-}
-
 /// The colony's overseer (the probe fixture), and a subscription to its turns.
 fn overseer_with_turns(colony: &Colony, plugin: &Plugin) -> (colony::Worker, Subscription) {
     let turns = colony

@@ -56,6 +56,12 @@ impl NodeProcess {
 
     /// The same, with more `colony node` arguments.
     pub fn start_with(nats: &Nats, home: &Path, name: &str, args: &[&str]) -> Self {
+        let node = Self::spawn(nats, home, name, args);
+        node.wait_serving()
+    }
+
+    /// Starts a node without waiting for it to serve.
+    pub fn spawn(nats: &Nats, home: &Path, name: &str, args: &[&str]) -> Self {
         let config = home.join("host.toml");
         std::fs::create_dir_all(home).unwrap();
         std::fs::write(
@@ -63,29 +69,45 @@ impl NodeProcess {
             format!("cache_dir = {:?}\n", target_dir().join("colony-cache")),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_colony"))
+        let child = Command::new(env!("CARGO_BIN_EXE_colony"))
             .arg("--nats")
             .arg(&nats.url)
             .arg("--home")
             .arg(home)
             .arg("--config")
             .arg(&config)
-            .args(["node", "--name", name, "--slots", "4", "--ack-wait", "2s"])
+            .args(["node", "--name", name, "--ack-wait", "2s"])
+            .args(if args.contains(&"--slots") {
+                &[][..]
+            } else {
+                &["--slots", "4"][..]
+            })
             .args(args)
             .arg("--plugin")
             .arg(guest("probe_fixture"))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains(" serving "), "node said: {line:?}");
         Self {
             child,
             home: home.join("nodes").join(name),
         }
+    }
+
+    /// Waits until the node says it serves (its first line), or fails with what it said.
+    pub fn wait_serving(mut self) -> Self {
+        let mut line = String::new();
+        BufReader::new(self.child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if !line.contains(" serving ") {
+            let _ = self.child.kill();
+            let mut stderr = String::new();
+            let _ =
+                std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut stderr);
+            panic!("node said: {line:?}; stderr: {stderr}");
+        }
+        self
     }
 
     /// The worker folders it created (one per task it started).
@@ -118,16 +140,30 @@ impl NodeProcess {
         self.child.wait().unwrap();
     }
 
-    /// SIGTERM, then waits for it to exit.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    /// SIGSTOP: the process freezes (no acks, no heartbeats) until [`NodeProcess::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`NodeProcess::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([signal, &pid])
                 .status()
                 .unwrap()
                 .success()
         );
+    }
+
+    /// SIGTERM, then waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
         self.child.wait().unwrap()
     }
 }
@@ -208,4 +244,31 @@ pub fn tasks(n: usize, input: serde_json::Value) -> Vec<Task> {
     (0..n)
         .map(|i| Task::new(format!("task {i}")).with_input(input.clone()))
         .collect()
+}
+
+/// A NATS server, `colony node`s serving the probe fixture, and a colony `c` on them.
+pub struct Setup {
+    pub colony: Colony,
+    pub plugin: Plugin,
+    pub nodes: Vec<NodeProcess>,
+    pub nats: Nats,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn setup(nodes: &[&str], configure: impl FnOnce(&mut ColonyConfig)) -> Setup {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = nodes
+        .iter()
+        .map(|name| NodeProcess::start(&nats, dir.path(), name))
+        .collect();
+    let colony = connect(&nats, &dir.path().join("colony"), configure).await;
+    let plugin = probe(&colony).await;
+    Setup {
+        colony,
+        plugin,
+        nodes,
+        nats,
+        dir,
+    }
 }
