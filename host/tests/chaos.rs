@@ -24,20 +24,32 @@ mod support;
 use support::*;
 
 /// The reports stored for colony `colony`: each worker's terminal states, one per
-/// stored report.
+/// stored report (counted by the stream per subject, read back for their states).
 async fn stored_reports(url: &str, colony: &str) -> HashMap<String, Vec<WorkerState>> {
-    let client = async_nats::connect(url).await.unwrap();
+    let servers: Vec<&str> = url.split(',').collect();
+    let client = async_nats::connect(servers).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let stream = js.get_stream("COLONY_REPORTS").await.unwrap();
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: format!("colony.{colony}.reports.*"),
+    let filter = format!("colony.{colony}.reports.*");
+    let mut per_subject = stream.info_with_subjects(&filter).await.unwrap();
+    let mut stored = 0;
+    while let Some(subject) = per_subject.next().await {
+        stored += subject.unwrap().1;
+    }
+    // Retried: after a cluster lost a server, JetStream answers once it has elected a
+    // new leader.
+    let begun = Instant::now();
+    let consumer = loop {
+        let config = pull::OrderedConfig {
+            filter_subject: filter.clone(),
             deliver_policy: DeliverPolicy::All,
             ..Default::default()
-        })
-        .await
-        .unwrap();
-    let stored = consumer.cached_info().num_pending;
+        };
+        match stream.create_consumer(config).await {
+            Ok(consumer) => break consumer,
+            Err(e) => assert!(begun.elapsed() < Duration::from_secs(30), "{e}"),
+        }
+    };
     let mut messages = consumer.messages().await.unwrap();
     let mut reports: HashMap<String, Vec<WorkerState>> = HashMap::new();
     for _ in 0..stored {
@@ -166,9 +178,20 @@ async fn the_nats_server_killed_and_restarted_on_its_store_mid_run() {
     let mut s = setup(&["n1", "n2"], |_| {}).await;
     let work = tasks(300, json!({"action": "wait_ms", "ms": 20}));
     fan_out_through(&mut s, work, 50, |s| {
-        s.nats.server.restart().unwrap();
+        s.nats.servers[0].restart().unwrap();
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_of_a_three_server_cluster_killed_mid_run() {
+    let nats = Nats::start_cluster(3).await;
+    let mut s = setup_on(nats, &["n1", "n2"], &["--nats-replicas", "3"], |c| {
+        c.nats_replicas = Some(3);
+    })
+    .await;
+    let work = tasks(300, json!({"action": "wait_ms", "ms": 20}));
+    fan_out_through(&mut s, work, 50, |s| s.nats.servers[0].kill()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

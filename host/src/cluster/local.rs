@@ -18,22 +18,56 @@ pub struct LocalNats {
     url: String,
     port: u16,
     store: PathBuf,
+    /// Cluster flags (name, routes), for a member of [`LocalNats::start_cluster`].
+    cluster: Vec<String>,
 }
 
 impl LocalNats {
     /// Starts Debian's `nats-server` (or the one on `PATH`) with JetStream storing under
     /// `store`, and waits until it accepts connections.
     pub fn start(store: &Path) -> Result<Self, ClusterError> {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| failed(format!("no free port: {e}")))?
-            .port();
-        let child = spawn(port, store)?;
+        Self::start_member(free_port()?, store, Vec::new())
+    }
+
+    /// A JetStream cluster of one server per store, routed to each other on loopback
+    /// (for streams with replicas). Its members' URLs, comma-joined, are one address
+    /// for `--nats`. JetStream takes a few seconds to elect its leader after this
+    /// returns.
+    pub fn start_cluster(stores: &[&Path]) -> Result<Vec<Self>, ClusterError> {
+        let routes: Vec<u16> = stores
+            .iter()
+            .map(|_| free_port())
+            .collect::<Result<_, _>>()?;
+        let joined = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = Vec::new();
+        for (n, (store, route)) in stores.iter().zip(&routes).enumerate() {
+            let flags = vec![
+                "--server_name".to_owned(),
+                format!("s{n}"),
+                "--cluster_name".to_owned(),
+                "colony-test".to_owned(),
+                "--cluster".to_owned(),
+                format!("nats://127.0.0.1:{route}"),
+                "--routes".to_owned(),
+                joined.clone(),
+            ];
+            members.push(Self::start_member(free_port()?, store, flags)?);
+        }
+        Ok(members)
+    }
+
+    fn start_member(port: u16, store: &Path, cluster: Vec<String>) -> Result<Self, ClusterError> {
+        let child = spawn(port, store, &cluster)?;
         Ok(Self {
             child,
             url: format!("nats://127.0.0.1:{port}"),
             port,
             store: store.to_owned(),
+            cluster,
         })
     }
 
@@ -41,7 +75,7 @@ impl LocalNats {
     /// store, waiting until it accepts connections.
     pub fn restart(&mut self) -> Result<(), ClusterError> {
         self.kill();
-        self.child = spawn(self.port, &self.store)?;
+        self.child = spawn(self.port, &self.store, &self.cluster)?;
         Ok(())
     }
 
@@ -70,8 +104,16 @@ fn failed(reason: String) -> ClusterError {
     }
 }
 
-/// Starts `nats-server -js` on `port` storing under `store`, and waits until it listens.
-fn spawn(port: u16, store: &Path) -> Result<Child, ClusterError> {
+fn free_port() -> Result<u16, ClusterError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| failed(format!("no free port: {e}")))
+}
+
+/// Starts `nats-server -js` on `port` storing under `store` (with `cluster` flags), and
+/// waits until it listens.
+fn spawn(port: u16, store: &Path, cluster: &[String]) -> Result<Child, ClusterError> {
     let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
         .into_iter()
         .map(PathBuf::from)
@@ -80,6 +122,7 @@ fn spawn(port: u16, store: &Path) -> Result<Child, ClusterError> {
     let mut child = Command::new(&binary)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(store)
+        .args(cluster)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -101,9 +101,15 @@ impl Cluster {
         name: &str,
         settings: StreamSettings,
     ) -> Result<Self, ClusterError> {
+        // A cluster's servers, comma-separated: the client fails over between them.
+        let servers: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let client = async_nats::ConnectOptions::new()
             .name(name)
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|e| ClusterError::Connect {
                 url: url.to_owned(),

@@ -22,11 +22,13 @@ pub fn guest(name: &str) -> PathBuf {
     target_dir().join(format!("wasm32-wasip2/guest/{name}.wasm"))
 }
 
-/// A NATS server with JetStream on loopback, with its store; both gone on drop.
+/// A NATS server with JetStream on loopback (or a cluster of them), with its store;
+/// both gone on drop.
 pub struct Nats {
+    /// The address for `--nats` (comma-joined for a cluster).
     pub url: String,
-    pub server: LocalNats,
-    _store: tempfile::TempDir,
+    pub servers: Vec<LocalNats>,
+    _stores: Vec<tempfile::TempDir>,
 }
 
 impl Nats {
@@ -35,8 +37,35 @@ impl Nats {
         let server = LocalNats::start(store.path()).unwrap();
         Self {
             url: server.url().to_owned(),
-            server,
-            _store: store,
+            servers: vec![server],
+            _stores: vec![store],
+        }
+    }
+
+    /// A JetStream cluster of `size` servers, once it can hold streams of `size`
+    /// replicas.
+    pub async fn start_cluster(size: usize) -> Self {
+        let stores: Vec<_> = (0..size).map(|_| tempfile::tempdir().unwrap()).collect();
+        let paths: Vec<&Path> = stores.iter().map(|s| s.path()).collect();
+        let servers = LocalNats::start_cluster(&paths).unwrap();
+        let url = servers
+            .iter()
+            .map(LocalNats::url)
+            .collect::<Vec<_>>()
+            .join(",");
+        let settings = colony::cluster::StreamSettings {
+            replicas: Some(size),
+        };
+        let begun = std::time::Instant::now();
+        // Until the servers have elected a JetStream leader.
+        while let Err(e) = colony::cluster::Cluster::connect_with(&url, "probe", settings).await {
+            assert!(begun.elapsed() < Duration::from_secs(30), "{e}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Self {
+            url,
+            servers,
+            _stores: stores,
         }
     }
 }
@@ -256,11 +285,20 @@ pub struct Setup {
 }
 
 pub async fn setup(nodes: &[&str], configure: impl FnOnce(&mut ColonyConfig)) -> Setup {
-    let nats = Nats::start();
+    setup_on(Nats::start(), nodes, &[], configure).await
+}
+
+/// [`setup`] on `nats`, each node started with `node_args` too.
+pub async fn setup_on(
+    nats: Nats,
+    nodes: &[&str],
+    node_args: &[&str],
+    configure: impl FnOnce(&mut ColonyConfig),
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let nodes = nodes
         .iter()
-        .map(|name| NodeProcess::start(&nats, dir.path(), name))
+        .map(|name| NodeProcess::start_with(&nats, dir.path(), name, node_args))
         .collect();
     let colony = connect(&nats, &dir.path().join("colony"), configure).await;
     let plugin = probe(&colony).await;
