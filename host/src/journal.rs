@@ -407,6 +407,7 @@ impl Journal {
     }
 
     /// Moves colony `colony`'s report cursor forward to `sequence` (never back).
+    #[cfg(feature = "nats")]
     pub(crate) fn advance_report_cursor(
         &self,
         colony: &str,
@@ -417,6 +418,7 @@ impl Journal {
 
     /// Sets colony `colony`'s report cursor to `sequence`, also back (the stream was
     /// made anew, its sequences restarted).
+    #[cfg(feature = "nats")]
     pub(crate) fn reset_report_cursor(
         &self,
         colony: &str,
@@ -425,6 +427,7 @@ impl Journal {
         self.write_report_cursor(colony, sequence, "excluded.sequence")
     }
 
+    #[cfg(feature = "nats")]
     fn write_report_cursor(
         &self,
         colony: &str,
@@ -441,6 +444,7 @@ impl Journal {
 
     /// Whether colony `colony` has workers the journal does not know the end of
     /// (pending, queued, running or interrupted).
+    #[cfg(feature = "nats")]
     pub(crate) fn has_unended(&self, colony: &str) -> Result<bool, JournalError> {
         self.with(|c| {
             c.query_row(
