@@ -4,6 +4,7 @@
 //! `ephemeral`, `injection`, `memory`, `stop`, `load`, `hostcall`, `cluster`.
 
 mod cluster;
+mod journaled;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -525,6 +526,7 @@ async fn run() {
         "load",
         "hostcall",
         "cluster",
+        "journaled",
         "cycle",
     ];
     let chosen: Vec<String> = std::env::args().skip(1).collect();
@@ -548,6 +550,7 @@ async fn run() {
             "load" => load().await,
             "cycle" => cycle().await,
             "cluster" => cluster::cluster().await,
+            "journaled" => journaled::table().await,
             _ => hostcall().await,
         }
     }

@@ -1,18 +1,25 @@
-//! The `colony` command against a guest whose log line and error hold terminal escape
-//! sequences, carriage returns and a forged line: text output shows them inert, `--json`
-//! keeps them exact.
+//! The `colony` command: against a guest whose log line and error hold terminal escape
+//! sequences, carriage returns and a forged line (text output shows them inert, `--json`
+//! keeps them exact); chat ending with stdin; Ctrl-C and SIGTERM stopping a fan-out
+//! gracefully.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-/// The hostile fixture built by `make guests`.
-fn hostile() -> PathBuf {
+/// A guest built by `make guests`.
+fn guest(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("wasm32-wasip2/guest/hostile_fixture.wasm");
+    let path = target.join(format!("wasm32-wasip2/guest/{name}.wasm"));
     assert!(path.is_file(), "build the guests first: make guests");
     path
+}
+
+/// The hostile fixture.
+fn hostile() -> PathBuf {
+    guest("hostile_fixture")
 }
 
 fn run(json: bool) -> (Vec<u8>, Vec<u8>, bool) {
@@ -121,4 +128,85 @@ fn chat_ends_when_stdin_ends_even_if_the_overseer_took_the_messages_itself() {
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
     assert!(out.contains("taken"), "{out}");
+}
+
+/// How many of the workers journaled in `home` are in each state.
+fn states(home: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    if let Ok(journal) = colony::Journal::open(home.join("journal.db")) {
+        for worker in journal.workers().unwrap_or_default() {
+            *counts.entry(worker.state.to_string()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// A fan-out of ten workers that wait for an hour, four at a time, sent `signal` once
+/// four run: it stops them all (journaled `stopped`), prints its summary and exits with
+/// `code`.
+fn fanout_stops_gracefully_on(signal: &str, code: i32) {
+    let home = tempfile::tempdir().unwrap();
+    let tasks = home.path().join("tasks.jsonl");
+    std::fs::write(
+        &tasks,
+        "{\"task\": \"t\", \"input\": {\"action\": \"wait\"}}\n".repeat(10),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_colony"))
+        .arg("--home")
+        .arg(home.path())
+        .arg("fanout")
+        .arg(guest("probe_fixture"))
+        .args(["--max-concurrency", "4", "--tasks"])
+        .arg(&tasks)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let begun = Instant::now();
+    while states(home.path()).get("running") != Some(&4) {
+        assert!(
+            begun.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            states(home.path())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{stdout}\n{stderr}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        stdout.contains("10 workers, 0 succeeded, 10 failed"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(" stopped ").count(), 10, "{stdout}");
+    assert!(
+        stderr.contains("interrupted; 10 worker(s) stopped"),
+        "{stderr}"
+    );
+    let journaled = states(home.path());
+    assert_eq!(journaled.get("stopped"), Some(&10), "{journaled:?}");
+    assert_eq!(journaled.len(), 1, "{journaled:?}");
+}
+
+#[test]
+fn ctrl_c_stops_a_fanout_gracefully() {
+    fanout_stops_gracefully_on("-INT", 130);
+}
+
+#[test]
+fn sigterm_stops_a_fanout_gracefully() {
+    fanout_stops_gracefully_on("-TERM", 143);
 }

@@ -10,6 +10,7 @@ use colony::{Colony, EventFilter, EventType, Subscription, Worker};
 use tokio::io::AsyncBufReadExt;
 
 use crate::Env;
+use crate::interrupt::Interrupt;
 use crate::print::EventPrinter;
 
 #[derive(Args)]
@@ -75,6 +76,7 @@ async fn converse(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let printer = EventPrinter::new(json);
+    let interrupt = Interrupt::listen();
     if !json {
         eprintln!(
             "overseer {} started; one message per line, end with Ctrl-D",
@@ -107,11 +109,15 @@ async fn converse(
             }
             _ = recheck.tick() => {}
             _ = overseer.wait() => break,
+            () = interrupt.fired() => break,
         }
     }
     colony.stop_all().await;
     while let Ok(Some(event)) = events.try_recv() {
         printer.print(&event);
+    }
+    if interrupt.is_fired() {
+        return Ok(interrupt.exit_code());
     }
     Ok(if overseer.state() == colony::WorkerState::Failed {
         ExitCode::FAILURE

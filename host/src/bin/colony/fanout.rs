@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::Env;
 use crate::deadline::{self, Deadline};
+use crate::interrupt::Interrupt;
 use crate::print::say;
 
 #[derive(Args)]
@@ -84,6 +85,7 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
     if args.max_concurrency == 0 {
         bail!("--max-concurrency must be at least 1");
     }
+    let interrupt = Interrupt::listen();
     let plugin = crate::load_plugin(&env.runtime, &args.plugin).await?;
     let colony = env
         .colony(|c| c.max_concurrent_workers = args.max_concurrency)
@@ -114,7 +116,11 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
     let mut done = 0;
     let deadline = Deadline::after(args.timeout);
     while done < total {
-        let Some(next) = deadline.before(reports.recv()).await else {
+        let next = tokio::select! {
+            next = deadline.before(reports.recv()) => next,
+            () = interrupt.fired() => None,
+        };
+        let Some(next) = next else {
             break;
         };
         let Ok(event) = next else {
@@ -137,7 +143,7 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
     }
     bar.finish_and_clear();
     let waiting = total - done;
-    // On a timeout, the workers still out are stopped and report so.
+    // On a timeout or a signal, the workers still out are stopped and report so.
     colony.stop_all().await;
     let reports = colony
         .wait_for_reports(&ids, std::time::Duration::from_secs(5))
@@ -167,6 +173,10 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
             total,
             total - failed
         );
+    }
+    if interrupt.is_fired() {
+        eprintln!("colony: interrupted; {waiting} worker(s) stopped");
+        return Ok(interrupt.exit_code());
     }
     if waiting > 0 {
         return Ok(deadline::timed_out(waiting, args.timeout));

@@ -10,6 +10,7 @@ mod deadline;
 mod demo;
 mod fanout;
 mod inspect;
+mod interrupt;
 mod node;
 mod print;
 mod run;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use colony::cluster::{Cluster, Node, NodeConfig, StreamSettings};
-use tokio_util::sync::CancellationToken;
 
 use crate::Env;
+use crate::interrupt::Interrupt;
 use crate::print::say;
 
 #[derive(Args)]
@@ -70,26 +70,9 @@ pub(crate) async fn node(args: NodeArgs, env: Env) -> anyhow::Result<ExitCode> {
             say!("node {} serving {name} (sha256 {sha}) on {url}", args.name);
         }
     }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(interrupted(shutdown.clone()));
-    node.run(shutdown).await;
+    // The first Ctrl-C or SIGTERM stops its workers and hands their tasks back; a
+    // second exits at once.
+    let interrupt = Interrupt::listen();
+    node.run(interrupt.token()).await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn interrupted(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            shutdown.cancel();
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    shutdown.cancel();
 }

@@ -10,6 +10,7 @@ use colony::{EventFilter, EventType, RecvError, ReportStatus, Task};
 
 use crate::Env;
 use crate::deadline::{self, Deadline};
+use crate::interrupt::Interrupt;
 use crate::print::{EventPrinter, say};
 
 #[derive(Args)]
@@ -32,6 +33,7 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
     let input: serde_json::Value =
         serde_json::from_str(&args.input).context("--input is not valid JSON")?;
     anyhow::ensure!(input.is_object(), "--input must be a JSON object");
+    let interrupt = Interrupt::listen();
     let plugin = crate::load_plugin(&env.runtime, &args.plugin).await?;
     let colony = env.colony(|_| {}).await?;
     let mut events = colony.bus().subscribe(EventFilter::all());
@@ -40,7 +42,15 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
     let deadline = Deadline::after(args.timeout);
     // Its report is the last event it publishes (wherever it runs).
     loop {
-        let Some(next) = deadline.before(events.recv()).await else {
+        let next = tokio::select! {
+            next = deadline.before(events.recv()) => next,
+            () = interrupt.fired() => None,
+        };
+        let Some(next) = next else {
+            if interrupt.is_fired() {
+                // Stopped: its `stopped` report is printed below.
+                break;
+            }
             colony.stop_all().await;
             return Ok(deadline::timed_out(1, args.timeout));
         };
@@ -55,11 +65,11 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
             Err(RecvError::Closed) => break,
         }
     }
+    colony.stop_all().await;
     let report = colony
-        .wait_for_reports(&ids, Duration::from_secs(1))
+        .wait_for_reports(&ids, Duration::from_secs(5))
         .await?
         .remove(0);
-    colony.stop_all().await;
     if env.json {
         crate::print::line(&colony::text::json_line(&report)?);
     } else {
@@ -68,6 +78,9 @@ pub(crate) async fn run(args: RunArgs, env: Env) -> anyhow::Result<ExitCode> {
         if let Some(error) = &report.error {
             say!("error: {error}");
         }
+    }
+    if interrupt.is_fired() {
+        return Ok(interrupt.exit_code());
     }
     Ok(match report.status {
         ReportStatus::Success | ReportStatus::Partial if report.error.is_none() => {

@@ -1,0 +1,65 @@
+//! Table 8: the journaled colony — what `colony fanout` runs: a journal, a folder per
+//! worker with its `events.jsonl` and `result.json` — beside bare workers of the same
+//! guest (no journal, no folder) in one run, so the ratio is what journaling costs.
+
+use std::time::{Duration, Instant};
+
+use colony::{
+    Colony, ColonyConfig, EventBus, EventFilter, EventType, Plugin, Task, Worker, WorkerSpec,
+};
+
+const TASKS: usize = 10_000;
+const IN_FLIGHT: usize = 64;
+
+async fn bare(plugin: &Plugin) -> Duration {
+    let bus = EventBus::new();
+    let consumer = crate::consume(&bus);
+    let (plugin, b) = (plugin.clone(), bus.clone());
+    let (elapsed, _) = crate::closed_loop(TASKS, IN_FLIGHT, move |i| {
+        let (plugin, bus) = (plugin.clone(), b.clone());
+        async move {
+            let spec = WorkerSpec::ephemeral(format!("w{i}"), "count these words");
+            let worker = Worker::new(&plugin, spec, Some(bus)).expect("worker");
+            worker.start().expect("start");
+            worker.wait().await;
+        }
+    })
+    .await;
+    drop(bus);
+    consumer.await.expect("consumer");
+    elapsed
+}
+
+async fn journaled(plugin: &Plugin) -> Duration {
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut config = ColonyConfig::new("bench", home.path());
+    config.max_batch = TASKS;
+    config.max_concurrent_workers = IN_FLIGHT;
+    let colony = Colony::open(plugin.runtime().clone(), config).expect("colony");
+    let mut reports = colony
+        .bus()
+        .subscribe(EventFilter::all().types([EventType::SubagentReport]));
+    let begun = Instant::now();
+    let tasks = (0..TASKS).map(|i| Task::new(format!("task {i}"))).collect();
+    let ids = colony.run_parallel(plugin, tasks).expect("fan out");
+    for _ in 0..ids.len() {
+        reports.recv().await.expect("report");
+    }
+    let elapsed = begun.elapsed();
+    colony.stop_all().await;
+    elapsed
+}
+
+pub async fn table() {
+    println!("\n### 8. The journaled colony: {TASKS} echo-agent tasks, {IN_FLIGHT} in flight\n");
+    println!("| what | workers/s | ÷ bare workers |\n|---|---|---|");
+    let runtime = crate::runtime(1000);
+    let plugin = crate::plugin(&runtime, "echo-agent").await;
+    let bare = TASKS as f64 / bare(&plugin).await.as_secs_f64();
+    println!("| bare workers (no journal, no folders) | {bare:.0} | 1.00 |");
+    let colony = TASKS as f64 / journaled(&plugin).await.as_secs_f64();
+    println!(
+        "| colony: journal + worker folders | {colony:.0} | {:.2} |",
+        colony / bare
+    );
+}
