@@ -15,20 +15,32 @@ const TASKS: usize = 2000;
 const LATENCY_SAMPLES: usize = 200;
 const SLOTS_PER_NODE: usize = 32;
 
+/// Fans `count` tasks out on `colony` and waits for their reports on `reports`; how long
+/// it took.
+pub async fn fan_out(
+    colony: &Colony,
+    plugin: &Plugin,
+    count: usize,
+    reports: &mut colony::Subscription,
+) -> std::time::Duration {
+    let begun = Instant::now();
+    let tasks = (0..count).map(|i| Task::new(format!("task {i}"))).collect();
+    let ids = colony.run_parallel(plugin, tasks).expect("fan out");
+    for _ in 0..ids.len() {
+        reports.recv().await.expect("report");
+    }
+    begun.elapsed()
+}
+
 /// Runs `tasks` tasks, then `LATENCY_SAMPLES` single tasks one after another; one row.
 async fn measure(name: &str, colony: &Colony, plugin: &Plugin) -> String {
     let mut reports = colony
         .bus()
         .subscribe(EventFilter::all().types([EventType::SubagentReport]));
-    let begun = Instant::now();
-    let tasks = (0..TASKS).map(|i| Task::new(format!("task {i}"))).collect();
-    let ids = colony.run_parallel(plugin, tasks).expect("fan out");
-    let mut seen = 0;
-    while seen < ids.len() {
-        reports.recv().await.expect("report");
-        seen += 1;
-    }
-    let throughput = TASKS as f64 / begun.elapsed().as_secs_f64();
+    let throughput = TASKS as f64
+        / fan_out(colony, plugin, TASKS, &mut reports)
+            .await
+            .as_secs_f64();
     let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
     for i in 0..LATENCY_SAMPLES {
         let begun = Instant::now();

@@ -2,11 +2,9 @@
 //! worker with its `events.jsonl` and `result.json` — beside bare workers of the same
 //! guest (no journal, no folder) in one run, so the ratio is what journaling costs.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use colony::{
-    Colony, ColonyConfig, EventBus, EventFilter, EventType, Plugin, Task, Worker, WorkerSpec,
-};
+use colony::{Colony, ColonyConfig, EventBus, EventFilter, EventType, Plugin, Worker, WorkerSpec};
 
 const TASKS: usize = 10_000;
 const IN_FLIGHT: usize = 64;
@@ -39,13 +37,7 @@ async fn journaled(plugin: &Plugin) -> Duration {
     let mut reports = colony
         .bus()
         .subscribe(EventFilter::all().types([EventType::SubagentReport]));
-    let begun = Instant::now();
-    let tasks = (0..TASKS).map(|i| Task::new(format!("task {i}"))).collect();
-    let ids = colony.run_parallel(plugin, tasks).expect("fan out");
-    for _ in 0..ids.len() {
-        reports.recv().await.expect("report");
-    }
-    let elapsed = begun.elapsed();
+    let elapsed = crate::cluster::fan_out(&colony, plugin, TASKS, &mut reports).await;
     colony.stop_all().await;
     elapsed
 }
