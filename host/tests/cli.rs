@@ -210,3 +210,47 @@ fn ctrl_c_stops_a_fanout_gracefully() {
 fn sigterm_stops_a_fanout_gracefully() {
     fanout_stops_gracefully_on("-TERM", 143);
 }
+
+/// `colony run` of the echo agent with `XDG_CACHE_HOME=cache`, plus `args`.
+fn run_echo(home: &Path, cache: &Path, args: &[&str]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_colony"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .arg("run")
+        .arg(guest("echo_agent"))
+        .args(["--task", "cache me"])
+        .env("XDG_CACHE_HOME", cache)
+        .env_remove("COLONY_NO_CACHE")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+fn cached(cache: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(cache.join("colony"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_cli_caches_compiled_plugins_in_the_user_cache_folder_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, cache) = (dir.path().join("home"), dir.path().join("cache"));
+    run_echo(&home, &cache, &["--no-cache"]);
+    assert!(cached(&cache).is_empty(), "{:?}", cached(&cache));
+
+    run_echo(&home, &cache, &[]);
+    let entries = cached(&cache);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let good = std::fs::read(&entries[0]).unwrap();
+    // A corrupt entry (a torn copy, another program's file) is ignored and rebuilt.
+    std::fs::write(&entries[0], b"not a compiled component").unwrap();
+    run_echo(&home, &cache, &[]);
+    assert_eq!(std::fs::read(&entries[0]).unwrap(), good);
+}

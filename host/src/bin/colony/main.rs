@@ -35,6 +35,11 @@ struct Cli {
     /// Host-wide config file (TOML): default limits, allocator, component cache folder.
     #[arg(long, global = true, env = "COLONY_CONFIG")]
     config: Option<PathBuf>,
+    /// Compile plugins in memory every time instead of caching the compiled component
+    /// (by default in the user's cache folder, `$XDG_CACHE_HOME/colony`, unless the
+    /// config file names a `cache_dir`).
+    #[arg(long, global = true, env = "COLONY_NO_CACHE")]
+    no_cache: bool,
     /// The colony home folder (journal and worker folders).
     #[arg(long, global = true, env = "COLONY_HOME")]
     home: Option<PathBuf>,
@@ -165,10 +170,17 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let config = match &cli.config {
+        let mut config = match &cli.config {
             Some(path) => colony::RuntimeConfig::load(path)?,
             None => colony::RuntimeConfig::default(),
         };
+        if cli.no_cache {
+            config.cache_dir = None;
+        } else if config.cache_dir.is_none() {
+            // As wasmtime's and Spin's CLIs do: a plugin is compiled once per machine,
+            // not once per command (a JavaScript guest takes seconds to compile).
+            config.cache_dir = dirs::cache_dir().map(|dir| dir.join("colony"));
+        }
         let env = Env {
             json: cli.json,
             home: cli.home.clone().unwrap_or_else(ColonyConfig::default_home),
