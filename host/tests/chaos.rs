@@ -24,47 +24,57 @@ mod support;
 use support::*;
 
 /// The reports stored for colony `colony`: each worker's terminal states, one per
-/// stored report (counted by the stream per subject, read back for their states).
+/// stored report. Retried as a whole: after a cluster lost a server, JetStream answers
+/// once it has elected new leaders.
 async fn stored_reports(url: &str, colony: &str) -> HashMap<String, Vec<WorkerState>> {
     let servers: Vec<&str> = url.split(',').collect();
-    let client = async_nats::connect(servers).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let stream = js.get_stream("COLONY_REPORTS").await.unwrap();
-    let filter = format!("colony.{colony}.reports.*");
-    let mut per_subject = stream.info_with_subjects(&filter).await.unwrap();
-    let mut stored = 0;
-    while let Some(subject) = per_subject.next().await {
-        stored += subject.unwrap().1;
-    }
-    // Retried: after a cluster lost a server, JetStream answers once it has elected a
-    // new leader.
+    let js = async_nats::jetstream::new(async_nats::connect(servers).await.unwrap());
     let begun = Instant::now();
-    let consumer = loop {
-        let config = pull::OrderedConfig {
-            filter_subject: filter.clone(),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        };
-        match stream.create_consumer(config).await {
-            Ok(consumer) => break consumer,
-            Err(e) => assert!(begun.elapsed() < Duration::from_secs(30), "{e}"),
+    loop {
+        match read_stored_reports(&js, colony).await {
+            Ok(reports) => return reports,
+            Err(e) => assert!(begun.elapsed() < Duration::from_secs(60), "{e}"),
         }
-    };
-    let mut messages = consumer.messages().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One read of the colony's report subjects from the first: as many reports as the
+/// consumer had pending when it was made, each message saying how many are left.
+async fn read_stored_reports(
+    js: &async_nats::jetstream::Context,
+    colony: &str,
+) -> Result<HashMap<String, Vec<WorkerState>>, String> {
+    let stream = js
+        .get_stream("COLONY_REPORTS")
+        .await
+        .map_err(|e| e.to_string())?;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: format!("colony.{colony}.reports.*"),
+            deliver_policy: DeliverPolicy::All,
+            max_expires: Duration::from_secs(4),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut left = consumer.cached_info().num_pending;
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     let mut reports: HashMap<String, Vec<WorkerState>> = HashMap::new();
-    for _ in 0..stored {
+    while left > 0 {
         let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
             .await
-            .expect("the stored reports stopped coming")
-            .unwrap()
-            .unwrap();
+            .map_err(|_| format!("the stored reports stopped coming with {left} left"))?
+            .ok_or("the stored reports ended")?
+            .map_err(|e| e.to_string())?;
+        left = message.info().map_err(|e| e.to_string())?.pending;
         let report: ReportMessage = serde_json::from_slice(&message.payload).unwrap();
         reports
             .entry(report.event.worker_id)
             .or_default()
             .push(report.state);
     }
-    reports
+    Ok(reports)
 }
 
 /// What `colony ps --json` says of the workers in `home`: id → state.

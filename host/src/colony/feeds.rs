@@ -66,6 +66,7 @@ impl RemoteFeeds {
             .create_consumer(pull::OrderedConfig {
                 filter_subject: subjects::reports(colony),
                 deliver_policy,
+                max_expires: REPORT_PULL_EXPIRY,
                 ..Default::default()
             })
             .await
@@ -106,6 +107,13 @@ impl RemoteFeeds {
         ));
     }
 }
+
+/// How long one pull of the report consumer waits. The server sends idle heartbeats at
+/// half of it, and the consumer is made again (from the last report read) after two are
+/// missed — so a consumer lost with its server (a cluster node killed) is replaced
+/// within a few seconds, where the client's default (30 s pulls) would stall the
+/// colony's reports for a minute.
+const REPORT_PULL_EXPIRY: Duration = Duration::from_secs(4);
 
 /// How often the report cursor is saved while reports arrive: reading a few again after
 /// a crash is harmless (a worker keeps its first report), a write per report is not free.

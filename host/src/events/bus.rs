@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
 
@@ -41,7 +41,10 @@ pub struct EventBus {
 
 #[derive(Default)]
 struct BusInner {
-    subscribers: RwLock<Vec<Arc<Subscriber>>>,
+    /// A mutex, not a read-write lock: one publish delivers to every subscription before
+    /// the next begins, so all subscriptions see events in one order (an overseer's
+    /// turns follow the order in which any other subscriber saw the reports).
+    subscribers: Mutex<Vec<Arc<Subscriber>>>,
 }
 
 impl Drop for BusInner {
@@ -95,7 +98,7 @@ impl EventBus {
         });
         self.inner
             .subscribers
-            .write()
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(subscriber.clone());
         Subscription {
@@ -106,29 +109,16 @@ impl EventBus {
 
     /// Deliver `event` to every subscription whose filter selects it. Never blocks.
     pub fn publish(&self, event: AgentEvent) {
-        let mut saw_dropped = false;
-        {
-            let subscribers = self
-                .inner
-                .subscribers
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            for sub in subscribers.iter() {
-                if sub.dropped.load(Ordering::Relaxed) {
-                    saw_dropped = true;
-                    continue;
-                }
-                if sub.filter.matches(&event) {
-                    sub.push(event.clone());
-                }
+        let mut subscribers = self
+            .inner
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        subscribers.retain(|s| !s.dropped.load(Ordering::Relaxed));
+        for sub in subscribers.iter() {
+            if sub.filter.matches(&event) {
+                sub.push(event.clone());
             }
-        }
-        if saw_dropped {
-            self.inner
-                .subscribers
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|s| !s.dropped.load(Ordering::Relaxed));
         }
     }
 
@@ -136,7 +126,7 @@ impl EventBus {
     pub fn subscriber_count(&self) -> usize {
         self.inner
             .subscribers
-            .read()
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|s| !s.dropped.load(Ordering::Relaxed))
@@ -264,6 +254,29 @@ mod tests {
         drop(sub);
         bus.publish(event(EventType::WorkerLog, "a"));
         assert_eq!(bus.subscriber_count(), 0);
+    }
+
+    #[test]
+    fn every_subscription_sees_concurrent_publishers_in_one_order() {
+        let bus = EventBus::new();
+        let mut first = bus.subscribe(EventFilter::all());
+        let mut second = bus.subscribe(EventFilter::all());
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let bus = bus.clone();
+                scope.spawn(move || {
+                    for i in 0..500 {
+                        bus.publish(event(EventType::SubagentReport, &format!("{t}-{i}")));
+                    }
+                });
+            }
+        });
+        let drain = |sub: &mut Subscription| {
+            std::iter::from_fn(|| sub.try_recv().unwrap().map(|e| e.worker_id)).collect::<Vec<_>>()
+        };
+        let seen = drain(&mut first);
+        assert_eq!(seen.len(), 2000);
+        assert_eq!(seen, drain(&mut second));
     }
 
     #[tokio::test]
