@@ -368,6 +368,60 @@ async fn events_past_the_event_log_quota_are_published_but_not_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colony_journals_a_flooding_workers_events_only_up_to_its_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let quota = 64 * 1024;
+    let plugin = plugin(
+        dir.path(),
+        "flooder",
+        &format!("[limits]\nevent_log_bytes = {quota}"),
+    );
+    let config = colony::ColonyConfig::new("flood", dir.path().join("home"));
+    let colony = colony::Colony::open(colony_tests::runtime(), config).unwrap();
+    let ids = colony
+        .run_parallel(
+            &plugin,
+            vec![colony::Task::new("flood").with_input(json!({"attack": "event-flood"}))],
+        )
+        .unwrap();
+    let reports = colony
+        .wait_for_reports(&ids, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        reports[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("event rate limit"),
+        "{:?}",
+        reports[0]
+    );
+    let events = colony
+        .journal()
+        .events(Some(&ids[0]), 0, usize::MAX)
+        .unwrap();
+    let bytes: usize = events
+        .iter()
+        .map(|(_, e)| serde_json::to_string(e).unwrap().len() + 1)
+        .sum();
+    // The quota, the notice and the lifecycle events (started, outcome, report) at most.
+    assert!(bytes as u64 <= quota + 4096, "{bytes} bytes journaled");
+    assert!(
+        events.iter().any(|(_, e)| e.data["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("further events are not stored")),
+        "no notice"
+    );
+    assert_eq!(
+        events.last().unwrap().1.event_type,
+        colony::EventType::SubagentReport
+    );
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasi_resources_a_guest_holds_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = plugin(dir.path(), "hoarder", "[limits]\nresource_entries = 1000");

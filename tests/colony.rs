@@ -360,13 +360,14 @@ async fn the_journal_holds_states_and_reports_before_they_are_published() {
     assert_eq!(record.task, "journal me");
     assert!(record.started_at.is_some() && record.ended_at.is_some());
     assert_eq!(record.result.unwrap().summary, "Summary: journal me");
-    assert!(
-        home.path()
-            .join("workers")
-            .join(&ids[0])
-            .join("result.json")
-            .is_file()
-    );
+    // Its events too, in order; and no folder: the journal keeps what it said, and a
+    // guest that cannot open files gets no `/data`.
+    let events = colony.journal().events(Some(&ids[0]), 0, 100).unwrap();
+    let types: Vec<_> = events.iter().map(|(_, e)| e.event_type.as_str()).collect();
+    assert_eq!(types.first(), Some(&"EXECUTION_STARTED"), "{types:?}");
+    assert_eq!(types.last(), Some(&"SUBAGENT_REPORT"), "{types:?}");
+    assert!(events.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(!home.path().join("workers").join(&ids[0]).exists());
     colony.stop_all().await;
 }
 
@@ -374,12 +375,10 @@ async fn the_journal_holds_states_and_reports_before_they_are_published() {
 async fn reopening_a_home_marks_workers_left_running_as_interrupted() {
     let home = tempfile::tempdir().unwrap();
     let journal = colony::Journal::open(home.path().join("journal.db")).unwrap();
-    journal
-        .add_worker(&colony::WorkerRecord {
-            colony_id: "old".into(),
-            ..record("w-lost", colony::RecordState::Running)
-        })
-        .unwrap();
+    journal.add_worker(&colony::WorkerRecord {
+        colony_id: "old".into(),
+        ..record("w-lost", colony::RecordState::Running)
+    });
     // The journal's owner (this test) never beats again: as if its process had died.
     drop(journal);
     let colony = colony(home.path(), |_| {});
@@ -430,66 +429,51 @@ fn info(id: &str, state: WorkerState, summary: Option<&str>) -> colony::WorkerIn
     }
 }
 
-#[test]
-fn journal_states_only_move_forward_whatever_order_they_arrive_in() {
+#[tokio::test]
+async fn journal_states_only_move_forward_whatever_order_they_arrive_in() {
     let home = tempfile::tempdir().unwrap();
     let journal = colony::Journal::open(home.path().join("journal.db")).unwrap();
-    journal
-        .add_worker(&record("w", colony::RecordState::Queued))
-        .unwrap();
+    journal.add_worker(&record("w", colony::RecordState::Queued));
     let state = |id| journal.worker(id).unwrap().unwrap().state;
 
-    assert!(
-        journal
-            .set_state(&info("w", WorkerState::Running, None))
-            .unwrap()
-    );
-    assert!(
-        journal
-            .set_state(&info("w", WorkerState::Completed, Some("first")))
-            .unwrap()
-    );
-    // A late "running" (a node's start event overtaken by its report) changes nothing.
-    assert!(
-        !journal
-            .set_state(&info("w", WorkerState::Running, None))
-            .unwrap()
-    );
-    assert!(
-        !journal
-            .set_state(&info("w", WorkerState::Queued, None))
-            .unwrap()
-    );
-    // Nor does a second end: the first one stands.
-    assert!(
-        !journal
-            .set_state(&info("w", WorkerState::Failed, Some("second")))
-            .unwrap()
-    );
+    journal.set_state(&info("w", WorkerState::Running, None));
+    assert_eq!(state("w"), colony::RecordState::Running);
+    journal.set_state(&info("w", WorkerState::Completed, Some("first")));
+    assert_eq!(state("w"), colony::RecordState::Completed);
+    // A late "running" (a node's start event overtaken by its report) changes nothing,
+    // nor does a second end: the first one stands.
+    journal.set_state(&info("w", WorkerState::Running, None));
+    journal.set_state(&info("w", WorkerState::Queued, None));
+    journal.set_state(&info("w", WorkerState::Failed, Some("second")));
     let kept = journal.worker("w").unwrap().unwrap();
     assert_eq!(kept.state, colony::RecordState::Completed);
     assert_eq!(kept.result.unwrap().summary, "first");
     assert!(kept.ended_at.is_some());
 
     // An interrupted worker's late report still ends it; a late start does not revive it.
-    journal
-        .add_worker(&record("lost", colony::RecordState::Interrupted))
-        .unwrap();
-    assert!(
-        !journal
-            .set_state(&info("lost", WorkerState::Running, None))
-            .unwrap()
-    );
+    journal.add_worker(&record("lost", colony::RecordState::Interrupted));
+    journal.set_state(&info("lost", WorkerState::Running, None));
     assert_eq!(state("lost"), colony::RecordState::Interrupted);
-    let late = info("lost", WorkerState::Completed, Some("late"))
-        .result
+    let late = info("lost", WorkerState::Completed, Some("late"));
+    let report = colony::AgentEvent {
+        event_type: colony::EventType::SubagentReport,
+        stream_id: "lost".into(),
+        worker_id: "lost".into(),
+        execution_id: "lost".into(),
+        data: json!({"summary": "late"}),
+        timestamp: chrono_now(),
+    };
+    journal
+        .set_ended(
+            "lost",
+            WorkerState::Completed,
+            late.result.as_ref().unwrap(),
+            &report,
+        )
+        .await
         .unwrap();
-    assert!(
-        journal
-            .set_ended("lost", WorkerState::Completed, &late)
-            .unwrap()
-    );
     assert_eq!(state("lost"), colony::RecordState::Completed);
+    assert_eq!(journal.reports(Some("lost")).unwrap().len(), 1);
 }
 
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {

@@ -244,8 +244,12 @@ struct BrokenJournal;
 
 impl colony::WorkerObserver for BrokenJournal {
     fn state_changed(&self, _info: &colony::WorkerInfo) {}
-    fn reporting(&self, _report: &colony::AgentEvent) -> Result<(), String> {
-        Err("database or disk is full".into())
+    fn reporting(
+        &self,
+        _report: &colony::AgentEvent,
+        _ended: Option<&colony::WorkerInfo>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+        Box::pin(std::future::ready(Err("database or disk is full".into())))
     }
 }
 

@@ -64,7 +64,8 @@ pub use error::{LimitExceeded, ManifestError, PluginError, RuntimeError, Storage
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
 #[cfg(feature = "colony")]
 pub use journal::{
-    HEARTBEAT_STALE_AFTER, Journal, JournalError, RecordState, ReportRecord, WorkerRecord,
+    HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem, JournalSync, RecordState,
+    ReportRecord, WorkerRecord,
 };
 pub use limits::Limits;
 pub use manifest::Manifest;

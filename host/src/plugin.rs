@@ -77,6 +77,9 @@ enum Source {
 
 pub(crate) struct Compiled {
     pub(crate) pre: AgentPre<HostState>,
+    /// Whether the component imports `wasi:filesystem/preopens`, the only way it can
+    /// reach its `/data` folder.
+    pub(crate) opens_files: bool,
     size: usize,
     sha256: String,
     from_cache: bool,
@@ -315,8 +318,15 @@ fn compile(
         plugin: name.to_owned(),
         reason: format!("{e:#}"),
     })?;
+    // Without `wasi:filesystem/preopens` a guest cannot see a preopened folder: its
+    // workers need no `/data` (saves two folder creations per worker).
+    let opens_files = component
+        .component_type()
+        .imports(runtime.engine())
+        .any(|(name, _)| name.starts_with("wasi:filesystem/preopens"));
     Ok(Compiled {
         pre,
+        opens_files,
         size: bytes.len(),
         sha256,
         from_cache,

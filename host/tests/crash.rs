@@ -187,3 +187,63 @@ fn a_killed_overseer_resumes_with_its_conversation() {
     assert_eq!(turn["data"]["message"], "what did I ask for?");
     assert_eq!(ps(home.path())[0]["state"], "stopped");
 }
+
+#[test]
+fn a_fanout_of_ten_thousand_killed_under_load_keeps_every_report_it_printed() {
+    let home = tempfile::tempdir().unwrap();
+    let tasks = home.path().join("tasks.jsonl");
+    let lines: Vec<String> = (0..10_000)
+        .map(|i| {
+            format!("{{\"task\": \"t{i}\", \"input\": {{\"action\": \"wait_ms\", \"ms\": 20}}}}")
+        })
+        .collect();
+    std::fs::write(&tasks, lines.join("\n")).unwrap();
+    let mut child = colony(home.path())
+        .args(["fanout", &guest("probe_fixture"), "--json", "--tasks"])
+        .arg(&tasks)
+        .args(["--max-concurrency", "64"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = std::collections::HashSet::new();
+    let mut note = |line: String| {
+        let report: Value = serde_json::from_str(&line).unwrap();
+        printed.insert(report["worker_id"].as_str().unwrap().to_owned());
+    };
+    for _ in 0..1000 {
+        note(out.next().expect("the fan-out reports").unwrap());
+    }
+    kill(child);
+    // And whatever it printed before it died.
+    out.map_while(Result::ok).for_each(&mut note);
+
+    let journal = colony::Journal::open(home.path().join("journal.db")).unwrap();
+    let reported: std::collections::HashSet<String> = journal
+        .reports(None)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.worker_id)
+        .collect();
+    let workers = ps(home.path());
+    let state = |id: &str| {
+        workers
+            .iter()
+            .find(|w| w["id"] == id)
+            .map(|w| w["state"].as_str().unwrap().to_owned())
+    };
+    for id in &printed {
+        assert!(reported.contains(id), "printed but not journaled: {id}");
+        assert_eq!(state(id).as_deref(), Some("completed"), "{id}");
+    }
+    let mut ended = 0;
+    for w in &workers {
+        match w["state"].as_str().unwrap() {
+            "completed" => ended += 1,
+            "interrupted" => {}
+            other => panic!("worker {} left {other} after the crash", w["id"]),
+        }
+    }
+    assert!(ended >= printed.len() && ended < 10_000, "{ended} ended");
+}

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::journal::JournalSync;
+
 /// How a [`Colony`](super::Colony) runs its workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColonyConfig {
@@ -27,6 +29,9 @@ pub struct ColonyConfig {
     /// (1, 3 or 5). Default none: streams are created with one copy and existing ones
     /// used as they are; a number is required of existing ones too.
     pub nats_replicas: Option<usize>,
+    /// When the journal's commits reach the disk. Default [`JournalSync::Os`]: a crash
+    /// of the process loses nothing committed, a power loss may lose the last batches.
+    pub journal_sync: JournalSync,
 }
 
 impl ColonyConfig {
@@ -41,6 +46,7 @@ impl ColonyConfig {
             hard_timeout: None,
             nats: None,
             nats_replicas: None,
+            journal_sync: JournalSync::Os,
         }
     }
 

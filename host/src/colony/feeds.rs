@@ -21,8 +21,8 @@ use super::remote::send_held;
 use super::{ColonyError, ColonyInner};
 use crate::cluster::{Cluster, ClusterError, Control, ReportMessage, subjects};
 use crate::events::{AgentEvent, EventType};
-use crate::journal::Journal;
-use crate::worker::{WorkerState, withheld};
+use crate::journal::{Journal, JournalError};
+use crate::worker::{WorkerInfo, WorkerState, withheld};
 
 /// Connects the colony's listeners: reports, events and the overseer's inbox.
 pub(crate) struct RemoteFeeds {
@@ -56,7 +56,7 @@ impl RemoteFeeds {
             },
             _ if journal.has_unended(colony)? => DeliverPolicy::All,
             _ => {
-                journal.reset_report_cursor(colony, last)?;
+                journal.reset_report_cursor(colony, last);
                 DeliverPolicy::ByStartSequence {
                     start_sequence: last + 1,
                 }
@@ -136,10 +136,8 @@ impl ReportCursor {
     /// Saves how far the colony has read, if that moved (also when it stops).
     pub fn save(&self, journal: &Journal, colony: &str) {
         let read = self.read.load(Ordering::Acquire);
-        if read > self.saved.swap(read, Ordering::AcqRel)
-            && let Err(e) = journal.advance_report_cursor(colony, read)
-        {
-            tracing::warn!("{e}");
+        if read > self.saved.swap(read, Ordering::AcqRel) {
+            journal.advance_report_cursor(colony, read);
         }
     }
 }
@@ -155,7 +153,7 @@ async fn read_reports(inner: Weak<ColonyInner>, mut reports: pull::Ordered) {
             Ok(Some(Ok(message))) => {
                 let sequence = message.info().ok().map(|info| info.stream_sequence);
                 match serde_json::from_slice::<ReportMessage>(&message.payload) {
-                    Ok(report) => deliver(&inner, report, sequence),
+                    Ok(report) => deliver(&inner, report, sequence).await,
                     Err(e) => {
                         tracing::warn!("unreadable report on {}: {e}", message.subject);
                         if let Some(sequence) = sequence {
@@ -194,8 +192,8 @@ async fn read_events(inner: Weak<ColonyInner>, mut events: async_nats::Subscribe
         if event.event_type == EventType::ExecutionStarted
             && let Some((first, held)) = worker.started(event.timestamp)
         {
-            if first && let Err(e) = inner.journal.set_state(&worker.info()) {
-                tracing::error!("worker '{}': {e}", worker.id());
+            if first {
+                inner.journal.set_state(&worker.info());
             }
             if !held.is_empty() {
                 tokio::spawn(send_held(worker.clone(), held));
@@ -238,39 +236,51 @@ async fn serve_overseer(
     }
 }
 
-/// Ends a remote worker with its report: journaled, then published. A worker that has
-/// a report already (a redelivered task, the stream replayed) keeps its first one.
-/// `sequence`: where the report is in the report stream (none for one the colony made),
-/// noted as read once it is journaled — before anyone hears of it.
-pub(super) fn deliver(inner: &ColonyInner, report: ReportMessage, sequence: Option<u64>) {
+/// Ends a remote worker with its report: journaled (with its end), then published. A
+/// worker that has a report already (a redelivered task, the stream replayed) keeps its
+/// first one. `sequence`: where the report is in the report stream (none for one the
+/// colony made), noted as read once it is journaled — before anyone hears of it.
+pub(super) async fn deliver(inner: &ColonyInner, report: ReportMessage, sequence: Option<u64>) {
     let read = || {
         if let Some(sequence) = sequence {
             inner.cursor.note(sequence);
         }
     };
     let Some(worker) = inner.find_remote(&report.event.worker_id) else {
-        deliver_missed(inner, report);
+        deliver_missed(inner, report).await;
         return read();
     };
     if worker.state().is_terminal() {
         return read();
     }
-    let report = journaled_or_withheld(inner, report);
+    let info = worker.info();
+    let report = journaled_or_withheld(report, |r| {
+        let end = WorkerInfo {
+            state: r.state,
+            result: Some(r.result.clone()),
+            ..info.clone()
+        };
+        inner.journal.end_with_report(&end, &r.event)
+    })
+    .await;
     if !worker.finish(report.state, report.result, report.event.timestamp) {
         return read();
-    }
-    if let Err(e) = inner.journal.set_state(&worker.info()) {
-        tracing::error!("worker '{}': {e}", worker.id());
     }
     read();
     inner.bus.publish(report.event);
 }
 
-/// `report`, once journaled; or, failing closed, a FAILED report saying it could not be
-/// (journaled where it still can be) — so that the journal, `wait` and the bus all tell
-/// the same outcome.
-fn journaled_or_withheld(inner: &ColonyInner, mut report: ReportMessage) -> ReportMessage {
-    let Err(e) = inner.journal.add_report(&report.event) else {
+/// `report`, once `journal` committed it with the end it tells of; or, failing closed,
+/// a FAILED report saying it could not be (journaled where it still can be) — so that
+/// the journal, `wait` and the bus all tell the same outcome.
+async fn journaled_or_withheld<F>(
+    mut report: ReportMessage,
+    journal: impl Fn(&ReportMessage) -> F,
+) -> ReportMessage
+where
+    F: Future<Output = Result<(), JournalError>>,
+{
+    let Err(e) = journal(&report).await else {
         return report;
     };
     let reason = format!(
@@ -285,13 +295,13 @@ fn journaled_or_withheld(inner: &ColonyInner, mut report: ReportMessage) -> Repo
     data["summary"] = serde_json::json!(report.result.summary);
     data["error"] = serde_json::json!(report.result.error);
     data["data"] = serde_json::json!({});
-    let _ = inner.journal.add_report(&report.event);
+    let _ = journal(&report).await;
     report
 }
 
 /// A report for a worker this process did not create: one a previous process of the
 /// colony (same id and home) fanned out before it ended. The journal gets its outcome.
-fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
+async fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
     let id = report.event.worker_id.clone();
     let record = match inner.journal.worker(&id) {
         Ok(Some(record)) => record,
@@ -301,9 +311,9 @@ fn deliver_missed(inner: &ColonyInner, report: ReportMessage) {
     if record.state.has_ended() || record.colony_id != inner.config.id {
         return;
     }
-    let report = journaled_or_withheld(inner, report);
-    if let Err(e) = inner.journal.set_ended(&id, report.state, &report.result) {
-        tracing::error!("worker '{id}': {e}");
-    }
+    let report = journaled_or_withheld(report, |r| {
+        inner.journal.set_ended(&id, r.state, &r.result, &r.event)
+    })
+    .await;
     inner.bus.publish(report.event);
 }

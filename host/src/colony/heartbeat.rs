@@ -12,11 +12,7 @@ pub(super) async fn heartbeat(journal: Arc<Journal>, stopped: CancellationToken)
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = journal.heartbeat() {
-                    tracing::warn!("{e}");
-                }
-            }
+            _ = tick.tick() => journal.heartbeat(),
             () = stopped.cancelled() => return,
         }
     }

@@ -178,9 +178,12 @@ impl Colony {
                 source,
             }
         })?;
-        let journal = Arc::new(Journal::open(config.home.join("journal.db"))?);
+        let journal = Arc::new(Journal::open_with(
+            config.home.join("journal.db"),
+            config.journal_sync,
+        )?);
         let interrupted = journal.recover()?;
-        journal.heartbeat()?;
+        journal.heartbeat();
         let inner = Arc::new(ColonyInner {
             slots: Arc::new(Semaphore::new(config.max_concurrent_workers.max(1))),
             config,
@@ -310,10 +313,11 @@ impl Colony {
         let spec = spec.with_colony(self.id()).with_storage(&storage);
         let worker = Worker::new(plugin, spec.clone(), Some(self.inner.bus.clone()))?;
         worker.observe(Arc::new(JournalObserver(self.inner.journal.clone())))?;
+        worker.log_events_to(self.inner.journal.clone())?;
         let router: Weak<dyn MessageRouter> =
             Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
         worker.set_router(router);
-        self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage))?;
+        self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage));
         self.inner.add(Arc::new(worker.clone()));
         Ok(worker)
     }
@@ -325,8 +329,8 @@ impl Colony {
         spec: &WorkerSpec,
         state: WorkerState,
         storage: Option<std::path::PathBuf>,
-    ) -> Result<(), ColonyError> {
-        Ok(self.inner.journal.add_worker(&WorkerRecord {
+    ) {
+        self.inner.journal.add_worker(&WorkerRecord {
             id: spec.id.clone(),
             colony_id: self.id().to_owned(),
             plugin: plugin.name().to_owned(),
@@ -341,7 +345,7 @@ impl Colony {
             ended_at: None,
             interrupted_at: None,
             result: None,
-        })?)
+        });
     }
 
     /// Records a worker that will run on a node: journaled, not yet published.
@@ -373,7 +377,7 @@ impl Colony {
             hard_timeout: config.effective_hard_timeout(),
             inbox: Vec::new(),
         };
-        self.journal_new(plugin, &spec, WorkerState::Queued, None)?;
+        self.journal_new(plugin, &spec, WorkerState::Queued, None);
         let worker = RemoteWorker::new(task, cluster.clone(), plugin.limits());
         let member: MemberRef = Arc::new(worker);
         self.inner.add(member.clone());

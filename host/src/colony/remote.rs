@@ -236,10 +236,10 @@ pub(super) async fn end_here(
     let report = ReportMessage::synthesised("colony", &worker.task, state, result);
     match worker.cluster.store_report(&report).await {
         Ok(false) => {}
-        Ok(true) => deliver(inner, report, None),
+        Ok(true) => deliver(inner, report, None).await,
         Err(e) => {
             tracing::warn!("{e}; the report is kept in this colony only");
-            deliver(inner, report, None);
+            deliver(inner, report, None).await;
         }
     }
 }

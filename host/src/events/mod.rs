@@ -9,7 +9,9 @@
 mod bus;
 mod event;
 mod filter;
+mod log;
 
 pub use bus::{EventBus, RecvError, Subscription};
 pub use event::{AgentEvent, EventType};
 pub use filter::EventFilter;
+pub use log::EventLog;

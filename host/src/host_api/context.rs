@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::peers::MessageRouter;
 use super::report::ExplicitReport;
-use crate::events::{AgentEvent, EventBus, EventType};
+use crate::events::{AgentEvent, EventBus, EventLog, EventType};
 use crate::limits::Limits;
 use crate::llm::LlmProvider;
 use crate::sandbox::output::OutputSink;
@@ -49,6 +49,9 @@ pub(crate) struct WorkerContext {
     bus: Option<EventBus>,
     /// The worker's folder, if it has one.
     pub storage: Option<WorkerStorage>,
+    /// Where its events are kept instead of its folder's `events.jsonl` (a colony's
+    /// journal), once set.
+    event_log: OnceLock<Arc<dyn EventLog>>,
     /// Bytes the host holds for this worker (inbox, pages, results, streams).
     pub memory: Arc<HostMemory>,
     /// The inbox's share of `memory`.
@@ -98,6 +101,7 @@ impl WorkerContext {
             identity,
             bus,
             storage,
+            event_log: OnceLock::new(),
             events_capped: AtomicBool::new(false),
             report: Mutex::new(None),
             taken: AtomicU64::new(0),
@@ -220,9 +224,15 @@ impl WorkerContext {
         }
     }
 
-    /// Publishes one event from this worker: to its `events.jsonl`, then to the bus.
+    /// Keeps this worker's events in `log` from now on, instead of its `events.jsonl`.
+    /// False if it has one already.
+    pub fn set_event_log(&self, log: Arc<dyn EventLog>) -> bool {
+        self.event_log.set(log).is_ok()
+    }
+
+    /// Publishes one event from this worker: to its event log, then to the bus.
     pub fn publish(&self, event_type: EventType, data: Value) {
-        if self.bus.is_none() && self.storage.is_none() {
+        if self.bus.is_none() && self.storage.is_none() && self.event_log.get().is_none() {
             return;
         }
         self.send(self.event(event_type, data));
@@ -230,19 +240,19 @@ impl WorkerContext {
 
     /// Publishes `event` as it is.
     pub fn send(&self, event: AgentEvent) {
-        if let Some(storage) = &self.storage {
-            self.store_event(storage, &event);
+        if self.storage.is_some() || self.event_log.get().is_some() {
+            self.store_event(&event);
         }
         if let Some(bus) = &self.bus {
             bus.publish(event);
         }
     }
 
-    /// Appends `event` to `events.jsonl`. The worker's lifecycle events are always
-    /// stored; the others (its own events, logs, model text, turns) are charged to its
-    /// event log quota, and once that is spent they are no longer stored (one line says
-    /// so) though still published.
-    fn store_event(&self, storage: &WorkerStorage, event: &AgentEvent) {
+    /// Appends `event` to its event log (the journal's, else `events.jsonl`). The
+    /// worker's lifecycle events are always stored; the others (its own events, logs,
+    /// model text, turns) are charged to its event log quota, and once that is spent they
+    /// are no longer stored (one line says so) though still published.
+    fn store_event(&self, event: &AgentEvent) {
         let always = matches!(
             event.event_type,
             EventType::ExecutionStarted
@@ -257,14 +267,13 @@ impl WorkerContext {
                 return;
             }
         };
-        line.push(b'\n');
         if !always {
             if self.events_capped.load(Ordering::Acquire) {
                 return;
             }
             if let Err(e) = self
                 .event_disk
-                .charge(line.len() as u64, "an event in events.jsonl")
+                .charge(line.len() as u64 + 1, "an event in its event log")
             {
                 if self.events_capped.swap(true, Ordering::AcqRel) {
                     return;
@@ -276,10 +285,15 @@ impl WorkerContext {
                     ..event.clone()
                 };
                 line = serde_json::to_vec(&notice).unwrap_or_default();
-                line.push(b'\n');
             }
         }
-        if let Err(e) = storage.append_event_line(&line) {
+        if let Some(log) = self.event_log.get() {
+            return log.append(self.id(), &line);
+        }
+        line.push(b'\n');
+        if let Some(storage) = &self.storage
+            && let Err(e) = storage.append_event_line(&line)
+        {
             tracing::warn!("{}: cannot append to events.jsonl: {e}", self.label());
         }
     }

@@ -49,6 +49,9 @@ fn resolve(ctx: &ToolContext, path: &str, write: bool) -> Result<(Dir, String), 
         })
         .collect();
     if let Some(data) = &ctx.data_dir {
+        // Made when first used: a worker's folders are created only as needed.
+        std::fs::create_dir_all(data)
+            .map_err(|e| ToolError::Failed(format!("cannot create '/data': {e}")))?;
         mounts.push((
             WORKER_DATA_GUEST_PATH.to_owned(),
             data.clone(),

@@ -56,7 +56,7 @@ pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<Inbox
     } else {
         end
     };
-    finish(&shared, end);
+    finish(&shared, end).await;
 }
 
 /// [`drive`], with a host bug contained: should the driver panic, the worker still ends
@@ -73,16 +73,34 @@ pub(crate) async fn drive_guarded(shared: Arc<WorkerShared>, inbox: mpsc::Receiv
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
         let message = format!("{}: host error: {what}", shared.label());
-        finish(&shared, SessionEnd::Crashed(message));
+        finish(&shared, SessionEnd::Crashed(message)).await;
     }
 }
 
 /// Ends the worker for `end`. Also used by `stop` when the driver did not wind down.
-pub(crate) fn finish_stopped(shared: &WorkerShared) -> bool {
-    finish(shared, SessionEnd::Stopped)
+pub(crate) async fn finish_stopped(shared: &Arc<WorkerShared>) -> bool {
+    finish(shared, SessionEnd::Stopped).await
 }
 
-fn finish(shared: &WorkerShared, end: SessionEnd) -> bool {
+/// Ends the worker for `end`, in a task of its own: once it has claimed the worker's
+/// end it journals and publishes it even if the driver is aborted meanwhile (a `stop`
+/// past its timeout), so no waiter is left hanging.
+async fn finish(shared: &Arc<WorkerShared>, end: SessionEnd) -> bool {
+    // Without an observer, ending never waits: nothing to protect from an abort.
+    if shared.observer.get().is_none() {
+        return end_with(shared, end).await;
+    }
+    let shared = shared.clone();
+    let label = shared.label();
+    tokio::spawn(async move { end_with(&shared, end).await })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!("{label}: ending it failed: {e}");
+            false
+        })
+}
+
+async fn end_with(shared: &WorkerShared, end: SessionEnd) -> bool {
     let duration = shared.elapsed_seconds();
     let tokens = shared.tokens();
     match end {
@@ -99,19 +117,21 @@ fn finish(shared: &WorkerShared, end: SessionEnd) -> bool {
                 duration,
                 tokens,
             );
-            shared.finish(state, result, Some(&run))
+            shared.finish(state, result, Some(&run)).await
         }
         SessionEnd::Crashed(message) => {
             tracing::warn!("{message}");
-            shared.finish(
-                WorkerState::Failed,
-                result::crashed(message, duration, tokens),
-                None,
-            )
+            shared
+                .finish(
+                    WorkerState::Failed,
+                    result::crashed(message, duration, tokens),
+                    None,
+                )
+                .await
         }
         SessionEnd::Stopped => {
             let result = result::stopped(shared.take_report(), duration, tokens);
-            shared.finish(WorkerState::Stopped, result, None)
+            shared.finish(WorkerState::Stopped, result, None).await
         }
     }
 }
@@ -121,7 +141,7 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
         Ok(compiled) => compiled,
         Err(e) => return SessionEnd::Crashed(format!("{}: {e}", shared.label())),
     };
-    let mut store = match guest_store(shared, inbox) {
+    let mut store = match guest_store(shared, inbox, compiled.opens_files) {
         Ok(store) => store,
         Err(e) => return SessionEnd::Crashed(format!("{}: {e}", shared.label())),
     };
@@ -171,7 +191,7 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
     shared
         .status
         .send_modify(|s| s.result = Some(initial.clone()));
-    shared.publish_terminal(&initial, Some(&run));
+    shared.publish_terminal(&initial, Some(&run)).await;
 
     let mut turn: u64 = 0;
     loop {
@@ -217,7 +237,7 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
             shared
                 .status
                 .send_modify(|s| s.result = Some(result.clone()));
-            shared.publish_terminal(&result, None);
+            shared.publish_terminal(&result, None).await;
         }
     }
 }

@@ -46,7 +46,7 @@ pub(crate) use shared::WorkerShared;
 pub(crate) use supervise::supervise;
 
 use crate::conversation::MessagePart;
-use crate::events::EventBus;
+use crate::events::{EventBus, EventLog};
 use crate::host_api::{Identity, InboxMessage, WorkerContext};
 use crate::plugin::Plugin;
 use crate::storage::WorkerStorage;
@@ -184,6 +184,18 @@ impl Worker {
             .observer
             .set(observer)
             .map_err(|_| self.wrong_state("attach a second observer"))
+    }
+
+    /// Keeps this worker's events in `log` (a colony's journal) instead of its folder's
+    /// `events.jsonl`. Only before the worker starts; once.
+    pub fn log_events_to(&self, log: Arc<dyn EventLog>) -> Result<(), WorkerError> {
+        if !matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
+            return Err(self.wrong_state("attach an event log"));
+        }
+        if !self.shared.ctx.set_event_log(log) {
+            return Err(self.wrong_state("attach a second event log"));
+        }
+        Ok(())
     }
 
     /// Routes this worker's `peers.send` messages through `router`.
@@ -342,7 +354,7 @@ impl Worker {
         let begun = Instant::now();
         self.shared.cancel.cancel();
         if matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
-            driver::finish_stopped(&self.shared);
+            driver::finish_stopped(&self.shared).await;
         }
         let mut rx = self.shared.status.subscribe();
         let timeout = self.shared.limits().stop_timeout;
@@ -363,7 +375,7 @@ impl Worker {
             {
                 task.abort();
             }
-            driver::finish_stopped(&self.shared);
+            driver::finish_stopped(&self.shared).await;
         }
         StopOutcome {
             state: self.state(),

@@ -1,6 +1,7 @@
 //! The state one worker shares between its handle ([`Worker`](super::Worker)), its
 //! background task ([`driver`](super::driver)) and the host functions its guest calls.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -52,17 +53,25 @@ pub(crate) struct WorkerShared {
     pub observer: OnceLock<Arc<dyn WorkerObserver>>,
 }
 
-/// Hears what happens to a worker, synchronously, before anyone else does: a state
-/// change before `wait` returns, a report before the worker's end is known and before
-/// the bus delivers it. A [`Colony`](crate::Colony) journals through it, so a report is
-/// durable before it is published.
+/// Hears what happens to a worker before anyone else does: a state change as it
+/// happens, a report (with the worker's end, for a final one) before the worker's end is
+/// known and before the bus delivers it. A [`Colony`](crate::Colony) journals through
+/// it, so a report is durable before it is published. A worker with an observer writes
+/// no `result.json`: the observer keeps its result.
 pub trait WorkerObserver: Send + Sync {
-    /// The worker changed state (`info` is a snapshot after the change).
+    /// The worker changed state (`info` is a snapshot after the change). Must not block:
+    /// the change is already made.
     fn state_changed(&self, info: &WorkerInfo);
-    /// The worker is about to publish `report` (a SUBAGENT_REPORT). `Err` (why it
-    /// could not be recorded) fails closed: the report is withheld and the worker ends
-    /// FAILED with that error, reported instead.
-    fn reporting(&self, report: &AgentEvent) -> Result<(), String>;
+    /// The worker is about to publish `report` (a SUBAGENT_REPORT) and, when `ended` is
+    /// given, to end as it says (its terminal state and result). The report is published
+    /// once the returned future resolves `Ok`; `Err` (why it could not be recorded) fails
+    /// closed: the report is withheld and the worker ends FAILED with that error,
+    /// reported instead.
+    fn reporting(
+        &self,
+        report: &AgentEvent,
+        ended: Option<&WorkerInfo>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 }
 
 impl WorkerShared {
@@ -135,7 +144,7 @@ impl WorkerShared {
 
     /// Ends the worker in `state` with `result`: stores it, writes `result.json`, then
     /// publishes the terminal events. Only the first call for a worker has any effect.
-    pub fn finish(
+    pub async fn finish(
         &self,
         state: WorkerState,
         mut result: WorkerResult,
@@ -151,7 +160,7 @@ impl WorkerShared {
         }
         // Stamped in the order they are published: the run's outcome, then the report.
         let outcome = run.map(|run| self.run_outcome_event(run));
-        let (state, result, report) = self.make_durable(state, result);
+        let (state, result, report) = self.make_durable(state, result).await;
         if !self.transition(state, |s| s.result = Some(result)) {
             return false;
         }
@@ -163,62 +172,85 @@ impl WorkerShared {
         true
     }
 
-    /// Writes `result.json` and journals the report, before anyone hears of the end.
-    /// Fails closed: a report that cannot be made durable is withheld, and the worker
-    /// ends FAILED with an error saying why (that outcome is written where it still can
-    /// be).
-    fn make_durable(
+    /// Writes `result.json` and journals the report with the worker's end, before anyone
+    /// hears of the end. Fails closed: a report that cannot be made durable is withheld,
+    /// and the worker ends FAILED with an error saying why (that outcome is written where
+    /// it still can be).
+    async fn make_durable(
         &self,
         state: WorkerState,
         result: WorkerResult,
     ) -> (WorkerState, WorkerResult, AgentEvent) {
-        let written = match self.storage() {
+        let written = match self.result_file() {
             Some(storage) => storage
                 .write_result(&result)
                 .map_err(|e| format!("cannot write result.json: {e}")),
             None => Ok(()),
         };
         let report = self.report_event(&result);
-        let Err(problem) = written.and_then(|()| self.journal(&report)) else {
+        let journaled = match written {
+            Ok(()) => self.journal(&report, Some((state, &result))).await,
+            Err(problem) => Err(problem),
+        };
+        let Err(problem) = journaled else {
             return (state, result, report);
         };
         let reason = format!("{}: {problem}; its own report is withheld", self.label());
         tracing::error!("{reason}");
         let failed = super::result::withheld(result, reason);
-        if let Some(storage) = self.storage() {
+        if let Some(storage) = self.result_file() {
             let _ = storage.write_result(&failed);
         }
         let report = self.report_event(&failed);
-        if let Err(e) = self.journal(&report) {
+        if let Err(e) = self
+            .journal(&report, Some((WorkerState::Failed, &failed)))
+            .await
+        {
             tracing::error!("{}: {e}", self.label());
         }
         (WorkerState::Failed, failed, report)
     }
 
-    /// Tells the observer (the journal) of `report`; its refusal as text.
-    fn journal(&self, report: &AgentEvent) -> Result<(), String> {
-        match self.observer.get() {
-            Some(observer) => observer.reporting(report),
-            None => Ok(()),
-        }
+    /// The folder to write `result.json` to: none for a worker with an observer, which
+    /// keeps its result (a colony's journal).
+    fn result_file(&self) -> Option<&WorkerStorage> {
+        self.storage().filter(|_| self.observer.get().is_none())
+    }
+
+    /// Tells the observer (the journal) of `report`, and of the end it tells of; its
+    /// refusal as text.
+    async fn journal(
+        &self,
+        report: &AgentEvent,
+        end: Option<(WorkerState, &WorkerResult)>,
+    ) -> Result<(), String> {
+        let Some(observer) = self.observer.get() else {
+            return Ok(());
+        };
+        let ended = end.map(|(state, result)| WorkerInfo {
+            state,
+            result: Some(result.clone()),
+            ..self.info()
+        });
+        observer.reporting(report, ended.as_ref()).await
     }
 
     /// Publishes a report of a worker that goes on running (a persistent worker's first
     /// run): EXECUTION_COMPLETED / EXECUTION_FAILED, then SUBAGENT_REPORT once journaled.
     /// A report the journal refuses is withheld, as in [`WorkerShared::finish`].
-    pub fn publish_terminal(&self, result: &WorkerResult, run: Option<&RunOutcome>) {
+    pub async fn publish_terminal(&self, result: &WorkerResult, run: Option<&RunOutcome>) {
         if let Some(run) = run {
             self.send(self.run_outcome_event(run));
         }
         let report = self.report_event(result);
-        match self.journal(&report) {
+        match self.journal(&report, None).await {
             Ok(()) => self.send(report),
             Err(problem) => {
                 let reason = format!("{}: {problem}; its own report is withheld", self.label());
                 tracing::error!("{reason}");
                 let failed = super::result::withheld(result.clone(), reason);
                 let report = self.report_event(&failed);
-                let _ = self.journal(&report);
+                let _ = self.journal(&report, None).await;
                 self.status.send_modify(|s| s.result = Some(failed));
                 self.send(report);
             }

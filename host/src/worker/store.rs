@@ -16,15 +16,21 @@ use crate::sandbox::network::NetworkPolicy;
 use crate::sandbox::output::{GuestOutput, OutputBudget, OutputSink};
 
 /// A fresh store for one worker's guest instance.
+/// `opens_files`: whether the guest can reach preopened folders at all (else it gets
+/// no `/data`, and none is created for it).
 pub(crate) fn guest_store(
     shared: &Arc<WorkerShared>,
     inbox: mpsc::Receiver<InboxMessage>,
+    opens_files: bool,
 ) -> Result<Store<HostState>, String> {
     let limits = shared.limits();
     let network = NetworkPolicy::new(shared.plugin.grants().network_patterns());
     let budget = OutputBudget::new(limits.max_output_log_bytes, limits.stderr_capture_bytes);
     let sink: std::sync::Weak<dyn OutputSink> = Arc::downgrade(&shared.ctx) as _;
-    let data_dir = shared.storage().map(|s| s.root().join("data"));
+    let data_dir = shared
+        .storage()
+        .filter(|_| opens_files)
+        .map(|s| s.root().join("data"));
     let wasi = crate::sandbox::wasi::context(
         shared.plugin.grants(),
         data_dir.as_deref(),

@@ -1,15 +1,12 @@
-//! `colony ps`, `colony inspect <worker>`, `colony events`: read the journal and the
-//! workers' folders.
+//! `colony ps`, `colony inspect <worker>`, `colony events`: read the journal (states,
+//! reports and events) and the workers' folders (conversations).
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use colony::{AgentEvent, WorkerRecord, WorkerStorage};
+use colony::{WorkerRecord, WorkerStorage};
 
 use crate::Env;
 use crate::print::{EventPrinter, say};
@@ -79,16 +76,13 @@ fn record(env: &Env, id: &str) -> anyhow::Result<WorkerRecord> {
 
 pub(crate) fn inspect(args: InspectArgs, env: Env) -> anyhow::Result<ExitCode> {
     let record = record(&env, &args.worker)?;
-    let reports = env.journal()?.reports(Some(&args.worker))?;
-    let storage = record.storage.as_ref().map(WorkerStorage::new);
-    let parts = match &storage {
-        Some(s) => s.read_parts()?,
+    let journal = env.journal()?;
+    let reports = journal.reports(Some(&args.worker))?;
+    let parts = match &record.storage {
+        Some(folder) => WorkerStorage::new(folder).read_parts()?,
         None => Vec::new(),
     };
-    let events = storage
-        .as_ref()
-        .and_then(|s| std::fs::read_to_string(s.events_path()).ok())
-        .map_or(0, |t| t.lines().count());
+    let events = journal.events(Some(&args.worker), 0, usize::MAX)?.len();
     let view = serde_json::json!({
         "worker": record,
         "reports": reports,
@@ -105,51 +99,24 @@ pub(crate) fn inspect(args: InspectArgs, env: Env) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads whole new lines of `path` from `offset`, moving the offset past them.
-fn read_new_events(path: &std::path::Path, offset: &mut u64) -> Vec<AgentEvent> {
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    if file.seek(SeekFrom::Start(*offset)).is_err() {
-        return Vec::new();
-    }
-    let mut events = Vec::new();
-    let mut reader = BufReader::new(file);
-    let mut line = String::new();
-    while let Ok(n) = reader.read_line(&mut line) {
-        if n == 0 || !line.ends_with('\n') {
-            break;
-        }
-        *offset += n as u64;
-        if let Ok(event) = serde_json::from_str(&line) {
-            events.push(event);
-        }
-        line.clear();
-    }
-    events
-}
+/// Events read from the journal at a time.
+const EVENTS_PAGE: usize = 4096;
 
 pub(crate) async fn events(args: EventsArgs, env: Env) -> anyhow::Result<ExitCode> {
     let printer = EventPrinter::stored(env.json);
-    let mut offsets: HashMap<PathBuf, u64> = HashMap::new();
     if let Some(id) = &args.worker {
         record(&env, id)?;
     }
+    let journal = env.journal()?;
+    let mut after = 0;
     loop {
-        let journal = env.journal()?;
-        let mut batch = Vec::new();
-        for w in journal.workers()? {
-            if args.worker.as_ref().is_some_and(|id| *id != w.id) {
-                continue;
-            }
-            let Some(storage) = &w.storage else { continue };
-            let path = WorkerStorage::new(storage).events_path();
-            let offset = offsets.entry(path.clone()).or_insert(0);
-            batch.extend(read_new_events(&path, offset));
-        }
-        batch.sort_by_key(|e| e.timestamp);
-        for event in &batch {
+        let page = journal.events(args.worker.as_deref(), after, EVENTS_PAGE)?;
+        for (seq, event) in &page {
             printer.print(event);
+            after = *seq;
+        }
+        if page.len() == EVENTS_PAGE {
+            continue;
         }
         if !args.follow {
             return Ok(ExitCode::SUCCESS);

@@ -1,0 +1,566 @@
+//! The colony journal: worker states and reports in an embedded SQLite database
+//! (`{home}/journal.db`), so they survive the process.
+//!
+//! Why SQLite: one file, no server, atomic transactions, and a write-ahead log that keeps
+//! every committed row across a `kill -9`. Writes go through one writer thread that
+//! commits them in batches ([`writer`]): a colony's thousands of workers share a few
+//! transactions a millisecond instead of each paying its own, and no SQLite I/O runs on
+//! the async threads.
+//!
+//! What is promised, through the [`WorkerObserver`] hook: a report — with the worker's
+//! end, in the same transaction — is committed before the bus delivers it and before
+//! `wait` returns, so after a `kill -9` every report anyone heard of is in the journal.
+//! States on the way (queued, running) are queued and committed with the next batch; a
+//! read through [`Journal`] waits for the writes queued before it. On open, workers the
+//! previous process left active are marked `interrupted`, with the time of its last
+//! heartbeat (within a second of the crash). Several processes may share a home: each
+//! journals under its own owner token and heartbeat, and only workers whose owner has
+//! stopped beating are marked.
+//!
+//! A power loss is another matter: by default ([`JournalSync::Os`]) a commit is in the
+//! operating system's hands, not yet on the disk, so the last batches before a power loss
+//! may be lost (the database itself stays consistent). [`JournalSync::EveryBatch`] syncs
+//! the write-ahead log at every batch commit, so nothing committed is lost.
+
+mod record;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+pub use record::{RecordState, ReportRecord, WorkerRecord};
+
+use crate::events::{AgentEvent, EventLog};
+use crate::worker::{WorkerInfo, WorkerObserver, WorkerResult, WorkerState};
+use record::time;
+use writer::Writer;
+
+/// The journal could not be opened, read or written.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("journal {}: {problem}", path.display())]
+pub struct JournalError {
+    path: PathBuf,
+    #[source]
+    problem: JournalProblem,
+}
+
+/// What went wrong with the journal.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalProblem {
+    /// SQLite failed (the disk is full, the file is not a journal, …).
+    #[error(transparent)]
+    Sqlite(Arc<rusqlite::Error>),
+    /// Its writer thread could not be started.
+    #[error("cannot start its writer thread: {0}")]
+    Thread(Arc<std::io::Error>),
+    /// Its writer thread has stopped (the journal is being dropped).
+    #[error("its writer has stopped")]
+    Closed,
+}
+
+impl JournalError {
+    fn new(path: &Path, problem: JournalProblem) -> Self {
+        Self {
+            path: path.to_owned(),
+            problem,
+        }
+    }
+
+    /// The same journal, failed by SQLite's `source`.
+    fn with_source(&self, source: rusqlite::Error) -> Self {
+        Self::new(&self.path, JournalProblem::Sqlite(Arc::new(source)))
+    }
+
+    /// What went wrong.
+    pub fn problem(&self) -> &JournalProblem {
+        &self.problem
+    }
+}
+
+/// When the journal's commits reach the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JournalSync {
+    /// Commits are written to the operating system, which writes them to the disk in
+    /// its own time: a process crash (`kill -9`) loses nothing committed, a power loss
+    /// may lose the last batches. The default.
+    #[default]
+    Os,
+    /// The write-ahead log is synced (fsync) at every batch commit: a power loss loses
+    /// nothing committed. Costs a disk flush per batch.
+    EveryBatch,
+}
+
+/// The journal of one colony home.
+pub struct Journal {
+    path: PathBuf,
+    /// Reads only; every write goes through `writer`.
+    reader: Mutex<Connection>,
+    writer: Writer,
+    /// This process's token: whose workers these are, whose heartbeat this is.
+    owner: String,
+}
+
+/// How old an owner's heartbeat may be before its active workers count as interrupted.
+pub const HEARTBEAT_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
+const SCHEMA: &str = "
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    CREATE TABLE IF NOT EXISTS workers (
+        id TEXT PRIMARY KEY,
+        colony_id TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        plugin_source TEXT,
+        task TEXT NOT NULL,
+        input TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        state TEXT NOT NULL,
+        storage TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        interrupted_at TEXT,
+        result TEXT,
+        owner TEXT
+    );
+    CREATE TABLE IF NOT EXISTS reports (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        worker_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        report TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        worker_id TEXT NOT NULL,
+        event TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS events_by_worker ON events (worker_id, seq);
+    CREATE TABLE IF NOT EXISTS heartbeat (
+        owner TEXT PRIMARY KEY,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS report_cursors (
+        colony_id TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL
+    );
+";
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path`, with [`JournalSync::Os`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        Self::open_with(path, JournalSync::default())
+    }
+
+    /// Opens (creating if needed) the journal at `path`, syncing commits as `sync` says.
+    pub fn open_with(path: impl AsRef<Path>, sync: JournalSync) -> Result<Self, JournalError> {
+        let path = path.as_ref().to_owned();
+        let failed = JournalError::new(&path, JournalProblem::Closed);
+        let connect = || -> Result<Connection, JournalError> {
+            let conn = Connection::open(&path).map_err(|e| failed.with_source(e))?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(|e| failed.with_source(e))?;
+            Ok(conn)
+        };
+        let conn = connect()?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| failed.with_source(e))?;
+        let synchronous = match sync {
+            JournalSync::Os => "NORMAL",
+            JournalSync::EveryBatch => "FULL",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous = {synchronous};"))
+            .map_err(|e| failed.with_source(e))?;
+        let reader = connect()?;
+        let writer = Writer::start(conn, failed.clone())
+            .map_err(|e| JournalError::new(&path, JournalProblem::Thread(Arc::new(e))))?;
+        Ok(Self {
+            path,
+            reader: Mutex::new(reader),
+            writer,
+            owner: format!("{}-{}", std::process::id(), Utc::now().timestamp_micros()),
+        })
+    }
+
+    /// Reads with `f`, once every write queued before is committed.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
+        self.writer.flush()?;
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        f(&conn).map_err(|source| {
+            JournalError::new(&self.path, JournalProblem::Sqlite(Arc::new(source)))
+        })
+    }
+
+    /// Waits until every write queued so far is committed.
+    pub fn flush(&self) -> Result<(), JournalError> {
+        self.writer.flush()
+    }
+
+    /// Records a new worker (or a resumed one, replacing its row's state). Queued:
+    /// committed with the next batch, before any later write of this journal.
+    pub fn add_worker(&self, record: &WorkerRecord) {
+        let row = (
+            record.id.clone(),
+            record.colony_id.clone(),
+            record.plugin.clone(),
+            record.plugin_source.clone(),
+            record.task.clone(),
+            record.input.to_string(),
+            record.mode.as_str(),
+            record.state.as_str(),
+            record.storage.as_ref().map(|p| p.display().to_string()),
+            record.created_at.to_rfc3339(),
+            self.owner.clone(),
+        );
+        let what = format!("journal worker '{}'", record.id);
+        self.writer.queue(what, move |c| {
+            c.prepare_cached(
+                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, ended_at = NULL,
+                     interrupted_at = NULL, result = NULL, owner = excluded.owner",
+            )?
+            .execute(params![
+                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10
+            ])
+            .map(drop)
+        });
+    }
+
+    /// Records a worker's new state (and its result, once it has one). Queued, as
+    /// [`Journal::add_worker`].
+    ///
+    /// States only move forward, whatever order the news arrives in (a node's "running"
+    /// may reach the colony after its report): an update to an earlier state, or from
+    /// one end to another, changes nothing.
+    pub fn set_state(&self, info: &WorkerInfo) {
+        let advance = Advance::new(&info.id, info.state, info.started_at, info.result.as_ref());
+        self.writer
+            .queue(format!("journal worker '{}'", info.id), move |c| {
+                advance.apply(c).map(drop)
+            });
+    }
+
+    /// Records the end of a worker this process does not hold (one a previous process
+    /// of its colony fanned out), from its report, and the report, in one transaction;
+    /// resolves once committed. As [`Journal::end_with_report`].
+    pub fn set_ended(
+        &self,
+        id: &str,
+        state: WorkerState,
+        result: &WorkerResult,
+        report: &AgentEvent,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        self.report(report, Some(Advance::new(id, state, None, Some(result))))
+    }
+
+    /// Journals a worker's end (`info`: its terminal state and result) with its report
+    /// (a SUBAGENT_REPORT event) in one transaction; resolves once committed.
+    pub fn end_with_report(
+        &self,
+        info: &WorkerInfo,
+        report: &AgentEvent,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        let end = Advance::new(&info.id, info.state, info.started_at, info.result.as_ref());
+        self.report(report, Some(end))
+    }
+
+    /// Appends a report (a SUBAGENT_REPORT event) of a worker that goes on running;
+    /// resolves once committed.
+    pub fn add_report(
+        &self,
+        report: &AgentEvent,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        self.report(report, None)
+    }
+
+    fn report(
+        &self,
+        report: &AgentEvent,
+        end: Option<Advance>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
+        let row = (
+            report.worker_id.clone(),
+            report.timestamp.to_rfc3339(),
+            report.data.to_string(),
+        );
+        self.writer.commit(move |c| {
+            c.prepare_cached("INSERT INTO reports (worker_id, at, report) VALUES (?1, ?2, ?3)")?
+                .execute(params![row.0, row.1, row.2])?;
+            if let Some(end) = end {
+                end.apply(c)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The events journaled after position `after` (0: all), of one worker or all, in the
+    /// order they were journaled, at most `limit`; with the position of each.
+    pub fn events(
+        &self,
+        worker: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, AgentEvent)>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, event FROM events WHERE seq > ?1 AND (?2 IS NULL OR worker_id = ?2)
+                 ORDER BY seq LIMIT ?3",
+            )?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![after, worker, limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (seq, text) = row?;
+                // A line that does not parse is skipped, not fatal: the rest is readable.
+                if let Ok(event) = serde_json::from_str(&text) {
+                    events.push((seq, event));
+                }
+            }
+            Ok(events)
+        })
+    }
+
+    /// Notes that this process is alive (the time an `interrupted` worker is stamped with).
+    /// Queued.
+    pub fn heartbeat(&self) {
+        let (owner, at) = (self.owner.clone(), Utc::now().to_rfc3339());
+        self.writer.queue("journal the heartbeat", move |c| {
+            c.prepare_cached(
+                "INSERT INTO heartbeat (owner, at) VALUES (?1, ?2)
+                 ON CONFLICT(owner) DO UPDATE SET at = excluded.at",
+            )?
+            .execute(params![owner, at])
+            .map(drop)
+        });
+    }
+
+    /// Where colony `colony` has read the NATS report stream up to: the sequence of the
+    /// last report it journaled there (or of the stream's end when it first connected).
+    /// A colony that connects again reads on from here, not the stream's whole history.
+    pub fn report_cursor(&self, colony: &str) -> Result<Option<u64>, JournalError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT sequence FROM report_cursors WHERE colony_id = ?1",
+                params![colony],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|seq| seq.map(|seq| seq.max(0) as u64))
+        })
+    }
+
+    /// Moves colony `colony`'s report cursor forward to `sequence` (never back). Queued.
+    #[cfg(feature = "nats")]
+    pub(crate) fn advance_report_cursor(&self, colony: &str, sequence: u64) {
+        self.write_report_cursor(colony, sequence, "MAX(sequence, excluded.sequence)")
+    }
+
+    /// Sets colony `colony`'s report cursor to `sequence`, also back (the stream was
+    /// made anew, its sequences restarted). Queued.
+    #[cfg(feature = "nats")]
+    pub(crate) fn reset_report_cursor(&self, colony: &str, sequence: u64) {
+        self.write_report_cursor(colony, sequence, "excluded.sequence")
+    }
+
+    #[cfg(feature = "nats")]
+    fn write_report_cursor(&self, colony: &str, sequence: u64, update: &str) {
+        let sequence = i64::try_from(sequence).unwrap_or(i64::MAX);
+        let sql = format!(
+            "INSERT INTO report_cursors (colony_id, sequence) VALUES (?1, ?2)
+             ON CONFLICT(colony_id) DO UPDATE SET sequence = {update}"
+        );
+        let colony = colony.to_owned();
+        self.writer.queue("journal the report cursor", move |c| {
+            c.prepare_cached(&sql)?
+                .execute(params![colony, sequence])
+                .map(drop)
+        });
+    }
+
+    /// Whether colony `colony` has workers the journal does not know the end of
+    /// (pending, queued, running or interrupted).
+    #[cfg(feature = "nats")]
+    pub(crate) fn has_unended(&self, colony: &str) -> Result<bool, JournalError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM workers WHERE colony_id = ?1
+                     AND state IN ('pending', 'queued', 'running', 'interrupted'))",
+                params![colony],
+                |r| r.get::<_, bool>(0),
+            )
+        })
+    }
+
+    /// Marks as `interrupted` every active worker whose owning process has stopped
+    /// beating (another process's, never this one's), stamped with that owner's last
+    /// heartbeat. Returns their ids.
+    pub fn recover(&self) -> Result<Vec<String>, JournalError> {
+        let stale =
+            Utc::now() - chrono::Duration::from_std(HEARTBEAT_STALE_AFTER).unwrap_or_default();
+        let owner = self.owner.clone();
+        self.writer.commit_blocking(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT w.id, h.at FROM workers w LEFT JOIN heartbeat h ON h.owner = w.owner
+                 WHERE w.state IN ('pending', 'queued', 'running')
+                   AND (w.owner IS NULL OR w.owner != ?1)",
+            )?;
+            let rows = stmt
+                .query_map(params![owner], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut interrupted = Vec::new();
+            for (id, beat) in rows {
+                let last = time(beat.clone());
+                if last.is_some_and(|t| t > stale) {
+                    continue;
+                }
+                let at = beat.unwrap_or_else(|| Utc::now().to_rfc3339());
+                c.execute(
+                    "UPDATE workers SET state = 'interrupted', interrupted_at = ?2 WHERE id = ?1",
+                    params![id, at],
+                )?;
+                interrupted.push(id);
+            }
+            Ok(interrupted)
+        })
+    }
+
+    /// Every worker, oldest first.
+    pub fn workers(&self) -> Result<Vec<WorkerRecord>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT * FROM workers ORDER BY created_at, rowid")?;
+            let rows = stmt.query_map([], WorkerRecord::from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// One worker, if the journal knows it.
+    pub fn worker(&self, id: &str) -> Result<Option<WorkerRecord>, JournalError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT * FROM workers WHERE id = ?1",
+                params![id],
+                WorkerRecord::from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// Every report, in the order they were journaled (optionally of one worker).
+    pub fn reports(&self, worker: Option<&str>) -> Result<Vec<ReportRecord>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, worker_id, at, report FROM reports
+                 WHERE ?1 IS NULL OR worker_id = ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![worker], |r| {
+                let report: String = r.get(3)?;
+                Ok(ReportRecord {
+                    seq: r.get(0)?,
+                    worker_id: r.get(1)?,
+                    at: time(Some(r.get(2)?)).unwrap_or_default(),
+                    report: serde_json::from_str(&report).unwrap_or(Value::Null),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+/// A worker's move to a later state, as one `UPDATE` (see [`Journal::set_state`]).
+struct Advance {
+    id: String,
+    state: RecordState,
+    started_at: Option<String>,
+    result: Option<String>,
+}
+
+impl Advance {
+    fn new(
+        id: &str,
+        state: WorkerState,
+        started_at: Option<chrono::DateTime<Utc>>,
+        result: Option<&WorkerResult>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            state: state.into(),
+            started_at: started_at.map(|t| t.to_rfc3339()),
+            result: result.and_then(|r| serde_json::to_string(r).ok()),
+        }
+    }
+
+    /// Applies it; whether the row changed.
+    fn apply(self, c: &Connection) -> rusqlite::Result<bool> {
+        let ended = self.state.has_ended().then(|| Utc::now().to_rfc3339());
+        let rank = self.state.rank();
+        let sql = format!(
+            "UPDATE workers SET state = ?2, started_at = COALESCE(?3, started_at),
+                 ended_at = COALESCE(?4, ended_at), result = COALESCE(?5, result)
+             WHERE id = ?1 AND (({rank}) < ?6 OR (({rank}) = ?6 AND ?6 < 4))",
+            rank = RecordState::RANK_SQL
+        );
+        c.prepare_cached(&sql)?
+            .execute(params![
+                self.id,
+                self.state.as_str(),
+                self.started_at,
+                ended,
+                self.result,
+                rank,
+            ])
+            .map(|changed| changed > 0)
+    }
+}
+
+/// A worker's events, queued to the journal with its other writes.
+impl EventLog for Journal {
+    fn append(&self, worker: &str, line: &[u8]) {
+        let row = (
+            worker.to_owned(),
+            String::from_utf8_lossy(line).into_owned(),
+        );
+        self.writer.queue("journal an event", move |c| {
+            c.prepare_cached("INSERT INTO events (worker_id, event) VALUES (?1, ?2)")?
+                .execute(params![row.0, row.1])
+                .map(drop)
+        });
+    }
+}
+
+/// Journals a worker through the observer hook: states queued, a report committed with
+/// the worker's end before it is published.
+pub(crate) struct JournalObserver(pub Arc<Journal>);
+
+impl WorkerObserver for JournalObserver {
+    fn state_changed(&self, info: &WorkerInfo) {
+        // An end is journaled with its report (`reporting`), in the same transaction.
+        if !info.state.is_terminal() {
+            self.0.set_state(info);
+        }
+    }
+
+    fn reporting(
+        &self,
+        report: &AgentEvent,
+        ended: Option<&WorkerInfo>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+        let committed = match ended {
+            Some(info) => futures_util::future::Either::Left(self.0.end_with_report(info, report)),
+            None => futures_util::future::Either::Right(self.0.add_report(report)),
+        };
+        Box::pin(async move { committed.await.map_err(|e| e.to_string()) })
+    }
+}

@@ -1,0 +1,214 @@
+//! What the journal holds: workers with their states, and reports.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::worker::{WorkerMode, WorkerResult, WorkerState};
+
+/// A worker as the journal knows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerRecord {
+    /// The worker's id.
+    pub id: String,
+    /// The colony it belongs to.
+    pub colony_id: String,
+    /// The name of the plugin it runs.
+    pub plugin: String,
+    /// The component or manifest the plugin was loaded from (for `resume`).
+    pub plugin_source: Option<String>,
+    /// The task in natural language.
+    pub task: String,
+    /// The task's structured input (JSON `null` if the stored text does not parse).
+    pub input: Value,
+    /// Ephemeral or persistent.
+    pub mode: WorkerMode,
+    /// Its state, or `interrupted` for a worker whose process died while it was active.
+    pub state: RecordState,
+    /// The worker's storage folder, if it has one.
+    pub storage: Option<PathBuf>,
+    /// When the worker was first journaled.
+    pub created_at: DateTime<Utc>,
+    /// When it started running, once it has.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When its terminal state was journaled, once it ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// For an `interrupted` worker: its owning process's last heartbeat.
+    pub interrupted_at: Option<DateTime<Utc>>,
+    /// Its result, once it has ended.
+    pub result: Option<WorkerResult>,
+}
+
+/// A worker's state as the journal keeps it: the states of [`WorkerState`], and
+/// `Interrupted` for a worker whose process died while it was active. Stored and
+/// serialized as the lower-case name (`completed`, `interrupted`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordState {
+    /// Created, not started.
+    Pending,
+    /// Waiting for a concurrency slot.
+    Queued,
+    /// Running its task, or (persistent) serving turns.
+    Running,
+    /// The run finished with `ok`.
+    Completed,
+    /// The run failed, crashed or could not start.
+    Failed,
+    /// Stopped.
+    Stopped,
+    /// Its process ended while it was active: it will not report.
+    Interrupted,
+}
+
+impl RecordState {
+    const ALL: [RecordState; 7] = [
+        RecordState::Pending,
+        RecordState::Queued,
+        RecordState::Running,
+        RecordState::Completed,
+        RecordState::Failed,
+        RecordState::Stopped,
+        RecordState::Interrupted,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Pending => "pending",
+            RecordState::Queued => "queued",
+            RecordState::Running => "running",
+            RecordState::Completed => "completed",
+            RecordState::Failed => "failed",
+            RecordState::Stopped => "stopped",
+            RecordState::Interrupted => "interrupted",
+        }
+    }
+
+    /// The state stored as `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// How far along its life a worker in this state is. The journal only moves a
+    /// worker forward (see [`Journal::set_state`](super::Journal::set_state)): `interrupted` may still become the
+    /// end a late report tells of, an end never changes.
+    pub(super) fn rank(self) -> u8 {
+        match self {
+            RecordState::Pending => 0,
+            RecordState::Queued => 1,
+            RecordState::Running => 2,
+            RecordState::Interrupted => 3,
+            RecordState::Completed | RecordState::Failed | RecordState::Stopped => 4,
+        }
+    }
+
+    /// [`RecordState::rank`] in SQL, of the `state` column.
+    pub(super) const RANK_SQL: &str = "CASE state WHEN 'pending' THEN 0 WHEN 'queued' THEN 1 \
+        WHEN 'running' THEN 2 WHEN 'interrupted' THEN 3 ELSE 4 END";
+
+    /// Completed, failed or stopped: the worker ended and reported.
+    pub fn has_ended(self) -> bool {
+        matches!(
+            self,
+            RecordState::Completed | RecordState::Failed | RecordState::Stopped
+        )
+    }
+}
+
+impl From<WorkerState> for RecordState {
+    fn from(state: WorkerState) -> Self {
+        match state {
+            WorkerState::Pending => RecordState::Pending,
+            WorkerState::Queued => RecordState::Queued,
+            WorkerState::Running => RecordState::Running,
+            WorkerState::Completed => RecordState::Completed,
+            WorkerState::Failed => RecordState::Failed,
+            WorkerState::Stopped => RecordState::Stopped,
+        }
+    }
+}
+
+impl std::fmt::Display for RecordState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for RecordState {
+    fn eq(&self, name: &str) -> bool {
+        self.as_str() == name
+    }
+}
+
+impl PartialEq<&str> for RecordState {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+/// One report as journaled (the SUBAGENT_REPORT event's data).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportRecord {
+    /// Position in the journal: increases with each report journaled.
+    pub seq: i64,
+    /// The reporting worker's id.
+    pub worker_id: String,
+    /// When the report was made (its event's timestamp).
+    pub at: DateTime<Utc>,
+    /// The report as JSON (a [`WorkerReport`](crate::WorkerReport)'s fields).
+    pub report: Value,
+}
+
+/// Column `column` of `row`, read by `parse`; a value it does not know is an error
+/// naming it (a journal written by another version, say), never a silent default.
+fn parsed<T>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(column)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            row.as_ref().column_index(column).unwrap_or_default(),
+            rusqlite::types::Type::Text,
+            format!("unknown {column} '{text}'").into(),
+        )
+    })
+}
+
+pub(super) fn time(text: Option<String>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl WorkerRecord {
+    /// The record in a `workers` row.
+    pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let input: String = row.get("input")?;
+        let result: Option<String> = row.get("result")?;
+        let created: String = row.get("created_at")?;
+        Ok(Self {
+            id: row.get("id")?,
+            colony_id: row.get("colony_id")?,
+            plugin: row.get("plugin")?,
+            plugin_source: row.get("plugin_source")?,
+            task: row.get("task")?,
+            input: serde_json::from_str(&input).unwrap_or(Value::Null),
+            mode: parsed(row, "mode", |m| {
+                [WorkerMode::Ephemeral, WorkerMode::Persistent]
+                    .into_iter()
+                    .find(|mode| mode.as_str() == m)
+            })?,
+            state: parsed(row, "state", RecordState::parse)?,
+            storage: row.get::<_, Option<String>>("storage")?.map(PathBuf::from),
+            created_at: time(Some(created)).unwrap_or_default(),
+            started_at: time(row.get("started_at")?),
+            ended_at: time(row.get("ended_at")?),
+            interrupted_at: time(row.get("interrupted_at")?),
+            result: result.and_then(|r| serde_json::from_str(&r).ok()),
+        })
+    }
+}
