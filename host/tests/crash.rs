@@ -194,7 +194,7 @@ fn a_fanout_of_ten_thousand_killed_under_load_keeps_every_report_it_printed() {
     let tasks = home.path().join("tasks.jsonl");
     let lines: Vec<String> = (0..10_000)
         .map(|i| {
-            format!("{{\"task\": \"t{i}\", \"input\": {{\"action\": \"wait_ms\", \"ms\": 20}}}}")
+            format!("{{\"task\": \"t{i}\", \"input\": {{\"action\": \"wait_ms\", \"ms\": 200}}}}")
         })
         .collect();
     std::fs::write(&tasks, lines.join("\n")).unwrap();
