@@ -360,18 +360,20 @@ async fn the_journal_holds_states_and_reports_before_they_are_published() {
     assert_eq!(record.task, "journal me");
     assert!(record.started_at.is_some() && record.ended_at.is_some());
     assert_eq!(record.result.unwrap().summary, "Summary: journal me");
-    // Its events too, in order. Its folder holds only what it wrote itself (its
-    // conversation): the journal keeps its result and events, and a guest that cannot
-    // open files gets no `/data`.
+    // Its events and its conversation too, in order; and no folder: the journal keeps
+    // what it said, and a guest that cannot open files gets no `/data`.
     let events = colony.journal().events(Some(&ids[0]), 0, 100).unwrap();
     let types: Vec<_> = events.iter().map(|(_, e)| e.event_type.as_str()).collect();
     assert_eq!(types.first(), Some(&"EXECUTION_STARTED"), "{types:?}");
     assert_eq!(types.last(), Some(&"SUBAGENT_REPORT"), "{types:?}");
     assert!(events.windows(2).all(|w| w[0].0 < w[1].0));
-    let folder = home.path().join("workers").join(&ids[0]);
-    for file in ["result.json", "events.jsonl", "data"] {
-        assert!(!folder.join(file).exists(), "{file}");
-    }
+    let parts = colony.journal().parts(&ids[0]).unwrap();
+    assert_eq!(parts.first().map(|p| p.seq), Some(Some(0)), "{parts:?}");
+    assert!(
+        parts.iter().any(|p| p.content.contains("journal me")),
+        "{parts:?}"
+    );
+    assert!(!home.path().join("workers").join(&ids[0]).exists());
     colony.stop_all().await;
 }
 

@@ -95,3 +95,13 @@ impl RawPart {
         })
     }
 }
+
+/// Keeps the conversation parts of workers that have no folder of their own for them:
+/// a colony's journal keeps its ephemeral workers' parts, so that thousands of short
+/// workers do not each make a folder and a file per part. Such a worker holds its
+/// conversation in memory (charged to its host memory budget) and hands each part here
+/// as it is appended.
+pub trait ConversationLog: Send + Sync {
+    /// Keeps part `seq` of worker `worker` (the part as JSON). Must not block.
+    fn append(&self, worker: &str, seq: u64, part: &[u8]);
+}

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
+use indexmap::IndexMap;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -78,7 +79,8 @@ struct ColonyInner {
     journal: Arc<Journal>,
     /// The NATS backend, when the colony's workers run on nodes.
     cluster: Option<Backend>,
-    workers: Mutex<Vec<MemberRef>>,
+    /// Every worker by id, in the order they were made.
+    workers: Mutex<IndexMap<String, MemberRef>>,
     overseer: Mutex<Option<Worker>>,
     queue: Mutex<VecDeque<MemberRef>>,
     queued: Notify,
@@ -191,7 +193,7 @@ impl Colony {
             bus: EventBus::new(),
             journal,
             cluster,
-            workers: Mutex::new(Vec::new()),
+            workers: Mutex::new(IndexMap::new()),
             overseer: Mutex::new(None),
             queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
@@ -271,7 +273,7 @@ impl Colony {
     /// Snapshots of every worker, in creation order.
     pub fn workers(&self) -> Vec<WorkerInfo> {
         let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        workers.iter().map(|m| m.info()).collect()
+        workers.values().map(|m| m.info()).collect()
     }
 
     /// A snapshot of one worker, wherever it runs.
@@ -306,7 +308,9 @@ impl Colony {
         format!("{prefix}-{:08x}{n:x}", Utc::now().timestamp_micros() as u32)
     }
 
-    /// Creates a worker of this colony: journaled, routed, with its folder under home.
+    /// Creates a worker of this colony: journaled (states, report, events; an ephemeral
+    /// worker's conversation too — a persistent one keeps its parts in its folder, to be
+    /// seeded and resumed), routed, with its folder under home (made only if it is used).
     fn create(&self, plugin: &Plugin, spec: WorkerSpec) -> Result<Worker, ColonyError> {
         let id = spec.id.clone();
         let storage = self.inner.config.home.join("workers").join(&id);
@@ -314,6 +318,9 @@ impl Colony {
         let worker = Worker::new(plugin, spec.clone(), Some(self.inner.bus.clone()))?;
         worker.observe(Arc::new(JournalObserver(self.inner.journal.clone())))?;
         worker.log_events_to(self.inner.journal.clone())?;
+        if !spec.is_persistent() {
+            worker.log_conversation_to(self.inner.journal.clone())?;
+        }
         let router: Weak<dyn MessageRouter> =
             Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
         worker.set_router(router);
@@ -549,7 +556,9 @@ impl Colony {
             .workers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .values()
+            .cloned()
+            .collect::<Vec<_>>();
         let mut stops = tokio::task::JoinSet::new();
         for member in workers {
             let colony = self.clone();
@@ -575,7 +584,7 @@ impl Colony {
 impl ColonyInner {
     fn member(&self, id: &str) -> Option<MemberRef> {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        workers.iter().find(|w| w.id() == id).cloned()
+        workers.get(id).cloned()
     }
 
     fn find(&self, id: &str) -> Option<Worker> {
@@ -589,8 +598,7 @@ impl ColonyInner {
 
     fn add(&self, member: MemberRef) {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        workers.retain(|w| w.id() != member.id());
-        workers.push(member);
+        workers.insert(member.id().to_owned(), member);
     }
 
     fn overseer(&self) -> Option<Worker> {

@@ -73,7 +73,7 @@ async fn watch(inner: Weak<ColonyInner>, cluster: Cluster, plugin: String, sha25
 fn waits_for_a_node(inner: &ColonyInner, sha256: &str) -> bool {
     let workers = inner.workers.lock().unwrap_or_else(|e| e.into_inner());
     workers
-        .iter()
+        .values()
         .filter_map(|member| member.clone().as_remote())
         .any(|worker| {
             worker.task.sha256 == sha256

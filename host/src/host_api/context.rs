@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::peers::MessageRouter;
 use super::report::ExplicitReport;
+use crate::conversation::ConversationLog;
 use crate::events::{AgentEvent, EventBus, EventLog, EventType};
 use crate::limits::Limits;
 use crate::llm::LlmProvider;
@@ -52,6 +53,8 @@ pub(crate) struct WorkerContext {
     /// Where its events are kept instead of its folder's `events.jsonl` (a colony's
     /// journal), once set.
     event_log: OnceLock<Arc<dyn EventLog>>,
+    /// Where its conversation parts are kept instead of its folder, once set.
+    conversation_log: OnceLock<Arc<dyn ConversationLog>>,
     /// Bytes the host holds for this worker (inbox, pages, results, streams).
     pub memory: Arc<HostMemory>,
     /// The inbox's share of `memory`.
@@ -102,6 +105,7 @@ impl WorkerContext {
             bus,
             storage,
             event_log: OnceLock::new(),
+            conversation_log: OnceLock::new(),
             events_capped: AtomicBool::new(false),
             report: Mutex::new(None),
             taken: AtomicU64::new(0),
@@ -228,6 +232,24 @@ impl WorkerContext {
     /// False if it has one already.
     pub fn set_event_log(&self, log: Arc<dyn EventLog>) -> bool {
         self.event_log.set(log).is_ok()
+    }
+
+    /// Keeps this worker's conversation parts in `log` from now on (and in memory),
+    /// instead of its folder. False if it has one already.
+    pub fn set_conversation_log(&self, log: Arc<dyn ConversationLog>) -> bool {
+        self.conversation_log.set(log).is_ok()
+    }
+
+    /// Where its conversation parts are kept besides memory, if not in its folder.
+    pub fn conversation_log(&self) -> Option<&Arc<dyn ConversationLog>> {
+        self.conversation_log.get()
+    }
+
+    /// Its folder, when its conversation parts are kept there.
+    pub fn part_files(&self) -> Option<&WorkerStorage> {
+        self.storage
+            .as_ref()
+            .filter(|_| self.conversation_log.get().is_none())
     }
 
     /// Publishes one event from this worker: to its event log, then to the bus.

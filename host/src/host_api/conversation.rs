@@ -2,8 +2,12 @@
 //!
 //! With a storage folder the parts live on disk (seeded ones included) and every append
 //! is written atomically before it is acknowledged, its bytes charged to the worker's
-//! disk quota first. Without one, the conversation lives in memory for the lifetime of
-//! the instance, charged to the worker's host memory budget.
+//! disk quota first. Without one — or with a [`ConversationLog`] (a colony's journal,
+//! for its ephemeral workers) — the conversation lives in memory for the lifetime of the
+//! instance, charged to the worker's host memory budget; a log also gets every part,
+//! charged to the disk quota.
+//!
+//! [`ConversationLog`]: crate::conversation::ConversationLog
 //!
 //! Reads are paged: a page is built part by part, each part's size charged to the host
 //! memory budget before it is read, so reading a conversation back never makes the host
@@ -54,7 +58,7 @@ impl HostState {
         let mut held = memory.stream();
         let mut parts = Vec::new();
         let mut used = 0u64;
-        let seqs: Vec<u64> = match &self.worker.storage {
+        let seqs: Vec<u64> = match self.worker.part_files() {
             Some(storage) => storage
                 .part_seqs()
                 .map_err(|e| format!("cannot read the conversation: {e}"))?,
@@ -67,7 +71,7 @@ impl HostState {
         };
         for (index, &seq) in seqs.iter().enumerate().filter(|(_, s)| **s >= start) {
             // On disk: the file is read, then decoded; in memory: the part is copied.
-            let (size, cost) = match &self.worker.storage {
+            let (size, cost) = match self.worker.part_files() {
                 Some(storage) => {
                     let size = storage
                         .part_size(seq)
@@ -98,7 +102,7 @@ impl HostState {
                     next: Some(seq),
                 });
             }
-            let part = match &self.worker.storage {
+            let part = match self.worker.part_files() {
                 Some(storage) => storage
                     .read_raw_part(seq, size)
                     .map_err(|e| format!("cannot read the conversation: {e}"))?,
@@ -115,7 +119,7 @@ impl HostState {
         if let Some(seq) = self.conversation.next_seq {
             return Ok(seq);
         }
-        let last = match &self.worker.storage {
+        let last = match self.worker.part_files() {
             Some(storage) => storage
                 .part_seqs()
                 .map_err(|e| format!("cannot read the conversation: {e}"))?
@@ -174,7 +178,7 @@ impl conversation::Host for HostState {
             agent_id: Some(self.worker.id().to_owned()),
         };
         let what = format!("conversation part {seq}");
-        match &self.worker.storage {
+        match self.worker.part_files() {
             Some(storage) => {
                 let bytes = match serde_json::to_vec(&stored) {
                     Ok(bytes) => bytes,
@@ -199,6 +203,16 @@ impl conversation::Host for HostState {
                     .get_or_insert_with(|| memory.stream());
                 if let Err(e) = held.grow(cost, &what) {
                     return Ok(Err(e.to_string()));
+                }
+                if let Some(log) = self.worker.conversation_log() {
+                    let bytes = match serde_json::to_vec(&stored) {
+                        Ok(bytes) => bytes,
+                        Err(e) => return Ok(Err(format!("cannot encode the part: {e}"))),
+                    };
+                    if let Err(e) = self.worker.disk.charge(bytes.len() as u64, &what) {
+                        return Ok(Err(e.to_string()));
+                    }
+                    log.append(self.worker.id(), seq, &bytes);
                 }
                 self.conversation.memory.push(stored);
             }

@@ -35,6 +35,7 @@ use serde_json::Value;
 
 pub use record::{RecordState, ReportRecord, WorkerRecord};
 
+use crate::conversation::{ConversationLog, MessagePart};
 use crate::events::{AgentEvent, EventLog};
 use crate::worker::{WorkerInfo, WorkerObserver, WorkerResult, WorkerState};
 use record::time;
@@ -141,6 +142,12 @@ const SCHEMA: &str = "
         event TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS events_by_worker ON events (worker_id, seq);
+    CREATE TABLE IF NOT EXISTS parts (
+        worker_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        part TEXT NOT NULL,
+        PRIMARY KEY (worker_id, seq)
+    );
     CREATE TABLE IF NOT EXISTS heartbeat (
         owner TEXT PRIMARY KEY,
         at TEXT NOT NULL
@@ -328,6 +335,23 @@ impl Journal {
                 }
             }
             Ok(events)
+        })
+    }
+
+    /// The conversation parts journaled for `worker` (an ephemeral worker of a colony),
+    /// in `seq` order.
+    pub fn parts(&self, worker: &str) -> Result<Vec<MessagePart>, JournalError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT part FROM parts WHERE worker_id = ?1 ORDER BY seq")?;
+            let rows = stmt.query_map(params![worker], |r| r.get::<_, String>(0))?;
+            let mut parts = Vec::new();
+            for row in rows {
+                if let Ok(part) = serde_json::from_str(&row?) {
+                    parts.push(part);
+                }
+            }
+            Ok(parts)
         })
     }
 
@@ -536,6 +560,24 @@ impl EventLog for Journal {
             c.prepare_cached("INSERT INTO events (worker_id, event) VALUES (?1, ?2)")?
                 .execute(params![row.0, row.1])
                 .map(drop)
+        });
+    }
+}
+
+/// A worker's conversation parts, queued to the journal with its other writes.
+impl ConversationLog for Journal {
+    fn append(&self, worker: &str, seq: u64, part: &[u8]) {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let row = (
+            worker.to_owned(),
+            String::from_utf8_lossy(part).into_owned(),
+        );
+        self.writer.queue("journal a conversation part", move |c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO parts (worker_id, seq, part) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![row.0, seq, row.1])
+            .map(drop)
         });
     }
 }

@@ -9,8 +9,9 @@
 //! queues behind it: batches grow with the load, and a lone write is committed at once —
 //! there is no timer to wait out.
 //!
-//! Each job runs in its own savepoint, so a job that fails (a constraint, say) is rolled
-//! back alone and told why; a commit that fails fails every job of its batch. Jobs are
+//! A job that fails (a constraint, say) is rolled back alone — by SQLite for a single
+//! statement, by a savepoint of its own for a job of several — and told why; a commit
+//! that fails fails every job of its batch. Jobs are
 //! applied in the order they were queued, so a read that waits for the queue to drain
 //! ([`Writer::flush`]) sees every write queued before it.
 
@@ -54,19 +55,28 @@ impl Writer {
     }
 
     /// Queues `write`; `reply` hears its value once its batch is committed, or why not.
-    pub fn submit<T: Send + 'static>(
+    /// `several`: the write runs more than one statement, so it runs in a savepoint of
+    /// its own (one statement that fails is undone alone by SQLite itself).
+    fn submit<T: Send + 'static>(
         &self,
+        several: bool,
         write: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
         reply: impl FnOnce(Result<T, JournalError>) + Send + 'static,
     ) {
         let with_error = self.error.clone();
-        let job: Job = Box::new(move |conn| match conn.map(|c| in_savepoint(c, write)) {
-            Some(Ok(value)) => Box::new(move |committed| reply(committed.map(|()| value))),
-            Some(Err(source)) => {
-                let failed = with_error.with_source(source);
-                Box::new(move |_| reply(Err(failed)))
+        let job: Job = Box::new(move |conn| {
+            let done = conn.map(|c| match several {
+                true => in_savepoint(c, write),
+                false => write(c),
+            });
+            match done {
+                Some(Ok(value)) => Box::new(move |committed| reply(committed.map(|()| value))),
+                Some(Err(source)) => {
+                    let failed = with_error.with_source(source);
+                    Box::new(move |_| reply(Err(failed)))
+                }
+                None => Box::new(move |outcome| reply(Err(outcome.err().unwrap_or(with_error)))),
             }
-            None => Box::new(move |outcome| reply(Err(outcome.err().unwrap_or(with_error)))),
         });
         let Some(jobs) = &self.jobs else { return };
         if let Err(mpsc::SendError(job)) = jobs.send(job) {
@@ -74,14 +84,14 @@ impl Writer {
         }
     }
 
-    /// Queues `write`, whose failure is only logged (a state on its way to an end that
-    /// is awaited, a heartbeat).
+    /// Queues `write` (one statement), whose failure is only logged (a state on its way
+    /// to an end that is awaited, an event, a heartbeat).
     pub fn queue(
         &self,
         what: impl std::fmt::Display + Send + 'static,
         write: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
     ) {
-        self.submit(write, move |result| {
+        self.submit(false, write, move |result| {
             if let Err(e) = result {
                 tracing::error!("{what}: {e}");
             }
@@ -98,7 +108,7 @@ impl Writer {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(write, move |result| {
+        self.submit(true, write, move |result| {
             let _ = tx.send(result);
         });
         let closed = self.error.clone();
@@ -111,7 +121,7 @@ impl Writer {
         write: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, JournalError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(write, move |result| {
+        self.submit(true, write, move |result| {
             let _ = tx.send(result);
         });
         rx.recv().unwrap_or_else(|_| Err(self.error.clone()))
@@ -137,11 +147,12 @@ fn in_savepoint<T>(
     conn: &Connection,
     write: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    let run = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(drop);
+    run("SAVEPOINT job")?;
     match write(conn) {
-        Ok(value) => conn.execute_batch("RELEASE job").map(|()| value),
+        Ok(value) => run("RELEASE job").map(|()| value),
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = run("ROLLBACK TO job").and_then(|()| run("RELEASE job"));
             Err(e)
         }
     }

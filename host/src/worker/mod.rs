@@ -45,7 +45,7 @@ pub(crate) use shared::WorkerShared;
 #[cfg(any(feature = "colony", feature = "nats"))]
 pub(crate) use supervise::supervise;
 
-use crate::conversation::MessagePart;
+use crate::conversation::{ConversationLog, MessagePart};
 use crate::events::{EventBus, EventLog};
 use crate::host_api::{Identity, InboxMessage, WorkerContext};
 use crate::plugin::Plugin;
@@ -198,6 +198,23 @@ impl Worker {
         Ok(())
     }
 
+    /// Keeps this worker's conversation parts in `log` (a colony's journal) and in
+    /// memory, instead of its folder. Only before the worker starts, and only for a
+    /// worker with no seeded conversation (seeding writes to the folder); once.
+    pub fn log_conversation_to(&self, log: Arc<dyn ConversationLog>) -> Result<(), WorkerError> {
+        let seeded = self
+            .shared
+            .storage()
+            .is_some_and(|s| s.part_seqs().is_ok_and(|seqs| !seqs.is_empty()));
+        if seeded || !matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
+            return Err(self.wrong_state("attach a conversation log"));
+        }
+        if !self.shared.ctx.set_conversation_log(log) {
+            return Err(self.wrong_state("attach a second conversation log"));
+        }
+        Ok(())
+    }
+
     /// Routes this worker's `peers.send` messages through `router`.
     #[cfg(any(feature = "colony", feature = "nats"))]
     pub(crate) fn set_router(&self, router: std::sync::Weak<dyn MessageRouter>) {
@@ -227,6 +244,9 @@ impl Worker {
             .unwrap_or_else(|e| e.into_inner());
         if !matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
             return Err(self.wrong_state("seed the conversation"));
+        }
+        if self.shared.ctx.conversation_log().is_some() {
+            return Err(self.wrong_state("seed a conversation kept in a log"));
         }
         let storage = self
             .shared

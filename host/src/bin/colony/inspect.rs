@@ -78,10 +78,14 @@ pub(crate) fn inspect(args: InspectArgs, env: Env) -> anyhow::Result<ExitCode> {
     let record = record(&env, &args.worker)?;
     let journal = env.journal()?;
     let reports = journal.reports(Some(&args.worker))?;
-    let parts = match &record.storage {
+    // A persistent worker's parts are in its folder, an ephemeral one's in the journal.
+    let mut parts = match &record.storage {
         Some(folder) => WorkerStorage::new(folder).read_parts()?,
         None => Vec::new(),
     };
+    if parts.is_empty() {
+        parts = journal.parts(&args.worker)?;
+    }
     let events = journal.events(Some(&args.worker), 0, usize::MAX)?.len();
     let view = serde_json::json!({
         "worker": record,
