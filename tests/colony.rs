@@ -412,6 +412,7 @@ fn record(id: &str, state: colony::RecordState) -> colony::WorkerRecord {
         ended_at: None,
         interrupted_at: None,
         result: None,
+        batch: None,
     }
 }
 
@@ -498,4 +499,124 @@ fn opening_a_colony_outside_a_tokio_runtime_is_an_error_not_a_panic() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("opened without a runtime"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_is_one_journaled_batch_with_each_task_at_its_index() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |c| c.max_batch = 2);
+    let tasks: Vec<Task> = (0..5).map(|_| probe_task("echo")).collect();
+    // A batch is the whole fan-out: not capped by `max_batch`.
+    let batch = colony
+        .fan_out(&plugin("probe-fixture").await, tasks)
+        .unwrap();
+    assert_eq!(batch.size, 5);
+    let reports = colony
+        .wait_for_reports(&batch.ids(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(reports.iter().all(|r| r.status == ReportStatus::Success));
+    let record = colony.journal().batch(&batch.id).unwrap().unwrap();
+    let places: Vec<_> = record
+        .workers
+        .iter()
+        .map(|w| (w.batch.as_ref().unwrap().index, w.id.clone()))
+        .collect();
+    assert_eq!(places, batch.started);
+    // Nothing is left to run: resuming it runs nothing and gives back every report.
+    let again = colony
+        .resume_batch(&plugin("probe-fixture").await, &batch.id)
+        .unwrap();
+    assert!(again.started.is_empty());
+    assert_eq!(again.reported.len(), 5);
+    let err = colony
+        .resume_batch(&plugin("probe-fixture").await, "b-nope")
+        .unwrap_err();
+    assert!(matches!(err, ColonyError::UnknownBatch { .. }), "{err}");
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_batch_runs_exactly_the_tasks_without_a_report_once_each() {
+    let home = tempfile::tempdir().unwrap();
+    // A batch a dead process left: task 0 reported, task 1 interrupted, task 2 never
+    // journaled.
+    {
+        let journal = colony::Journal::open(home.path().join("journal.db")).unwrap();
+        journal.add_batch("b-old", "test-colony", 3);
+        let place = |index| {
+            Some(colony::BatchPlace {
+                id: "b-old".into(),
+                index,
+            })
+        };
+        for (id, state, index) in [
+            ("w-done", colony::RecordState::Queued, 0),
+            ("w-lost", colony::RecordState::Running, 1),
+        ] {
+            journal.add_worker(&colony::WorkerRecord {
+                colony_id: "test-colony".into(),
+                task: format!("task {index}"),
+                input: json!({"action": "echo"}),
+                batch: place(index),
+                ..record(id, state)
+            });
+        }
+        let done = info("w-done", WorkerState::Completed, Some("done before"));
+        let report = colony::AgentEvent {
+            event_type: EventType::SubagentReport,
+            stream_id: "w-done".into(),
+            worker_id: "w-done".into(),
+            execution_id: "w-done".into(),
+            data: json!({}),
+            timestamp: chrono_now(),
+        };
+        journal.end_with_report(&done, &report).await.unwrap();
+    }
+    // Its owner never beat: its running worker is interrupted when the home is opened.
+    let colony = colony(home.path(), |_| {});
+    assert_eq!(colony.interrupted(), ["w-lost"]);
+    let batch = colony
+        .resume_batch(&plugin("probe-fixture").await, "b-old")
+        .unwrap();
+    assert_eq!(batch.size, 3);
+    assert_eq!(batch.started.len(), 1);
+    assert_eq!(batch.started[0].0, 1);
+    let reported: Vec<_> = batch
+        .reported
+        .iter()
+        .map(|(i, r)| (*i, r.status, r.summary.clone()))
+        .collect();
+    assert_eq!(
+        reported[0],
+        (0, ReportStatus::Success, "done before".into())
+    );
+    assert_eq!(reported[1].0, 2);
+    assert_eq!(reported[1].1, ReportStatus::Failed);
+    let lost = &batch.reported[1].1;
+    assert!(
+        lost.error.as_deref().unwrap().contains("never journaled"),
+        "{lost:?}"
+    );
+    let rerun = colony
+        .wait_for_reports(&batch.ids(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(rerun[0].task, "task 1");
+    assert_eq!(rerun[0].status, ReportStatus::Success);
+    let record = colony.journal().batch("b-old").unwrap().unwrap();
+    let at_one: Vec<_> = record
+        .workers
+        .iter()
+        .filter(|w| w.batch.as_ref().unwrap().index == 1)
+        .map(|w| w.state)
+        .collect();
+    assert_eq!(
+        at_one,
+        [
+            colony::RecordState::Interrupted,
+            colony::RecordState::Completed
+        ]
+    );
+    colony.stop_all().await;
 }

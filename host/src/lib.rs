@@ -56,7 +56,7 @@ pub mod tools;
 mod worker;
 
 #[cfg(feature = "colony")]
-pub use colony::{Colony, ColonyConfig, ColonyError, Task};
+pub use colony::{Batch, Colony, ColonyConfig, ColonyError, Task};
 pub use config::{AllocatorChoice, RuntimeConfig};
 pub use conversation::MessagePart;
 pub use engine::AllocatorKind;
@@ -64,8 +64,8 @@ pub use error::{LimitExceeded, ManifestError, PluginError, RuntimeError, Storage
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
 #[cfg(feature = "colony")]
 pub use journal::{
-    HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem, JournalSync, RecordState,
-    ReportRecord, WorkerRecord,
+    BatchPlace, BatchRecord, HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem,
+    JournalSync, RecordState, ReportRecord, WorkerRecord,
 };
 pub use limits::Limits;
 pub use manifest::Manifest;

@@ -203,9 +203,18 @@ fn a_fanout_of_ten_thousand_killed_under_load_keeps_every_report_it_printed() {
         .arg(&tasks)
         .args(["--max-concurrency", "64"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut said = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    let batch = said
+        .strip_prefix("colony: batch ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no batch id: {said}"))
+        .to_owned();
     let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = std::collections::HashSet::new();
     let mut note = |line: String| {
@@ -246,4 +255,32 @@ fn a_fanout_of_ten_thousand_killed_under_load_keeps_every_report_it_printed() {
         }
     }
     assert!(ended >= printed.len() && ended < 10_000, "{ended} ended");
+
+    // Resumed, the batch runs exactly the tasks left, once each, and reports them all.
+    let resumed = colony(home.path())
+        .args([
+            "fanout",
+            &guest("probe_fixture"),
+            "--json",
+            "--resume",
+            &batch,
+        ])
+        .args(["--max-concurrency", "1000"])
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let lines = String::from_utf8_lossy(&resumed.stdout).lines().count();
+    assert_eq!(lines, 10_000);
+    let record = journal.batch(&batch).unwrap().unwrap();
+    let mut completed = vec![0; 10_000];
+    for w in &record.workers {
+        if w.state == colony::RecordState::Completed {
+            completed[w.batch.as_ref().unwrap().index as usize] += 1;
+        }
+    }
+    assert!(completed.iter().all(|n| *n == 1), "each task ends once");
 }

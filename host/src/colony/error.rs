@@ -33,6 +33,14 @@ pub enum ColonyError {
         /// The worker id asked for.
         worker: String,
     },
+    /// No batch with this id is in the colony's journal.
+    #[error("colony '{colony}' has no batch '{batch}' in its journal")]
+    UnknownBatch {
+        /// The colony's id.
+        colony: String,
+        /// The batch id asked for.
+        batch: String,
+    },
     /// The colony's home folder (or its `workers` folder) could not be created.
     #[error("colony '{colony}': cannot create its home {}: {source}", path.display())]
     Home {

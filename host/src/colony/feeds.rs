@@ -27,6 +27,8 @@ use crate::worker::{WorkerInfo, WorkerState, withheld};
 /// Connects the colony's listeners: reports, events and the overseer's inbox.
 pub(crate) struct RemoteFeeds {
     cluster: Cluster,
+    /// The stream sequence the report consumer starts at.
+    start: u64,
     reports: pull::Ordered,
     events: async_nats::Subscriber,
     overseer: async_nats::Subscriber,
@@ -62,18 +64,11 @@ impl RemoteFeeds {
                 }
             }
         };
-        let reports = stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: subjects::reports(colony),
-                deliver_policy,
-                max_expires: REPORT_PULL_EXPIRY,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::js("read the colony's reports", e))?
-            .messages()
-            .await
-            .map_err(|e| ClusterError::js("read the colony's reports", e))?;
+        let start = match deliver_policy {
+            DeliverPolicy::ByStartSequence { start_sequence } => start_sequence,
+            _ => 1,
+        };
+        let reports = report_consumer(cluster, colony, deliver_policy).await?;
         let subscribe = |subject: String| async move {
             cluster
                 .client()
@@ -90,6 +85,7 @@ impl RemoteFeeds {
             .map_err(|e| ClusterError::js("flush subscriptions", e))?;
         Ok(Self {
             cluster: cluster.clone(),
+            start,
             reports,
             events,
             overseer,
@@ -98,7 +94,13 @@ impl RemoteFeeds {
 
     /// Spawns the three listeners; each ends when the colony is dropped or stopped.
     pub fn spawn(self, inner: &Arc<ColonyInner>) {
-        tokio::spawn(read_reports(Arc::downgrade(inner), self.reports));
+        // A consumer made anew after a stall reads on from here at the earliest.
+        inner.cursor.note(self.start.saturating_sub(1));
+        tokio::spawn(read_reports(
+            Arc::downgrade(inner),
+            self.cluster.clone(),
+            self.reports,
+        ));
         tokio::spawn(read_events(Arc::downgrade(inner), self.events));
         tokio::spawn(serve_overseer(
             Arc::downgrade(inner),
@@ -114,6 +116,38 @@ impl RemoteFeeds {
 /// within a few seconds, where the client's default (30 s pulls) would stall the
 /// colony's reports for a minute.
 const REPORT_PULL_EXPIRY: Duration = Duration::from_secs(4);
+
+/// An ordered consumer of colony `colony`'s reports, from `deliver_policy` on.
+async fn report_consumer(
+    cluster: &Cluster,
+    colony: &str,
+    deliver_policy: DeliverPolicy,
+) -> Result<pull::Ordered, ClusterError> {
+    let what = "read the colony's reports";
+    cluster
+        .jetstream()
+        .get_stream(subjects::REPORTS_STREAM)
+        .await
+        .map_err(|e| ClusterError::js(what, e))?
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: subjects::reports(colony),
+            deliver_policy,
+            max_expires: REPORT_PULL_EXPIRY,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ClusterError::js(what, e))?
+        .messages()
+        .await
+        .map_err(|e| ClusterError::js(what, e))
+}
+
+/// How long the report feed may stay silent while workers are out before the colony
+/// makes its consumer anew, from the last report it journaled. The client replaces a
+/// consumer whose heartbeats stop, but a cluster that lost a server can leave it waiting
+/// on a consumer that answers nothing; a new one costs one request, a stalled one every
+/// report still to come.
+const REPORT_STALL: Duration = Duration::from_secs(10);
 
 /// How often the report cursor is saved while reports arrive: reading a few again after
 /// a crash is harmless (a worker keeps its first report), a write per report is not free.
@@ -133,6 +167,11 @@ impl ReportCursor {
         self.read.fetch_max(sequence, Ordering::AcqRel);
     }
 
+    /// The stream sequence of the last report journaled (0: none yet).
+    pub fn read(&self) -> u64 {
+        self.read.load(Ordering::Acquire)
+    }
+
     /// Saves how far the colony has read, if that moved (also when it stops).
     pub fn save(&self, journal: &Journal, colony: &str) {
         let read = self.read.load(Ordering::Acquire);
@@ -142,8 +181,9 @@ impl ReportCursor {
     }
 }
 
-async fn read_reports(inner: Weak<ColonyInner>, mut reports: pull::Ordered) {
+async fn read_reports(inner: Weak<ColonyInner>, cluster: Cluster, mut reports: pull::Ordered) {
     let mut saved_at = Instant::now();
+    let mut heard_at = Instant::now();
     loop {
         let next = tokio::time::timeout(CURSOR_SAVE_INTERVAL, reports.next()).await;
         let Some(inner) = inner.upgrade() else { return };
@@ -151,6 +191,7 @@ async fn read_reports(inner: Weak<ColonyInner>, mut reports: pull::Ordered) {
         match next {
             Ok(None) => return,
             Ok(Some(Ok(message))) => {
+                heard_at = Instant::now();
                 let sequence = message.info().ok().map(|info| info.stream_sequence);
                 match serde_json::from_slice::<ReportMessage>(&message.payload) {
                     Ok(report) => deliver(&inner, report, sequence).await,
@@ -169,6 +210,21 @@ async fn read_reports(inner: Weak<ColonyInner>, mut reports: pull::Ordered) {
         if quiet || saved_at.elapsed() >= CURSOR_SAVE_INTERVAL {
             inner.cursor.save(&inner.journal, &inner.config.id);
             saved_at = Instant::now();
+        }
+        if quiet && heard_at.elapsed() >= REPORT_STALL && inner.has_workers_out() {
+            heard_at = Instant::now();
+            let from = DeliverPolicy::ByStartSequence {
+                start_sequence: inner.cursor.read() + 1,
+            };
+            match report_consumer(&cluster, &inner.config.id, from).await {
+                Ok(fresh) => {
+                    tracing::info!(
+                        "no report for {REPORT_STALL:?} with workers out: reading on from a new consumer"
+                    );
+                    reports = fresh;
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
         }
     }
 }

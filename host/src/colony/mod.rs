@@ -15,6 +15,7 @@
 //! events and the payloads stay the same; see [`crate::cluster`] for what travels where
 //! and what is guaranteed. The overseer always runs in the colony's own process.
 
+mod batch;
 mod config;
 mod dispatch;
 mod error;
@@ -40,6 +41,7 @@ use indexmap::IndexMap;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use batch::Batch;
 pub use config::ColonyConfig;
 pub use error::ColonyError;
 pub use task::Task;
@@ -47,7 +49,7 @@ pub use task::Task;
 #[cfg(feature = "nats")]
 use crate::cluster::{Cluster, ClusterError, TaskMessage};
 use crate::events::{EventBus, EventFilter, EventType, RecvError};
-use crate::journal::{Journal, JournalObserver, WorkerRecord};
+use crate::journal::{BatchPlace, Journal, JournalObserver, WorkerRecord};
 use crate::plugin::Plugin;
 use crate::worker::{
     MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerReport, WorkerSpec, WorkerState,
@@ -311,7 +313,12 @@ impl Colony {
     /// Creates a worker of this colony: journaled (states, report, events; an ephemeral
     /// worker's conversation too — a persistent one keeps its parts in its folder, to be
     /// seeded and resumed), routed, with its folder under home (made only if it is used).
-    fn create(&self, plugin: &Plugin, spec: WorkerSpec) -> Result<Worker, ColonyError> {
+    fn create(
+        &self,
+        plugin: &Plugin,
+        spec: WorkerSpec,
+        batch: Option<BatchPlace>,
+    ) -> Result<Worker, ColonyError> {
         let id = spec.id.clone();
         let storage = self.inner.config.home.join("workers").join(&id);
         let spec = spec.with_colony(self.id()).with_storage(&storage);
@@ -324,7 +331,7 @@ impl Colony {
         let router: Weak<dyn MessageRouter> =
             Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
         worker.set_router(router);
-        self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage));
+        self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage), batch);
         self.inner.add(Arc::new(worker.clone()));
         Ok(worker)
     }
@@ -336,6 +343,7 @@ impl Colony {
         spec: &WorkerSpec,
         state: WorkerState,
         storage: Option<std::path::PathBuf>,
+        batch: Option<BatchPlace>,
     ) {
         self.inner.journal.add_worker(&WorkerRecord {
             id: spec.id.clone(),
@@ -352,6 +360,7 @@ impl Colony {
             ended_at: None,
             interrupted_at: None,
             result: None,
+            batch,
         });
     }
 
@@ -362,6 +371,7 @@ impl Colony {
         cluster: &Cluster,
         plugin: &Plugin,
         spec: WorkerSpec,
+        batch: Option<BatchPlace>,
     ) -> Result<MemberRef, ColonyError> {
         let sha256 = plugin
             .sha256()
@@ -384,7 +394,7 @@ impl Colony {
             hard_timeout: config.effective_hard_timeout(),
             inbox: Vec::new(),
         };
-        self.journal_new(plugin, &spec, WorkerState::Queued, None);
+        self.journal_new(plugin, &spec, WorkerState::Queued, None, batch);
         let worker = RemoteWorker::new(task, cluster.clone(), plugin.limits());
         let member: MemberRef = Arc::new(worker);
         self.inner.add(member.clone());
@@ -398,6 +408,7 @@ impl Colony {
         backend: &Backend,
         _plugin: &Plugin,
         _spec: WorkerSpec,
+        _batch: Option<BatchPlace>,
     ) -> Result<MemberRef, ColonyError> {
         match *backend {}
     }
@@ -445,7 +456,7 @@ impl Colony {
         conversation: Vec<MessagePart>,
     ) -> Result<Worker, ColonyError> {
         self.ensure_running()?;
-        let worker = self.create(plugin, spec)?;
+        let worker = self.create(plugin, spec, None)?;
         if !conversation.is_empty() {
             worker.seed_conversation(conversation)?;
         }
@@ -474,15 +485,25 @@ impl Colony {
                 cap: self.inner.config.max_batch,
             });
         }
+        self.spawn_tasks(plugin, tasks.into_iter().map(|task| (task, None)).collect())
+    }
+
+    /// Creates and queues an ephemeral worker for each task (with its place in a batch,
+    /// if any); their ids.
+    fn spawn_tasks(
+        &self,
+        plugin: &Plugin,
+        tasks: Vec<(Task, Option<BatchPlace>)>,
+    ) -> Result<Vec<String>, ColonyError> {
         let mut ids = Vec::with_capacity(tasks.len());
-        for task in tasks {
+        for (task, batch) in tasks {
             let spec = WorkerSpec::ephemeral(self.new_id("w"), task.task)
                 .with_input(task.input)
                 .with_budgets(task.token_budget, task.tool_call_budget);
             let member = if let Some(cluster) = &self.inner.cluster {
-                self.create_remote(cluster, plugin, spec)?
+                self.create_remote(cluster, plugin, spec, batch)?
             } else {
-                let worker = self.create(plugin, spec)?;
+                let worker = self.create(plugin, spec, batch)?;
                 worker.enqueue()?;
                 Arc::new(worker) as MemberRef
             };
@@ -589,6 +610,12 @@ impl ColonyInner {
 
     fn find(&self, id: &str) -> Option<Worker> {
         self.member(id)?.as_local().cloned()
+    }
+
+    /// Whether any worker holds a concurrency slot (is out running, here or on a node).
+    #[cfg(feature = "nats")]
+    fn has_workers_out(&self) -> bool {
+        self.slots.available_permits() < self.config.max_concurrent_workers.max(1)
     }
 
     #[cfg(feature = "nats")]

@@ -33,7 +33,7 @@ use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-pub use record::{RecordState, ReportRecord, WorkerRecord};
+pub use record::{BatchPlace, BatchRecord, RecordState, ReportRecord, WorkerRecord};
 
 use crate::conversation::{ConversationLog, MessagePart};
 use crate::events::{AgentEvent, EventLog};
@@ -128,7 +128,15 @@ const SCHEMA: &str = "
         ended_at TEXT,
         interrupted_at TEXT,
         result TEXT,
-        owner TEXT
+        owner TEXT,
+        batch_id TEXT,
+        batch_index INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS batches (
+        id TEXT PRIMARY KEY,
+        colony_id TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL
     );
     CREATE TABLE IF NOT EXISTS reports (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -176,6 +184,7 @@ impl Journal {
         };
         let conn = connect()?;
         conn.execute_batch(SCHEMA)
+            .and_then(|()| migrate(&conn))
             .map_err(|e| failed.with_source(e))?;
         let synchronous = match sync {
             JournalSync::Os => "NORMAL",
@@ -226,20 +235,72 @@ impl Journal {
             record.storage.as_ref().map(|p| p.display().to_string()),
             record.created_at.to_rfc3339(),
             self.owner.clone(),
+            record.batch.as_ref().map(|b| b.id.clone()),
+            record
+                .batch
+                .as_ref()
+                .map(|b| i64::try_from(b.index).unwrap_or(i64::MAX)),
         );
         let what = format!("journal worker '{}'", record.id);
         self.writer.queue(what, move |c| {
             c.prepare_cached(
-                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at, owner)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at, owner, batch_id, batch_index)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT(id) DO UPDATE SET state = excluded.state, ended_at = NULL,
                      interrupted_at = NULL, result = NULL, owner = excluded.owner",
             )?
             .execute(params![
-                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10
+                row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
+                row.11, row.12
             ])
             .map(drop)
         });
+    }
+
+    /// Records a new batch (a journaled fan-out) of `size` tasks. Queued, as
+    /// [`Journal::add_worker`] (before its workers, if called first).
+    pub fn add_batch(&self, id: &str, colony: &str, size: u64) {
+        let row = (
+            id.to_owned(),
+            colony.to_owned(),
+            i64::try_from(size).unwrap_or(i64::MAX),
+            Utc::now().to_rfc3339(),
+        );
+        self.writer.queue(format!("journal batch '{id}'"), move |c| {
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO batches (id, colony_id, size, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![row.0, row.1, row.2, row.3])
+            .map(drop)
+        });
+    }
+
+    /// Batch `id`, if the journal knows it, with its workers.
+    pub fn batch(&self, id: &str) -> Result<Option<BatchRecord>, JournalError> {
+        self.read(|c| {
+            let Some((colony_id, size)) = c
+                .query_row(
+                    "SELECT colony_id, size FROM batches WHERE id = ?1",
+                    params![id],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare(
+                "SELECT * FROM workers WHERE batch_id = ?1 ORDER BY batch_index, created_at, rowid",
+            )?;
+            let workers = stmt
+                .query_map(params![id], WorkerRecord::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(BatchRecord {
+                id: id.to_owned(),
+                colony_id,
+                size: size.max(0) as u64,
+                workers,
+            }))
+        })
     }
 
     /// Records a worker's new state (and its result, once it has one). Queued, as
@@ -501,6 +562,23 @@ impl Journal {
             rows.collect()
         })
     }
+}
+
+/// Brings a journal made by an earlier version up to [`SCHEMA`]: columns added since.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('workers')")?;
+    let columns = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if !columns.iter().any(|c| c == "batch_id") {
+        conn.execute_batch(
+            "ALTER TABLE workers ADD COLUMN batch_id TEXT;
+             ALTER TABLE workers ADD COLUMN batch_index INTEGER;",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS workers_by_batch ON workers (batch_id, batch_index)",
+    )
 }
 
 /// A worker's move to a later state, as one `UPDATE` (see [`Journal::set_state`]).

@@ -39,6 +39,31 @@ pub struct WorkerRecord {
     pub interrupted_at: Option<DateTime<Utc>>,
     /// Its result, once it has ended.
     pub result: Option<WorkerResult>,
+    /// Its place in a journaled fan-out, if it is one of a batch's workers.
+    pub batch: Option<BatchPlace>,
+}
+
+/// A worker's place in a batch (a journaled fan-out): which batch, which task of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchPlace {
+    /// The batch's id.
+    pub id: String,
+    /// The task's index in the batch, from 0.
+    pub index: u64,
+}
+
+/// A batch as the journal knows it: its size and every worker that ran one of its tasks
+/// (a task run again after a crash has several), by index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchRecord {
+    /// The batch's id.
+    pub id: String,
+    /// The colony that fanned it out.
+    pub colony_id: String,
+    /// How many tasks it has.
+    pub size: u64,
+    /// Its workers, by index, then oldest first.
+    pub workers: Vec<WorkerRecord>,
 }
 
 /// A worker's state as the journal keeps it: the states of [`WorkerState`], and
@@ -208,6 +233,16 @@ impl WorkerRecord {
             started_at: time(row.get("started_at")?),
             ended_at: time(row.get("ended_at")?),
             interrupted_at: time(row.get("interrupted_at")?),
+            batch: match row.get::<_, Option<String>>("batch_id")? {
+                Some(id) => Some(BatchPlace {
+                    id,
+                    index: row
+                        .get::<_, Option<i64>>("batch_index")?
+                        .unwrap_or(0)
+                        .max(0) as u64,
+                }),
+                None => None,
+            },
             result: result.and_then(|r| serde_json::from_str(&r).ok()),
         })
     }

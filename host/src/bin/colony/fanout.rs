@@ -1,5 +1,6 @@
-//! `colony fanout <plugin> --tasks FILE`: ephemeral workers for every task, a progress
-//! bar while they run, a summary table at the end.
+//! `colony fanout <plugin> --tasks FILE`: ephemeral workers for every task, as one
+//! journaled batch (its id printed first), a progress bar while they run, a summary table
+//! at the end. `--resume BATCH` runs the tasks of a batch that have no report yet.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,8 +22,12 @@ pub(crate) struct FanoutArgs {
     plugin: PathBuf,
     /// The tasks: one per line, as text or as a JSON object {"task": …, "input": {…},
     /// "token_budget": N, "tool_call_budget": N} (all but "task" optional).
-    #[arg(long)]
-    tasks: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    tasks: Option<PathBuf>,
+    /// Run the tasks of batch BATCH (printed when it started) that have no report yet —
+    /// after its process was killed, say — and print the summary of the whole batch.
+    #[arg(long, value_name = "BATCH", conflicts_with = "tasks")]
+    resume: Option<String>,
     /// Workers running at once.
     #[arg(long, default_value_t = 4)]
     max_concurrency: usize,
@@ -81,7 +86,7 @@ fn read_tasks(path: &Path) -> anyhow::Result<Vec<Task>> {
 }
 
 pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCode> {
-    let tasks = read_tasks(&args.tasks)?;
+    let tasks = args.tasks.as_deref().map(read_tasks).transpose()?;
     if args.max_concurrency == 0 {
         bail!("--max-concurrency must be at least 1");
     }
@@ -93,11 +98,28 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
     let mut reports = colony
         .bus()
         .subscribe(EventFilter::all().types([EventType::SubagentReport]));
-    let total = tasks.len();
-    let mut ids = Vec::with_capacity(total);
-    for batch in tasks.chunks(colony.config().max_batch) {
-        ids.extend(colony.run_parallel(&plugin, batch.to_vec())?);
+    let batch = match (tasks, &args.resume) {
+        (Some(tasks), _) => colony.fan_out(&plugin, tasks)?,
+        (None, Some(id)) => colony.resume_batch(&plugin, id)?,
+        (None, None) => bail!("give --tasks FILE or --resume BATCH"),
+    };
+    eprintln!(
+        "colony: batch {}: {} task(s), {} to run{}",
+        batch.id,
+        batch.size,
+        batch.started.len(),
+        match batch.reported.len() {
+            0 => String::new(),
+            n => format!(", {n} reported before"),
+        }
+    );
+    if env.json {
+        for (_, report) in &batch.reported {
+            crate::print::line(&colony::text::json_line(report)?);
+        }
     }
+    let ids = batch.ids();
+    let total = ids.len();
 
     let bar = ProgressBar::with_draw_target(
         Some(total as u64),
@@ -145,21 +167,28 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
     let waiting = total - done;
     // On a timeout or a signal, the workers still out are stopped and report so.
     colony.stop_all().await;
-    let reports = colony
+    let fresh = colony
         .wait_for_reports(&ids, std::time::Duration::from_secs(5))
         .await?;
-    let failed = reports
+    // The whole batch, in task order: what ran now and what had reported before.
+    let mut all: Vec<(u64, WorkerReport)> = batch.reported.clone();
+    all.extend(batch.started.iter().map(|(index, _)| *index).zip(fresh));
+    all.sort_by_key(|(index, _)| *index);
+    let failed = all
         .iter()
-        .filter(|r| !matches!(r.status, ReportStatus::Success | ReportStatus::Partial))
+        .filter(|(_, r)| !matches!(r.status, ReportStatus::Success | ReportStatus::Partial))
         .count();
     if env.json {
         // The reports of the workers stopped at the timeout.
-        for report in reports.iter().filter(|r| !printed.contains(&r.worker_id)) {
-            crate::print::line(&colony::text::json_line(report)?);
+        for (index, report) in &all {
+            let before = batch.reported.iter().any(|(i, _)| i == index);
+            if !before && !printed.contains(&report.worker_id) {
+                crate::print::line(&colony::text::json_line(report)?);
+            }
         }
     } else {
         say!("{:<16} {:<8} {:>8}  SUMMARY", "WORKER", "STATUS", "SECONDS");
-        for r in &reports {
+        for (_, r) in &all {
             let summary: String = r.summary.chars().take(70).collect();
             say!(
                 "{:<16} {:<8} {:>8.3}  {summary}",
@@ -169,9 +198,10 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
             );
         }
         say!(
-            "{} workers, {} succeeded, {failed} failed",
-            total,
-            total - failed
+            "batch {}: {} workers, {} succeeded, {failed} failed",
+            batch.id,
+            all.len(),
+            all.len() - failed
         );
     }
     if interrupt.is_fired() {
