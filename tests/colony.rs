@@ -533,6 +533,17 @@ async fn a_fan_out_is_one_journaled_batch_with_each_task_at_its_index() {
         .resume_batch(&plugin("probe-fixture").await, "b-nope")
         .unwrap_err();
     assert!(matches!(err, ColonyError::UnknownBatch { .. }), "{err}");
+    // A batch whose workers still run here is not run twice.
+    let slow = colony
+        .fan_out(&plugin("probe-fixture").await, vec![probe_task("wait")])
+        .unwrap();
+    let err = colony
+        .resume_batch(&plugin("probe-fixture").await, &slow.id)
+        .unwrap_err();
+    assert!(
+        matches!(err, ColonyError::BatchRunning { running: 1, .. }),
+        "{err}"
+    );
     colony.stop_all().await;
 }
 

@@ -7,7 +7,7 @@
 //! [`Colony::resume_batch`] can run exactly the tasks that have no report yet, once each.
 
 use super::{Colony, ColonyError, Task};
-use crate::journal::{BatchPlace, BatchRecord};
+use crate::journal::{BatchPlace, BatchRecord, RecordState};
 use crate::plugin::Plugin;
 use crate::worker::{WorkerReport, crashed};
 
@@ -54,8 +54,10 @@ impl Colony {
     }
 
     /// Runs again exactly the tasks of batch `id` that have no report yet (their workers
-    /// were interrupted, or never journaled), once each, with the same index; the others'
-    /// reports come back in [`Batch::reported`].
+    /// were interrupted), once each, with the same index; the others' reports come back in [`Batch::reported`] (a task whose worker was never journaled
+    /// cannot be run again: it comes back as a failed report saying so). Token and
+    /// tool-call budgets a task had in its file are not journaled: a task run again gets
+    /// its plugin's.
     pub fn resume_batch(&self, plugin: &Plugin, id: &str) -> Result<Batch, ColonyError> {
         self.ensure_running()?;
         let record = self
@@ -66,6 +68,18 @@ impl Colony {
                 colony: self.id().to_owned(),
                 batch: id.to_owned(),
             })?;
+        let running = record
+            .workers
+            .iter()
+            .filter(|w| !w.state.has_ended() && w.state != RecordState::Interrupted)
+            .count();
+        if running > 0 {
+            return Err(ColonyError::BatchRunning {
+                colony: self.id().to_owned(),
+                batch: id.to_owned(),
+                running,
+            });
+        }
         let (reported, left) = split(&record);
         let places = left.iter().map(|(index, _)| BatchPlace {
             id: id.to_owned(),

@@ -41,6 +41,19 @@ pub enum ColonyError {
         /// The batch id asked for.
         batch: String,
     },
+    /// A batch cannot be resumed while some of its workers still run (in a process that
+    /// is alive: a dead one's are `interrupted`).
+    #[error(
+        "colony '{colony}': batch '{batch}' has {running} worker(s) still running in a live process; resume it once they have ended"
+    )]
+    BatchRunning {
+        /// The colony's id.
+        colony: String,
+        /// The batch id.
+        batch: String,
+        /// How many of its workers are still active.
+        running: usize,
+    },
     /// The colony's home folder (or its `workers` folder) could not be created.
     #[error("colony '{colony}': cannot create its home {}: {source}", path.display())]
     Home {
