@@ -213,7 +213,13 @@ fn sigterm_stops_a_fanout_gracefully() {
 
 /// `colony run` of the echo agent with `XDG_CACHE_HOME=cache`, plus `args`.
 fn run_echo(home: &Path, cache: &Path, args: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_colony"))
+    run_echo_with(home, cache, args, None);
+}
+
+/// [`run_echo`] with `COLONY_NO_CACHE` set to `no_cache` (unset: `None`).
+fn run_echo_with(home: &Path, cache: &Path, args: &[&str], no_cache: Option<&str>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_colony"));
+    command
         .arg("--home")
         .arg(home)
         .args(args)
@@ -221,9 +227,11 @@ fn run_echo(home: &Path, cache: &Path, args: &[&str]) {
         .arg(guest("echo_agent"))
         .args(["--task", "cache me"])
         .env("XDG_CACHE_HOME", cache)
-        .env_remove("COLONY_NO_CACHE")
-        .output()
-        .unwrap();
+        .env_remove("COLONY_NO_CACHE");
+    if let Some(value) = no_cache {
+        command.env("COLONY_NO_CACHE", value);
+    }
+    let output = command.output().unwrap();
     assert!(output.status.success(), "{output:?}");
 }
 
@@ -244,11 +252,17 @@ fn the_cli_caches_compiled_plugins_in_the_user_cache_folder_unless_told_not_to()
     let (home, cache) = (dir.path().join("home"), dir.path().join("cache"));
     run_echo(&home, &cache, &["--no-cache"]);
     assert!(cached(&cache).is_empty(), "{:?}", cached(&cache));
+    run_echo_with(&home, &cache, &[], Some("1"));
+    assert!(cached(&cache).is_empty(), "{:?}", cached(&cache));
 
     run_echo(&home, &cache, &[]);
     let entries = cached(&cache);
     assert_eq!(entries.len(), 1, "{entries:?}");
     let good = std::fs::read(&entries[0]).unwrap();
+    // Set but empty (or 0, false) is off, not an error.
+    for value in ["", "0", "false"] {
+        run_echo_with(&home, &cache, &[], Some(value));
+    }
     // A corrupt entry (a torn copy, another program's file) is ignored and rebuilt.
     std::fs::write(&entries[0], b"not a compiled component").unwrap();
     run_echo(&home, &cache, &[]);

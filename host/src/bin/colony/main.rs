@@ -38,7 +38,7 @@ struct Cli {
     /// Compile plugins in memory every time instead of caching the compiled component
     /// (by default in the user's cache folder, `$XDG_CACHE_HOME/colony`, unless the
     /// config file names a `cache_dir`).
-    #[arg(long, global = true, env = "COLONY_NO_CACHE")]
+    #[arg(long, global = true, env = "COLONY_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
     no_cache: bool,
     /// The colony home folder (journal and worker folders).
     #[arg(long, global = true, env = "COLONY_HOME")]
@@ -55,7 +55,7 @@ struct Cli {
     /// Sync the journal to the disk at every batch commit (fsync), so a power loss loses
     /// no report already published. Without it a `kill -9` loses nothing, a power loss
     /// the last few milliseconds.
-    #[arg(long, global = true, env = "COLONY_FSYNC")]
+    #[arg(long, global = true, env = "COLONY_FSYNC", value_parser = clap::builder::FalseyValueParser::new())]
     fsync: bool,
     #[command(subcommand)]
     command: Command,
