@@ -17,6 +17,7 @@
 
 mod batch;
 mod config;
+mod create;
 mod dispatch;
 mod error;
 #[cfg(feature = "nats")]
@@ -33,7 +34,7 @@ mod unserved;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -47,13 +48,11 @@ pub use error::ColonyError;
 pub use task::Task;
 
 #[cfg(feature = "nats")]
-use crate::cluster::{Cluster, ClusterError, TaskMessage};
+use crate::cluster::Cluster;
 use crate::events::{EventBus, EventFilter, EventType, RecvError};
-use crate::journal::{BatchPlace, Journal, JournalObserver, WorkerRecord};
+use crate::journal::Journal;
 use crate::plugin::Plugin;
-use crate::worker::{
-    MessageRouter, StopOutcome, Worker, WorkerInfo, WorkerReport, WorkerSpec, WorkerState,
-};
+use crate::worker::{StopOutcome, Worker, WorkerInfo, WorkerReport, WorkerSpec};
 use crate::{MessagePart, Runtime};
 #[cfg(feature = "nats")]
 use feeds::RemoteFeeds;
@@ -310,109 +309,6 @@ impl Colony {
         format!("{prefix}-{:08x}{n:x}", Utc::now().timestamp_micros() as u32)
     }
 
-    /// Creates a worker of this colony: journaled (states, report, events; an ephemeral
-    /// worker's conversation too — a persistent one keeps its parts in its folder, to be
-    /// seeded and resumed), routed, with its folder under home (made only if it is used).
-    fn create(
-        &self,
-        plugin: &Plugin,
-        spec: WorkerSpec,
-        batch: Option<BatchPlace>,
-    ) -> Result<Worker, ColonyError> {
-        let id = spec.id.clone();
-        let storage = self.inner.config.home.join("workers").join(&id);
-        let spec = spec.with_colony(self.id()).with_storage(&storage);
-        let worker = Worker::new(plugin, spec.clone(), Some(self.inner.bus.clone()))?;
-        worker.observe(Arc::new(JournalObserver(self.inner.journal.clone())))?;
-        worker.log_events_to(self.inner.journal.clone())?;
-        if !spec.is_persistent() {
-            worker.log_conversation_to(self.inner.journal.clone())?;
-        }
-        let router: Weak<dyn MessageRouter> =
-            Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
-        worker.set_router(router);
-        self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage), batch);
-        self.inner.add(Arc::new(worker.clone()));
-        Ok(worker)
-    }
-
-    /// Journals a new worker of this colony.
-    fn journal_new(
-        &self,
-        plugin: &Plugin,
-        spec: &WorkerSpec,
-        state: WorkerState,
-        storage: Option<std::path::PathBuf>,
-        batch: Option<BatchPlace>,
-    ) {
-        self.inner.journal.add_worker(&WorkerRecord {
-            id: spec.id.clone(),
-            colony_id: self.id().to_owned(),
-            plugin: plugin.name().to_owned(),
-            plugin_source: plugin.origin().map(|p| p.display().to_string()),
-            task: spec.task.clone(),
-            input: spec.input.clone(),
-            mode: spec.mode,
-            state: state.into(),
-            storage,
-            created_at: Utc::now(),
-            started_at: None,
-            ended_at: None,
-            interrupted_at: None,
-            result: None,
-            batch,
-        });
-    }
-
-    /// Records a worker that will run on a node: journaled, not yet published.
-    #[cfg(feature = "nats")]
-    fn create_remote(
-        &self,
-        cluster: &Cluster,
-        plugin: &Plugin,
-        spec: WorkerSpec,
-        batch: Option<BatchPlace>,
-    ) -> Result<MemberRef, ColonyError> {
-        let sha256 = plugin
-            .sha256()
-            .ok_or_else(|| ClusterError::PluginNotLoaded {
-                plugin: plugin.name().to_owned(),
-            })?
-            .to_owned();
-        crate::cluster::subjects::check_token("worker id", &spec.id)?;
-        let config = &self.inner.config;
-        let task = TaskMessage {
-            worker_id: spec.id.clone(),
-            colony_id: self.id().to_owned(),
-            plugin: plugin.name().to_owned(),
-            sha256,
-            task: spec.task.clone(),
-            input: spec.input.clone(),
-            token_budget: spec.token_budget,
-            tool_call_budget: spec.tool_call_budget,
-            soft_timeout: config.soft_timeout,
-            hard_timeout: config.effective_hard_timeout(),
-            inbox: Vec::new(),
-        };
-        self.journal_new(plugin, &spec, WorkerState::Queued, None, batch);
-        let worker = RemoteWorker::new(task, cluster.clone(), plugin.limits());
-        let member: MemberRef = Arc::new(worker);
-        self.inner.add(member.clone());
-        Ok(member)
-    }
-
-    /// A colony built without the `nats` feature never has a backend to create on.
-    #[cfg(not(feature = "nats"))]
-    fn create_remote(
-        &self,
-        backend: &Backend,
-        _plugin: &Plugin,
-        _spec: WorkerSpec,
-        _batch: Option<BatchPlace>,
-    ) -> Result<MemberRef, ColonyError> {
-        match *backend {}
-    }
-
     fn ensure_running(&self) -> Result<(), ColonyError> {
         if self.inner.stopped.is_cancelled() {
             return Err(ColonyError::Stopped {
@@ -486,36 +382,6 @@ impl Colony {
             });
         }
         self.spawn_tasks(plugin, tasks.into_iter().map(|task| (task, None)).collect())
-    }
-
-    /// Creates and queues an ephemeral worker for each task (with its place in a batch,
-    /// if any); their ids.
-    fn spawn_tasks(
-        &self,
-        plugin: &Plugin,
-        tasks: Vec<(Task, Option<BatchPlace>)>,
-    ) -> Result<Vec<String>, ColonyError> {
-        let mut ids = Vec::with_capacity(tasks.len());
-        for (task, batch) in tasks {
-            let spec = WorkerSpec::ephemeral(self.new_id("w"), task.task)
-                .with_input(task.input)
-                .with_budgets(task.token_budget, task.tool_call_budget);
-            let member = if let Some(cluster) = &self.inner.cluster {
-                self.create_remote(cluster, plugin, spec, batch)?
-            } else {
-                let worker = self.create(plugin, spec, batch)?;
-                worker.enqueue()?;
-                Arc::new(worker) as MemberRef
-            };
-            ids.push(member.id().to_owned());
-            self.inner
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_back(member);
-            self.inner.queued.notify_one();
-        }
-        Ok(ids)
     }
 
     /// One report per id, in the order given: the stored result of a worker that has

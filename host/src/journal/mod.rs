@@ -22,11 +22,14 @@
 //! may be lost (the database itself stays consistent). [`JournalSync::EveryBatch`] syncs
 //! the write-ahead log at every batch commit, so nothing committed is lost.
 
+mod advance;
+mod observer;
 mod record;
+mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
+
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -35,10 +38,13 @@ use serde_json::Value;
 
 pub use record::{BatchPlace, BatchRecord, RecordState, ReportRecord, WorkerRecord};
 
-use crate::conversation::{ConversationLog, MessagePart};
-use crate::events::{AgentEvent, EventLog};
-use crate::worker::{WorkerInfo, WorkerObserver, WorkerResult, WorkerState};
+use crate::conversation::MessagePart;
+use crate::events::AgentEvent;
+use crate::worker::{WorkerInfo, WorkerResult, WorkerState};
+use advance::Advance;
+pub(crate) use observer::JournalObserver;
 use record::time;
+use schema::{SCHEMA, migrate};
 use writer::Writer;
 
 /// The journal could not be opened, read or written.
@@ -109,62 +115,6 @@ pub struct Journal {
 
 /// How old an owner's heartbeat may be before its active workers count as interrupted.
 pub const HEARTBEAT_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
-
-const SCHEMA: &str = "
-    PRAGMA journal_mode = WAL;
-    PRAGMA synchronous = NORMAL;
-    CREATE TABLE IF NOT EXISTS workers (
-        id TEXT PRIMARY KEY,
-        colony_id TEXT NOT NULL,
-        plugin TEXT NOT NULL,
-        plugin_source TEXT,
-        task TEXT NOT NULL,
-        input TEXT NOT NULL,
-        mode TEXT NOT NULL,
-        state TEXT NOT NULL,
-        storage TEXT,
-        created_at TEXT NOT NULL,
-        started_at TEXT,
-        ended_at TEXT,
-        interrupted_at TEXT,
-        result TEXT,
-        owner TEXT,
-        batch_id TEXT,
-        batch_index INTEGER
-    );
-    CREATE TABLE IF NOT EXISTS batches (
-        id TEXT PRIMARY KEY,
-        colony_id TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS reports (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        worker_id TEXT NOT NULL,
-        at TEXT NOT NULL,
-        report TEXT NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        worker_id TEXT NOT NULL,
-        event TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS events_by_worker ON events (worker_id, seq);
-    CREATE TABLE IF NOT EXISTS parts (
-        worker_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        part TEXT NOT NULL,
-        PRIMARY KEY (worker_id, seq)
-    );
-    CREATE TABLE IF NOT EXISTS heartbeat (
-        owner TEXT PRIMARY KEY,
-        at TEXT NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS report_cursors (
-        colony_id TEXT PRIMARY KEY,
-        sequence INTEGER NOT NULL
-    );
-";
 
 impl Journal {
     /// Opens (creating if needed) the journal at `path`, with [`JournalSync::Os`].
@@ -561,126 +511,5 @@ impl Journal {
             })?;
             rows.collect()
         })
-    }
-}
-
-/// Brings a journal made by an earlier version up to [`SCHEMA`]: columns added since.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('workers')")?;
-    let columns = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    if !columns.iter().any(|c| c == "batch_id") {
-        conn.execute_batch(
-            "ALTER TABLE workers ADD COLUMN batch_id TEXT;
-             ALTER TABLE workers ADD COLUMN batch_index INTEGER;",
-        )?;
-    }
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS workers_by_batch ON workers (batch_id, batch_index)",
-    )
-}
-
-/// A worker's move to a later state, as one `UPDATE` (see [`Journal::set_state`]).
-struct Advance {
-    id: String,
-    state: RecordState,
-    started_at: Option<String>,
-    result: Option<String>,
-}
-
-impl Advance {
-    fn new(
-        id: &str,
-        state: WorkerState,
-        started_at: Option<chrono::DateTime<Utc>>,
-        result: Option<&WorkerResult>,
-    ) -> Self {
-        Self {
-            id: id.to_owned(),
-            state: state.into(),
-            started_at: started_at.map(|t| t.to_rfc3339()),
-            result: result.and_then(|r| serde_json::to_string(r).ok()),
-        }
-    }
-
-    /// Applies it; whether the row changed.
-    fn apply(self, c: &Connection) -> rusqlite::Result<bool> {
-        let ended = self.state.has_ended().then(|| Utc::now().to_rfc3339());
-        let rank = self.state.rank();
-        let sql = format!(
-            "UPDATE workers SET state = ?2, started_at = COALESCE(?3, started_at),
-                 ended_at = COALESCE(?4, ended_at), result = COALESCE(?5, result)
-             WHERE id = ?1 AND (({rank}) < ?6 OR (({rank}) = ?6 AND ?6 < 4))",
-            rank = RecordState::RANK_SQL
-        );
-        c.prepare_cached(&sql)?
-            .execute(params![
-                self.id,
-                self.state.as_str(),
-                self.started_at,
-                ended,
-                self.result,
-                rank,
-            ])
-            .map(|changed| changed > 0)
-    }
-}
-
-/// A worker's events, queued to the journal with its other writes.
-impl EventLog for Journal {
-    fn append(&self, worker: &str, line: &[u8]) {
-        let row = (
-            worker.to_owned(),
-            String::from_utf8_lossy(line).into_owned(),
-        );
-        self.writer.queue("journal an event", move |c| {
-            c.prepare_cached("INSERT INTO events (worker_id, event) VALUES (?1, ?2)")?
-                .execute(params![row.0, row.1])
-                .map(drop)
-        });
-    }
-}
-
-/// A worker's conversation parts, queued to the journal with its other writes.
-impl ConversationLog for Journal {
-    fn append(&self, worker: &str, seq: u64, part: &[u8]) {
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-        let row = (
-            worker.to_owned(),
-            String::from_utf8_lossy(part).into_owned(),
-        );
-        self.writer.queue("journal a conversation part", move |c| {
-            c.prepare_cached(
-                "INSERT OR REPLACE INTO parts (worker_id, seq, part) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![row.0, seq, row.1])
-            .map(drop)
-        });
-    }
-}
-
-/// Journals a worker through the observer hook: states queued, a report committed with
-/// the worker's end before it is published.
-pub(crate) struct JournalObserver(pub Arc<Journal>);
-
-impl WorkerObserver for JournalObserver {
-    fn state_changed(&self, info: &WorkerInfo) {
-        // An end is journaled with its report (`reporting`), in the same transaction.
-        if !info.state.is_terminal() {
-            self.0.set_state(info);
-        }
-    }
-
-    fn reporting(
-        &self,
-        report: &AgentEvent,
-        ended: Option<&WorkerInfo>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
-        let committed = match ended {
-            Some(info) => futures_util::future::Either::Left(self.0.end_with_report(info, report)),
-            None => futures_util::future::Either::Right(self.0.add_report(report)),
-        };
-        Box::pin(async move { committed.await.map_err(|e| e.to_string()) })
     }
 }

@@ -1,0 +1,76 @@
+//! The journal's tables, and the migration of a journal an earlier version made.
+
+use rusqlite::Connection;
+
+pub(super) const SCHEMA: &str = "
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    CREATE TABLE IF NOT EXISTS workers (
+        id TEXT PRIMARY KEY,
+        colony_id TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        plugin_source TEXT,
+        task TEXT NOT NULL,
+        input TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        state TEXT NOT NULL,
+        storage TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        ended_at TEXT,
+        interrupted_at TEXT,
+        result TEXT,
+        owner TEXT,
+        batch_id TEXT,
+        batch_index INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS batches (
+        id TEXT PRIMARY KEY,
+        colony_id TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS reports (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        worker_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        report TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        worker_id TEXT NOT NULL,
+        event TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS events_by_worker ON events (worker_id, seq);
+    CREATE TABLE IF NOT EXISTS parts (
+        worker_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        part TEXT NOT NULL,
+        PRIMARY KEY (worker_id, seq)
+    );
+    CREATE TABLE IF NOT EXISTS heartbeat (
+        owner TEXT PRIMARY KEY,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS report_cursors (
+        colony_id TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL
+    );
+";
+
+/// Brings a journal made by an earlier version up to [`SCHEMA`]: columns added since.
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('workers')")?;
+    let columns = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if !columns.iter().any(|c| c == "batch_id") {
+        conn.execute_batch(
+            "ALTER TABLE workers ADD COLUMN batch_id TEXT;
+             ALTER TABLE workers ADD COLUMN batch_index INTEGER;",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS workers_by_batch ON workers (batch_id, batch_index)",
+    )
+}
