@@ -24,16 +24,25 @@ mod support;
 use support::*;
 
 /// The reports stored for colony `colony`: each worker's terminal states, one per
-/// stored report. Retried as a whole: after a cluster lost a server, JetStream answers
-/// once it has elected new leaders.
-async fn stored_reports(url: &str, colony: &str) -> HashMap<String, Vec<WorkerState>> {
+/// stored report. Retried as a whole — after a cluster lost a server, JetStream answers
+/// once it has elected new leaders, and a replica that was behind catches up — until
+/// every one of `ids` has one, or for 60 s (then the last read is returned).
+async fn stored_reports(
+    url: &str,
+    colony: &str,
+    ids: &[String],
+) -> HashMap<String, Vec<WorkerState>> {
     let servers: Vec<&str> = url.split(',').collect();
     let js = async_nats::jetstream::new(async_nats::connect(servers).await.unwrap());
     let begun = Instant::now();
     loop {
+        let late = begun.elapsed() >= Duration::from_secs(60);
         match read_stored_reports(&js, colony).await {
-            Ok(reports) => return reports,
-            Err(e) => assert!(begun.elapsed() < Duration::from_secs(60), "{e}"),
+            Ok(reports) if late || ids.iter().all(|id| reports.contains_key(id)) => {
+                return reports;
+            }
+            Ok(_) => {}
+            Err(e) => assert!(!late, "{e}"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -101,7 +110,7 @@ fn ps(home: &Path) -> HashMap<String, String> {
 /// Every task of `ids` has exactly one stored report, and none else does; the journal in
 /// `home` and `colony ps` both give each worker the state its report tells.
 async fn audit(nats: &Nats, home: &Path, colony: &str, ids: &[String]) {
-    let stored = stored_reports(&nats.url, colony).await;
+    let stored = stored_reports(&nats.url, colony, ids).await;
     let missing: Vec<_> = ids.iter().filter(|id| !stored.contains_key(*id)).collect();
     assert!(
         missing.is_empty(),
