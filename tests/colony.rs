@@ -413,6 +413,8 @@ fn record(id: &str, state: colony::RecordState) -> colony::WorkerRecord {
         interrupted_at: None,
         result: None,
         batch: None,
+        token_budget: None,
+        tool_call_budget: None,
     }
 }
 
@@ -516,6 +518,12 @@ async fn a_fan_out_is_one_journaled_batch_with_each_task_at_its_index() {
         .await
         .unwrap();
     assert!(reports.iter().all(|r| r.status == ReportStatus::Success));
+    // Every report says which batch it belongs to, where in it, and how big it is.
+    for (index, report) in reports.iter().enumerate() {
+        assert_eq!(report.batch_id.as_deref(), Some(batch.id.as_str()));
+        assert_eq!(report.batch_index, Some(index as u64));
+        assert_eq!(report.batch_size, Some(5));
+    }
     let record = colony.journal().batch(&batch.id).unwrap().unwrap();
     let places: Vec<_> = record
         .workers
@@ -559,6 +567,7 @@ async fn resuming_a_batch_runs_exactly_the_tasks_without_a_report_once_each() {
             Some(colony::BatchPlace {
                 id: "b-old".into(),
                 index,
+                size: 3,
             })
         };
         for (id, state, index) in [
@@ -570,6 +579,8 @@ async fn resuming_a_batch_runs_exactly_the_tasks_without_a_report_once_each() {
                 task: format!("task {index}"),
                 input: json!({"action": "echo"}),
                 batch: place(index),
+                token_budget: Some(5_000),
+                tool_call_budget: Some(7),
                 ..record(id, state)
             });
         }
@@ -615,13 +626,28 @@ async fn resuming_a_batch_runs_exactly_the_tasks_without_a_report_once_each() {
         .unwrap();
     assert_eq!(rerun[0].task, "task 1");
     assert_eq!(rerun[0].status, ReportStatus::Success);
+    // The rerun report names its place in the batch, as the first run's would have.
+    assert_eq!(
+        (
+            rerun[0].batch_id.as_deref(),
+            rerun[0].batch_index,
+            rerun[0].batch_size
+        ),
+        (Some("b-old"), Some(1), Some(3))
+    );
     let record = colony.journal().batch("b-old").unwrap().unwrap();
     let at_one: Vec<_> = record
         .workers
         .iter()
         .filter(|w| w.batch.as_ref().unwrap().index == 1)
-        .map(|w| w.state)
         .collect();
+    // The task runs again under the budgets it was given the first time.
+    let rerun_record = at_one.last().unwrap();
+    assert_eq!(
+        (rerun_record.token_budget, rerun_record.tool_call_budget),
+        (Some(5_000), Some(7))
+    );
+    let at_one: Vec<_> = at_one.iter().map(|w| w.state).collect();
     assert_eq!(
         at_one,
         [
@@ -630,4 +656,41 @@ async fn resuming_a_batch_runs_exactly_the_tasks_without_a_report_once_each() {
         ]
     );
     colony.stop_all().await;
+}
+
+#[test]
+fn a_journal_an_earlier_version_made_opens_with_its_workers_readable() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("journal.db");
+    // The workers table as the first version made it: no batches, no budgets.
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "CREATE TABLE workers (
+            id TEXT PRIMARY KEY, colony_id TEXT NOT NULL, plugin TEXT NOT NULL,
+            plugin_source TEXT, task TEXT NOT NULL, input TEXT NOT NULL, mode TEXT NOT NULL,
+            state TEXT NOT NULL, storage TEXT, created_at TEXT NOT NULL, started_at TEXT,
+            ended_at TEXT, interrupted_at TEXT, result TEXT, owner TEXT);
+         INSERT INTO workers (id, colony_id, plugin, task, input, mode, state, created_at)
+         VALUES ('w-old', 'c', 'probe', 'an old task', '{}', 'ephemeral', 'completed',
+                 '2026-01-01T00:00:00Z');",
+    )
+    .unwrap();
+    drop(old);
+    let journal = colony::Journal::open(&path).unwrap();
+    let found = journal.worker("w-old").unwrap().unwrap();
+    assert_eq!(found.task, "an old task");
+    assert_eq!(found.state, colony::RecordState::Completed);
+    assert_eq!(found.batch, None);
+    assert_eq!((found.token_budget, found.tool_call_budget), (None, None));
+    // New rows keep what the old table had no column for.
+    journal.add_worker(&colony::WorkerRecord {
+        token_budget: Some(9),
+        ..record("w-new", colony::RecordState::Queued)
+    });
+    journal.flush().unwrap();
+    let again = colony::Journal::open(&path).unwrap();
+    assert_eq!(
+        again.worker("w-new").unwrap().unwrap().token_budget,
+        Some(9)
+    );
 }

@@ -506,6 +506,10 @@ async fn hostcall() {
     }
 }
 
+/// The same allocator as the `colony` binary, so the rows measure what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // A captured backtrace on every dropped guest future costs microseconds per worker.
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {

@@ -64,8 +64,8 @@ pub use error::{LimitExceeded, ManifestError, PluginError, RuntimeError, Storage
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
 #[cfg(feature = "colony")]
 pub use journal::{
-    BatchPlace, BatchRecord, HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem,
-    JournalSync, RecordState, ReportRecord, WorkerRecord,
+    BatchRecord, HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem, JournalSync,
+    RecordState, ReportRecord, WorkerRecord,
 };
 pub use limits::Limits;
 pub use manifest::Manifest;
@@ -76,8 +76,8 @@ pub use sandbox::{
 };
 pub use storage::WorkerStorage;
 pub use worker::{
-    ReportStatus, StopOutcome, UnreadableReport, Worker, WorkerError, WorkerInfo, WorkerMode,
-    WorkerObserver, WorkerReport, WorkerResult, WorkerSpec, WorkerState,
+    BatchPlace, ReportStatus, StopOutcome, UnreadableReport, Worker, WorkerError, WorkerInfo,
+    WorkerMode, WorkerObserver, WorkerReport, WorkerResult, WorkerSpec, WorkerState,
 };
 
 /// README.md's Rust examples, compiled as doc tests so the README cannot drift from the

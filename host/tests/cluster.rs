@@ -664,6 +664,7 @@ async fn a_garbage_task_on_the_queue_is_dropped_and_the_node_serves_on() {
         soft_timeout: Duration::from_secs(60),
         hard_timeout: Duration::from_secs(120),
         inbox: Vec::new(),
+        batch: None,
     };
     for garbage in [
         b"not json".to_vec(),

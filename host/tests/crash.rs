@@ -273,8 +273,18 @@ fn a_fanout_of_ten_thousand_killed_under_load_keeps_every_report_it_printed() {
         "{}",
         String::from_utf8_lossy(&resumed.stderr)
     );
-    let lines = String::from_utf8_lossy(&resumed.stdout).lines().count();
-    assert_eq!(lines, 10_000);
+    // One report per task, each naming its place in the batch.
+    let mut indexes: Vec<u64> = String::from_utf8_lossy(&resumed.stdout)
+        .lines()
+        .map(|line| {
+            let report: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(report["batch_id"], batch.as_str(), "{line}");
+            assert_eq!(report["batch_size"], 10_000, "{line}");
+            report["batch_index"].as_u64().unwrap()
+        })
+        .collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, (0..10_000).collect::<Vec<u64>>());
     let record = journal.batch(&batch).unwrap().unwrap();
     let mut completed = vec![0; 10_000];
     for w in &record.workers {

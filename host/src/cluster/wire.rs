@@ -9,7 +9,7 @@ use serde_json::Value;
 use chrono::Utc;
 
 use crate::events::{AgentEvent, EventType};
-use crate::worker::WorkerReport;
+use crate::worker::{BatchPlace, WorkerReport};
 use crate::worker::{WorkerResult, WorkerState};
 
 /// One task on the work queue: everything a node needs to run the worker.
@@ -42,6 +42,9 @@ pub struct TaskMessage {
     /// holds them when it starts.
     #[serde(default)]
     pub inbox: Vec<String>,
+    /// The task's place in its batch, if it is one of a fan-out's: its report names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchPlace>,
 }
 
 /// A worker's end, as stored in the reports stream.
@@ -106,7 +109,8 @@ impl ReportMessage {
         result: WorkerResult,
     ) -> Self {
         let report =
-            WorkerReport::from_result(&task.worker_id, &task.colony_id, &task.task, &result);
+            WorkerReport::from_result(&task.worker_id, &task.colony_id, &task.task, &result)
+                .in_batch(task.batch.as_ref());
         Self {
             node: node.to_owned(),
             colony_id: task.colony_id.clone(),

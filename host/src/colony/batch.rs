@@ -7,9 +7,9 @@
 //! [`Colony::resume_batch`] can run exactly the tasks that have no report yet, once each.
 
 use super::{Colony, ColonyError, Task};
-use crate::journal::{BatchPlace, BatchRecord, RecordState};
+use crate::journal::{BatchRecord, RecordState};
 use crate::plugin::Plugin;
-use crate::worker::{WorkerReport, crashed};
+use crate::worker::{BatchPlace, WorkerReport, crashed};
 
 /// A batch as fanned out (or resumed) by this colony.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,7 @@ impl Colony {
         let places = (0..size).map(|index| BatchPlace {
             id: id.clone(),
             index,
+            size,
         });
         let ids = self.spawn_tasks(plugin, tasks.into_iter().zip(places.map(Some)).collect())?;
         Ok(Batch {
@@ -54,10 +55,10 @@ impl Colony {
     }
 
     /// Runs again exactly the tasks of batch `id` that have no report yet (their workers
-    /// were interrupted), once each, with the same index; the others' reports come back in [`Batch::reported`] (a task whose worker was never journaled
-    /// cannot be run again: it comes back as a failed report saying so). Token and
-    /// tool-call budgets a task had in its file are not journaled: a task run again gets
-    /// its plugin's.
+    /// were interrupted), once each, with the same index, input and token and tool-call
+    /// budgets; the others' reports come back in [`Batch::reported`] (a task whose worker
+    /// was never journaled cannot be run again: it comes back as a failed report saying
+    /// so).
     pub fn resume_batch(&self, plugin: &Plugin, id: &str) -> Result<Batch, ColonyError> {
         self.ensure_running()?;
         let record = self
@@ -84,6 +85,7 @@ impl Colony {
         let places = left.iter().map(|(index, _)| BatchPlace {
             id: id.to_owned(),
             index: *index,
+            size: record.size,
         });
         let tasks = left.iter().map(|(_, task)| task.clone());
         let ids = self.spawn_tasks(plugin, tasks.zip(places.map(Some)).collect())?;
@@ -118,12 +120,15 @@ fn split(record: &BatchRecord) -> (Vec<Indexed<WorkerReport>>, Vec<Indexed<Task>
                 .clone()
                 .unwrap_or_else(|| crashed("its result was not journaled".to_owned(), 0.0, 0));
             let report =
-                WorkerReport::from_result(&ended.id, &ended.colony_id, &ended.task, &result);
+                WorkerReport::from_result(&ended.id, &ended.colony_id, &ended.task, &result)
+                    .in_batch(Some(&place(record, index)));
             reported.push((index, report));
         } else if let Some(latest) = workers.last() {
             left.push((
                 index,
-                Task::new(latest.task.clone()).with_input(latest.input.clone()),
+                Task::new(latest.task.clone())
+                    .with_input(latest.input.clone())
+                    .with_budgets(latest.token_budget, latest.tool_call_budget),
             ));
         } else {
             let lost = crashed(
@@ -138,9 +143,19 @@ fn split(record: &BatchRecord) -> (Vec<Indexed<WorkerReport>>, Vec<Indexed<Task>
             let worker = format!("{}#{index}", record.id);
             reported.push((
                 index,
-                WorkerReport::from_result(&worker, &record.colony_id, "", &lost),
+                WorkerReport::from_result(&worker, &record.colony_id, "", &lost)
+                    .in_batch(Some(&place(record, index))),
             ));
         }
     }
     (reported, left)
+}
+
+/// Task `index`'s place in the batch of `record`.
+fn place(record: &BatchRecord, index: u64) -> BatchPlace {
+    BatchPlace {
+        id: record.id.clone(),
+        index,
+        size: record.size,
+    }
 }

@@ -14,20 +14,15 @@ use super::remote::RemoteWorker;
 use super::{Colony, ColonyError, Task};
 #[cfg(feature = "nats")]
 use crate::cluster::{Cluster, ClusterError, TaskMessage};
-use crate::journal::{BatchPlace, JournalObserver, WorkerRecord};
+use crate::journal::{JournalObserver, WorkerRecord};
 use crate::plugin::Plugin;
-use crate::worker::{MessageRouter, Worker, WorkerSpec, WorkerState};
+use crate::worker::{BatchPlace, MessageRouter, Worker, WorkerSpec, WorkerState};
 
 impl Colony {
     /// Creates a worker of this colony: journaled (states, report, events; an ephemeral
     /// worker's conversation too — a persistent one keeps its parts in its folder, to be
     /// seeded and resumed), routed, with its folder under home (made only if it is used).
-    pub(super) fn create(
-        &self,
-        plugin: &Plugin,
-        spec: WorkerSpec,
-        batch: Option<BatchPlace>,
-    ) -> Result<Worker, ColonyError> {
+    pub(super) fn create(&self, plugin: &Plugin, spec: WorkerSpec) -> Result<Worker, ColonyError> {
         let id = spec.id.clone();
         let storage = self.inner.config.home.join("workers").join(&id);
         let spec = spec.with_colony(self.id()).with_storage(&storage);
@@ -40,7 +35,7 @@ impl Colony {
         let router: Weak<dyn MessageRouter> =
             Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
         worker.set_router(router);
-        self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage), batch);
+        self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage));
         self.inner.add(Arc::new(worker.clone()));
         Ok(worker)
     }
@@ -52,7 +47,6 @@ impl Colony {
         spec: &WorkerSpec,
         state: WorkerState,
         storage: Option<std::path::PathBuf>,
-        batch: Option<BatchPlace>,
     ) {
         self.inner.journal.add_worker(&WorkerRecord {
             id: spec.id.clone(),
@@ -69,7 +63,9 @@ impl Colony {
             ended_at: None,
             interrupted_at: None,
             result: None,
-            batch,
+            batch: spec.batch.clone(),
+            token_budget: spec.token_budget,
+            tool_call_budget: spec.tool_call_budget,
         });
     }
 
@@ -80,7 +76,6 @@ impl Colony {
         cluster: &Cluster,
         plugin: &Plugin,
         spec: WorkerSpec,
-        batch: Option<BatchPlace>,
     ) -> Result<MemberRef, ColonyError> {
         let sha256 = plugin
             .sha256()
@@ -102,8 +97,9 @@ impl Colony {
             soft_timeout: config.soft_timeout,
             hard_timeout: config.effective_hard_timeout(),
             inbox: Vec::new(),
+            batch: spec.batch.clone(),
         };
-        self.journal_new(plugin, &spec, WorkerState::Queued, None, batch);
+        self.journal_new(plugin, &spec, WorkerState::Queued, None);
         let worker = RemoteWorker::new(task, cluster.clone(), plugin.limits());
         let member: MemberRef = Arc::new(worker);
         self.inner.add(member.clone());
@@ -117,7 +113,6 @@ impl Colony {
         backend: &Backend,
         _plugin: &Plugin,
         _spec: WorkerSpec,
-        _batch: Option<BatchPlace>,
     ) -> Result<MemberRef, ColonyError> {
         match *backend {}
     }
@@ -133,11 +128,12 @@ impl Colony {
         for (task, batch) in tasks {
             let spec = WorkerSpec::ephemeral(self.new_id("w"), task.task)
                 .with_input(task.input)
-                .with_budgets(task.token_budget, task.tool_call_budget);
+                .with_budgets(task.token_budget, task.tool_call_budget)
+                .with_batch(batch);
             let member = if let Some(cluster) = &self.inner.cluster {
-                self.create_remote(cluster, plugin, spec, batch)?
+                self.create_remote(cluster, plugin, spec)?
             } else {
-                let worker = self.create(plugin, spec, batch)?;
+                let worker = self.create(plugin, spec)?;
                 worker.enqueue()?;
                 Arc::new(worker) as MemberRef
             };

@@ -70,7 +70,10 @@ impl Member for Worker {
             .is_terminal()
             .then(|| self.result())
             .flatten()
-            .map(|r| WorkerReport::from_result(Worker::id(self), colony, &self.spec().task, &r))
+            .map(|r| {
+                WorkerReport::from_result(Worker::id(self), colony, &self.spec().task, &r)
+                    .in_batch(self.spec().batch.as_ref())
+            })
     }
 
     async fn inject(&self, message: String) -> Result<(), ColonyError> {

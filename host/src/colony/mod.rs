@@ -352,7 +352,7 @@ impl Colony {
         conversation: Vec<MessagePart>,
     ) -> Result<Worker, ColonyError> {
         self.ensure_running()?;
-        let worker = self.create(plugin, spec, None)?;
+        let worker = self.create(plugin, spec)?;
         if !conversation.is_empty() {
             worker.seed_conversation(conversation)?;
         }

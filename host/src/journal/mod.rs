@@ -36,14 +36,14 @@ use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-pub use record::{BatchPlace, BatchRecord, RecordState, ReportRecord, WorkerRecord};
+pub use record::{BatchRecord, RecordState, ReportRecord, WorkerRecord};
 
 use crate::conversation::MessagePart;
 use crate::events::AgentEvent;
 use crate::worker::{WorkerInfo, WorkerResult, WorkerState};
 use advance::Advance;
 pub(crate) use observer::JournalObserver;
-use record::time;
+use record::{stored, time};
 use schema::{SCHEMA, migrate};
 use writer::Writer;
 
@@ -186,22 +186,22 @@ impl Journal {
             record.created_at.to_rfc3339(),
             self.owner.clone(),
             record.batch.as_ref().map(|b| b.id.clone()),
-            record
-                .batch
-                .as_ref()
-                .map(|b| i64::try_from(b.index).unwrap_or(i64::MAX)),
+            record.batch.as_ref().map(|b| stored(b.index)),
+            record.batch.as_ref().map(|b| stored(b.size)),
+            record.token_budget.map(stored),
+            record.tool_call_budget.map(u64::from).map(stored),
         );
         let what = format!("journal worker '{}'", record.id);
         self.writer.queue(what, move |c| {
             c.prepare_cached(
-                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at, owner, batch_id, batch_index)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at, owner, batch_id, batch_index, batch_size, token_budget, tool_call_budget)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT(id) DO UPDATE SET state = excluded.state, ended_at = NULL,
                      interrupted_at = NULL, result = NULL, owner = excluded.owner",
             )?
             .execute(params![
                 row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
-                row.11, row.12
+                row.11, row.12, row.13, row.14, row.15
             ])
             .map(drop)
         });
@@ -213,7 +213,7 @@ impl Journal {
         let row = (
             id.to_owned(),
             colony.to_owned(),
-            i64::try_from(size).unwrap_or(i64::MAX),
+            stored(size),
             Utc::now().to_rfc3339(),
         );
         self.writer.queue(format!("journal batch '{id}'"), move |c| {
@@ -333,7 +333,7 @@ impl Journal {
                 "SELECT seq, event FROM events WHERE seq > ?1 AND (?2 IS NULL OR worker_id = ?2)
                  ORDER BY seq LIMIT ?3",
             )?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let limit = stored(limit as u64);
             let rows = stmt.query_map(params![after, worker, limit], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
             })?;
@@ -410,7 +410,7 @@ impl Journal {
 
     #[cfg(feature = "nats")]
     fn write_report_cursor(&self, colony: &str, sequence: u64, update: &str) {
-        let sequence = i64::try_from(sequence).unwrap_or(i64::MAX);
+        let sequence = stored(sequence);
         let sql = format!(
             "INSERT INTO report_cursors (colony_id, sequence) VALUES (?1, ?2)
              ON CONFLICT(colony_id) DO UPDATE SET sequence = {update}"

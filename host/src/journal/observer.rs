@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rusqlite::params;
 
 use super::Journal;
+use super::record::stored;
 use crate::conversation::ConversationLog;
 use crate::events::{AgentEvent, EventLog};
 use crate::worker::{WorkerInfo, WorkerObserver};
@@ -29,7 +30,7 @@ impl EventLog for Journal {
 /// A worker's conversation parts, queued to the journal with its other writes.
 impl ConversationLog for Journal {
     fn append(&self, worker: &str, seq: u64, part: &[u8]) {
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let seq = stored(seq);
         let row = (
             worker.to_owned(),
             String::from_utf8_lossy(part).into_owned(),

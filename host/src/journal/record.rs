@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::worker::{WorkerMode, WorkerResult, WorkerState};
+use crate::worker::{BatchPlace, WorkerMode, WorkerResult, WorkerState};
 
 /// A worker as the journal knows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,15 +41,10 @@ pub struct WorkerRecord {
     pub result: Option<WorkerResult>,
     /// Its place in a journaled fan-out, if it is one of a batch's workers.
     pub batch: Option<BatchPlace>,
-}
-
-/// A worker's place in a batch (a journaled fan-out): which batch, which task of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BatchPlace {
-    /// The batch's id.
-    pub id: String,
-    /// The task's index in the batch, from 0.
-    pub index: u64,
+    /// The task's own token budget, if it had one (a task run again keeps it).
+    pub token_budget: Option<u64>,
+    /// The task's own tool-call budget, if it had one (a task run again keeps it).
+    pub tool_call_budget: Option<u32>,
 }
 
 /// A batch as the journal knows it: its size and every worker that ran one of its tasks
@@ -209,6 +204,17 @@ pub(super) fn time(text: Option<String>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A count as SQLite stores it (an `i64`; counts past its range, which no colony reaches,
+/// are stored as its largest).
+pub(super) fn stored(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A count stored in column `name` (negative values, which Colony never writes, read 0).
+fn count(row: &rusqlite::Row<'_>, name: &str) -> rusqlite::Result<Option<u64>> {
+    Ok(row.get::<_, Option<i64>>(name)?.map(|n| n.max(0) as u64))
+}
+
 impl WorkerRecord {
     /// The record in a `workers` row.
     pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
@@ -236,13 +242,14 @@ impl WorkerRecord {
             batch: match row.get::<_, Option<String>>("batch_id")? {
                 Some(id) => Some(BatchPlace {
                     id,
-                    index: row
-                        .get::<_, Option<i64>>("batch_index")?
-                        .unwrap_or(0)
-                        .max(0) as u64,
+                    index: count(row, "batch_index")?.unwrap_or(0),
+                    size: count(row, "batch_size")?.unwrap_or(0),
                 }),
                 None => None,
             },
+            token_budget: count(row, "token_budget")?,
+            tool_call_budget: count(row, "tool_call_budget")?
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             result: result.and_then(|r| serde_json::from_str(&r).ok()),
         })
     }

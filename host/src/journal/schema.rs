@@ -22,7 +22,10 @@ pub(super) const SCHEMA: &str = "
         result TEXT,
         owner TEXT,
         batch_id TEXT,
-        batch_index INTEGER
+        batch_index INTEGER,
+        batch_size INTEGER,
+        token_budget INTEGER,
+        tool_call_budget INTEGER
     );
     CREATE TABLE IF NOT EXISTS batches (
         id TEXT PRIMARY KEY,
@@ -64,11 +67,16 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let columns = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    if !columns.iter().any(|c| c == "batch_id") {
-        conn.execute_batch(
-            "ALTER TABLE workers ADD COLUMN batch_id TEXT;
-             ALTER TABLE workers ADD COLUMN batch_index INTEGER;",
-        )?;
+    for (column, kind) in [
+        ("batch_id", "TEXT"),
+        ("batch_index", "INTEGER"),
+        ("batch_size", "INTEGER"),
+        ("token_budget", "INTEGER"),
+        ("tool_call_budget", "INTEGER"),
+    ] {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE workers ADD COLUMN {column} {kind};"))?;
+        }
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS workers_by_batch ON workers (batch_id, batch_index)",

@@ -6,6 +6,7 @@
 //! worker ends in a terminal state with a [`WorkerResult`], and the terminal events are
 //! published exactly once.
 
+mod batch;
 mod driver;
 mod error;
 mod report;
@@ -26,6 +27,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use batch::BatchPlace;
 pub use error::WorkerError;
 pub use report::{UnreadableReport, WorkerReport};
 pub use result::{ReportStatus, WorkerResult};

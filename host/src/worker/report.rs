@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{ReportStatus, WorkerResult};
+use super::{BatchPlace, ReportStatus, WorkerResult};
 use crate::events::AgentEvent;
 
 /// A `SUBAGENT_REPORT` whose payload is not a [`WorkerReport`].
@@ -39,6 +39,15 @@ pub struct WorkerReport {
     pub duration_seconds: f64,
     /// Model tokens the worker used (input + output); 0 when it timed out unreported.
     pub tokens_used: u64,
+    /// The batch (fan-out) the task belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// The task's index in its batch, from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_index: Option<u64>,
+    /// How many tasks its batch has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u64>,
 }
 
 impl WorkerReport {
@@ -59,6 +68,22 @@ impl WorkerReport {
             error: result.error.clone(),
             duration_seconds: result.duration_seconds,
             tokens_used: result.tokens_used,
+            batch_id: None,
+            batch_index: None,
+            batch_size: None,
+        }
+    }
+
+    /// The same report, naming the task's place in its batch (if it has one).
+    pub fn in_batch(self, place: Option<&BatchPlace>) -> Self {
+        match place {
+            Some(place) => Self {
+                batch_id: Some(place.id.clone()),
+                batch_index: Some(place.index),
+                batch_size: Some(place.size),
+                ..self
+            },
+            None => self,
         }
     }
 
@@ -79,6 +104,9 @@ impl WorkerReport {
             error: Some("timed out waiting for the worker's report".to_owned()),
             duration_seconds: waited.as_secs_f64(),
             tokens_used: 0,
+            batch_id: None,
+            batch_index: None,
+            batch_size: None,
         }
     }
 
@@ -104,6 +132,9 @@ impl WorkerReport {
             error: Some(error.to_string()),
             duration_seconds: 0.0,
             tokens_used: 0,
+            batch_id: None,
+            batch_index: None,
+            batch_size: None,
         }
     }
 

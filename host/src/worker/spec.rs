@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::BatchPlace;
+
 /// How a worker lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -58,6 +60,8 @@ pub struct WorkerSpec {
     pub token_budget: Option<u64>,
     /// This task's tool-call budget, instead of the plugin's `tool_call_budget` limit.
     pub tool_call_budget: Option<u32>,
+    /// Its place in a fan-out, if it runs one of a batch's tasks: carried by its report.
+    pub batch: Option<BatchPlace>,
 }
 
 impl WorkerSpec {
@@ -74,6 +78,7 @@ impl WorkerSpec {
             execution_id: None,
             token_budget: None,
             tool_call_budget: None,
+            batch: None,
         }
     }
 
@@ -119,6 +124,13 @@ impl WorkerSpec {
     pub fn with_budgets(mut self, tokens: Option<u64>, tool_calls: Option<u32>) -> Self {
         self.token_budget = tokens;
         self.tool_call_budget = tool_calls;
+        self
+    }
+
+    /// Places it in a batch: its reports carry the batch's id, its task's index and the
+    /// batch's size.
+    pub fn with_batch(mut self, place: Option<BatchPlace>) -> Self {
+        self.batch = place;
         self
     }
 
