@@ -12,7 +12,9 @@ pub struct ColonyConfig {
     pub id: String,
     /// The home folder: `journal.db` and `workers/{id}/` for each worker's files.
     pub home: PathBuf,
-    /// Workers running at once; the others wait `queued`. Default 4, as in the reference.
+    /// Guests running at once; the other workers wait `queued`. A slot is free as soon as
+    /// its guest is gone (instance and memory released), while its report may still be
+    /// on its way to the journal. Default 4, as in the reference.
     pub max_concurrent_workers: usize,
     /// Most tasks one `run_parallel` call accepts. Default 8, as in the reference.
     pub max_batch: usize,

@@ -92,7 +92,12 @@ impl Member for Worker {
         let hard = colony.config.effective_hard_timeout();
         let worker = (*self).clone();
         tokio::spawn(async move {
-            supervise(worker, soft, hard).await;
+            // The slot bounds running guests: it is free once the guest is gone, while
+            // the worker's end is still on its way to the journal.
+            tokio::select! {
+                () = supervise(worker.clone(), soft, hard) => {}
+                () = worker.guest_gone() => {}
+            }
             drop(slot);
         });
     }

@@ -7,6 +7,7 @@
 /// Keeps the events of workers, one JSON line each, in the order they are given.
 pub trait EventLog: Send + Sync {
     /// Keeps `line` (one event as JSON, without its newline) of worker `worker`. Must
-    /// not block: called as the worker publishes.
-    fn append(&self, worker: &str, line: &[u8]);
+    /// not block: called as the worker publishes. Owned, so a log that queues it need
+    /// not copy it.
+    fn append(&self, worker: &str, line: Vec<u8>);
 }

@@ -310,7 +310,7 @@ impl WorkerContext {
             }
         }
         if let Some(log) = self.event_log.get() {
-            return log.append(self.id(), &line);
+            return log.append(self.id(), line);
         }
         line.push(b'\n');
         if let Some(storage) = &self.storage

@@ -5,6 +5,7 @@ use rusqlite::Connection;
 pub(super) const SCHEMA: &str = "
     PRAGMA journal_mode = WAL;
     PRAGMA synchronous = NORMAL;
+    PRAGMA wal_autocheckpoint = 4000;
     CREATE TABLE IF NOT EXISTS workers (
         id TEXT PRIMARY KEY,
         colony_id TEXT NOT NULL,
@@ -34,13 +35,13 @@ pub(super) const SCHEMA: &str = "
         created_at TEXT NOT NULL
     );
     CREATE TABLE IF NOT EXISTS reports (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         worker_id TEXT NOT NULL,
         at TEXT NOT NULL,
         report TEXT NOT NULL
     );
     CREATE TABLE IF NOT EXISTS events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         worker_id TEXT NOT NULL,
         event TEXT NOT NULL
     );

@@ -50,6 +50,7 @@ pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<Inbox
         // then moves only a pointer to it.
         end = Box::pin(session(&shared, inbox)) => end,
     };
+    shared.status.send_modify(|s| s.guest_gone = true);
     let end = if shared.cancel.is_cancelled() {
         // A trap caused by the stop itself (the epoch callback) is a stop.
         SessionEnd::Stopped

@@ -110,6 +110,7 @@ impl Worker {
             started: None,
             started_at: None,
             ended: false,
+            guest_gone: false,
         });
         let storage = spec.storage_path.as_ref().map(WorkerStorage::new);
         let identity = Identity {
@@ -321,6 +322,14 @@ impl Worker {
             .result
             .clone()
             .expect("a terminal worker has a result")
+    }
+
+    /// Waits until the worker's guest is gone (its instance and memory released): the
+    /// end of what a concurrency slot bounds. Its report may still be on its way to the
+    /// journal; [`Worker::wait`] waits for that too.
+    pub(crate) async fn guest_gone(&self) {
+        let mut rx = self.shared.status.subscribe();
+        let _ = rx.wait_for(|s| s.guest_gone || s.ended).await;
     }
 
     /// How many injected messages the guest took itself with `inbox.drain` /

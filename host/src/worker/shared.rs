@@ -31,6 +31,9 @@ pub(crate) struct Status {
     /// Set once the worker has ended *and* its terminal events are published: what
     /// `wait` and `stop` wait for, so a caller never sees the end before the report.
     pub ended: bool,
+    /// Set once the guest is gone (its store dropped): what is left is journaling and
+    /// publishing its end, which holds no sandbox resources.
+    pub guest_gone: bool,
 }
 
 pub(crate) struct WorkerShared {
