@@ -1,18 +1,21 @@
 //! Colony's benchmarks, each measured side by side with its baseline in the same run.
 //! Run with `cargo run --release -p colony-bench` (after `make guests`); the output is
 //! the Markdown tables of BENCHMARKS.md. `colony-bench <name>…` runs some of them:
-//! `ephemeral`, `injection`, `memory`, `stop`, `load`, `hostcall`, `cluster`.
+//! `ephemeral`, `injection`, `memory`, `stop`, `load`, `hostcall`, `cluster`, `journaled`,
+//! `fanout`.
 
 mod cluster;
+mod ephemeral;
+mod fanout;
+mod injection;
 mod journaled;
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use colony::{
-    AgentEvent, AllocatorChoice, EventBus, EventFilter, EventType, Plugin, Runtime, RuntimeConfig,
+    AllocatorChoice, EventBus, EventFilter, EventType, Plugin, Runtime, RuntimeConfig,
     Worker, WorkerSpec,
 };
 use serde_json::json;
@@ -141,168 +144,6 @@ async fn cycle() {
     let pooled = runtime(1000);
     let guest = plugin(&pooled, "silent-agent").await;
     println!("{}", colony_row("cycle", &guest, 100_000, 64).await);
-}
-
-/// Benchmark 1, ephemeral throughput: spawn → SUBAGENT_REPORT, beside the bare-tokio
-/// floor and the reference Python `Worker`.
-async fn ephemeral() {
-    let pooled = runtime(1000);
-    let on_demand = Runtime::with_config(RuntimeConfig {
-        allocator: AllocatorChoice::OnDemand,
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
-    let pooled_name = format!(
-        "colony, silent-agent guest ({:?} allocator)",
-        pooled.allocator()
-    );
-    let pooled_guest = plugin(&pooled, "silent-agent").await;
-    let on_demand_guest = plugin(&on_demand, "silent-agent").await;
-    println!("\n### 1. Ephemeral workers: spawn → SUBAGENT_REPORT published\n");
-    println!("| what | concurrency | workers/s | p50 µs | p99 µs |\n|---|---|---|---|---|");
-    for concurrency in [1usize, 64] {
-        let total = if concurrency == 1 { 5_000 } else { 20_000 };
-        println!(
-            "{}",
-            colony_row(&pooled_name, &pooled_guest, total, concurrency).await
-        );
-        let name = "colony, silent-agent guest (on-demand allocator)";
-        println!(
-            "{}",
-            colony_row(name, &on_demand_guest, total, concurrency).await
-        );
-
-        let bus = EventBus::new();
-        let consumer = consume(&bus);
-        let b = bus.clone();
-        let (elapsed, mut lat) = closed_loop(total, concurrency, move |i| {
-            let bus = b.clone();
-            async move {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                tokio::spawn(async move {
-                    let id = format!("w{i}");
-                    bus.publish(AgentEvent {
-                        event_type: EventType::SubagentReport,
-                        stream_id: id.clone(),
-                        worker_id: id.clone(),
-                        execution_id: id.clone(),
-                        data: json!({"worker_id": id, "colony_id": "", "task": "count these words",
-                            "status": "success", "summary": "Completed task 'count these words' with 2 outputs.",
-                            "data": {"words": 3, "shout": "COUNT THESE WORDS"}, "error": null,
-                            "duration_seconds": 0.0, "tokens_used": 0}),
-                        timestamp: chrono::Utc::now(),
-                    });
-                    let _ = tx.send(());
-                });
-                rx.await.unwrap();
-            }
-        })
-        .await;
-        println!(
-            "{}",
-            row(
-                "floor: bare tokio task + bus",
-                concurrency,
-                total,
-                elapsed,
-                &mut lat
-            )
-        );
-        drop(bus);
-        consumer.await.unwrap();
-        println!("{}", python_reference(total.min(10_000), concurrency));
-    }
-}
-
-/// Baseline (b): the reference Python `Worker` on asyncio, run as a subprocess.
-fn python_reference(total: usize, concurrency: usize) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/reference_worker.py");
-    let output = std::process::Command::new("python3")
-        .args([
-            script,
-            "--total",
-            &total.to_string(),
-            "--concurrency",
-            &concurrency.to_string(),
-        ])
-        .output();
-    let parsed = output
-        .ok()
-        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
-    match parsed {
-        Some(v) => format!(
-            "| reference Python Worker (asyncio) | {concurrency} | {:.0} | {:.1} | {:.1} |",
-            v["workers_per_s"].as_f64().unwrap_or(0.0),
-            v["p50_us"].as_f64().unwrap_or(0.0),
-            v["p99_us"].as_f64().unwrap_or(0.0)
-        ),
-        None => format!(
-            "| reference Python Worker (asyncio) | {concurrency} | python3 unavailable | - | - |"
-        ),
-    }
-}
-
-/// 2. Injection: inject → guest turn → TURN_COMPLETED, on 1 and on 100 persistent workers.
-async fn injection() {
-    let runtime = runtime(1000);
-    let probe = plugin(&runtime, "probe-fixture").await;
-    println!("\n### 2. Injection: inject → turn → TURN_COMPLETED received\n");
-    println!("| workers | messages | messages/s | p50 µs | p99 µs |\n|---|---|---|---|---|");
-    for workers in [1usize, 100] {
-        let bus = EventBus::new();
-        let mut turns = bus.subscribe_with_capacity(
-            EventFilter::all().types([EventType::TurnCompleted]),
-            1 << 20,
-        );
-        let mut pool = Vec::new();
-        let mut ready = bus.subscribe(EventFilter::all().types([EventType::SubagentReport]));
-        for i in 0..workers {
-            let spec =
-                WorkerSpec::persistent(format!("p{i}"), "").with_input(json!({"action": "echo"}));
-            let w = Worker::new(&probe, spec, Some(bus.clone())).unwrap();
-            w.start().unwrap();
-            pool.push(w);
-        }
-        for _ in 0..workers {
-            ready.recv().await.unwrap();
-        }
-        let total = 20_000usize;
-        // Keep up to 64 messages in flight per worker (never past the inbox capacity).
-        let window = 64 * workers;
-        let mut sent: VecDeque<Instant> = VecDeque::new();
-        let mut latencies = Vec::with_capacity(total);
-        let begun = Instant::now();
-        let mut next = 0;
-        let mut in_flight: std::collections::HashMap<String, VecDeque<Instant>> =
-            Default::default();
-        while latencies.len() < total {
-            while next < total && sent.len() < window {
-                let w = &pool[next % workers];
-                let t = Instant::now();
-                w.inject(format!("m{next}")).unwrap();
-                in_flight.entry(w.id().to_owned()).or_default().push_back(t);
-                sent.push_back(t);
-                next += 1;
-            }
-            let event = turns.recv().await.unwrap();
-            let t = in_flight
-                .get_mut(&event.worker_id)
-                .unwrap()
-                .pop_front()
-                .unwrap();
-            latencies.push(t.elapsed());
-            sent.pop_front();
-        }
-        let elapsed = begun.elapsed();
-        let (p50, p99) = percentiles(&mut latencies);
-        println!(
-            "| {workers} | {total} | {:.0} | {p50:.1} | {p99:.1} |",
-            total as f64 / elapsed.as_secs_f64()
-        );
-        for w in &pool {
-            w.stop().await;
-        }
-    }
 }
 
 fn rss_bytes() -> u64 {
@@ -531,6 +372,7 @@ async fn run() {
         "hostcall",
         "cluster",
         "journaled",
+        "fanout",
         "cycle",
     ];
     let chosen: Vec<String> = std::env::args().skip(1).collect();
@@ -547,14 +389,15 @@ async fn run() {
             continue;
         }
         match name {
-            "ephemeral" => ephemeral().await,
-            "injection" => injection().await,
+            "ephemeral" => ephemeral::table().await,
+            "injection" => injection::table().await,
             "memory" => memory().await,
             "stop" => stop().await,
             "load" => load().await,
             "cycle" => cycle().await,
             "cluster" => cluster::cluster().await,
             "journaled" => journaled::table().await,
+            "fanout" => fanout::table().await,
             _ => hostcall().await,
         }
     }
