@@ -11,7 +11,9 @@ const TASKS: usize = 10_000;
 const IN_FLIGHT: usize = 64;
 
 pub async fn table() {
-    println!("\n### 9. `colony fanout` end to end: {TASKS} echo-agent tasks, {IN_FLIGHT} in flight\n");
+    println!(
+        "\n### 9. `colony fanout` end to end: {TASKS} echo-agent tasks, {IN_FLIGHT} in flight\n"
+    );
     println!("| what | wall s | tasks/s | ÷ reference |\n|---|---|---|---|");
     let reference = python_reference();
     let Some(binary) = colony_binary() else {

@@ -93,7 +93,10 @@ async fn floor(workers: usize) -> (f64, f64, f64) {
 }
 
 fn subscribe(bus: &EventBus) -> Subscription {
-    bus.subscribe_with_capacity(EventFilter::all().types([EventType::TurnCompleted]), 1 << 20)
+    bus.subscribe_with_capacity(
+        EventFilter::all().types([EventType::TurnCompleted]),
+        1 << 20,
+    )
 }
 
 /// Sends [`MESSAGES`] round-robin through `inject` with [`WINDOW`] in flight per worker,

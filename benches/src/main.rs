@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use colony::{
-    AllocatorChoice, EventBus, EventFilter, EventType, Plugin, Runtime, RuntimeConfig,
-    Worker, WorkerSpec,
+    AllocatorChoice, EventBus, EventFilter, EventType, Plugin, Runtime, RuntimeConfig, Worker,
+    WorkerSpec,
 };
 use serde_json::json;
 

@@ -409,7 +409,9 @@ impl Colony {
         }
         let begun = tokio::time::Instant::now();
         let deadline = begun + timeout;
-        while ids.iter().any(|id| !got.contains_key(id)) {
+        // Counted, not searched for: a fan-out of thousands waits for thousands.
+        let mut missing = tasks.keys().filter(|id| !got.contains_key(*id)).count();
+        while missing > 0 {
             match tokio::time::timeout_at(deadline, live.recv()).await {
                 Ok(Ok(event)) => {
                     let report = WorkerReport::from_event(&event).unwrap_or_else(|e| {
@@ -417,7 +419,11 @@ impl Colony {
                         let task = tasks.get(&e.worker).map_or("", |t| t.as_str());
                         WorkerReport::unreadable(self.id(), task, &e)
                     });
-                    got.entry(report.worker_id.clone()).or_insert(report);
+                    if tasks.contains_key(&report.worker_id) && !got.contains_key(&report.worker_id)
+                    {
+                        missing -= 1;
+                        got.insert(report.worker_id.clone(), report);
+                    }
                 }
                 Ok(Err(RecvError::Lagged(_))) => continue,
                 Ok(Err(RecvError::Closed)) | Err(_) => break,

@@ -180,9 +180,10 @@ pub(crate) async fn fanout(args: FanoutArgs, env: Env) -> anyhow::Result<ExitCod
         .count();
     if env.json {
         // The reports of the workers stopped at the timeout.
+        let before: std::collections::HashSet<u64> =
+            batch.reported.iter().map(|(index, _)| *index).collect();
         for (index, report) in &all {
-            let before = batch.reported.iter().any(|(i, _)| i == index);
-            if !before && !printed.contains(&report.worker_id) {
+            if !before.contains(index) && !printed.contains(&report.worker_id) {
                 crate::print::line(&colony::text::json_line(report)?);
             }
         }
