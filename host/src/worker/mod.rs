@@ -327,6 +327,7 @@ impl Worker {
     /// Waits until the worker's guest is gone (its instance and memory released): the
     /// end of what a concurrency slot bounds. Its report may still be on its way to the
     /// journal; [`Worker::wait`] waits for that too.
+    #[cfg(feature = "colony")]
     pub(crate) async fn guest_gone(&self) {
         let mut rx = self.shared.status.subscribe();
         let _ = rx.wait_for(|s| s.guest_gone || s.ended).await;
