@@ -353,6 +353,14 @@ fn the_cli_fans_out_through_nodes_and_explains_what_it_needs() {
     assert!(reports.iter().all(|r| r.status == ReportStatus::Success));
     let ids: HashSet<_> = reports.iter().map(|r| &r.worker_id).collect();
     assert_eq!(ids.len(), 20);
+    // Workers on a node report their place in the batch, as in-process ones do.
+    let batches: HashSet<_> = reports.iter().map(|r| r.batch_id.clone()).collect();
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    assert!(batches.iter().all(Option::is_some));
+    let mut indexes: Vec<_> = reports.iter().map(|r| r.batch_index.unwrap()).collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, (0..20).collect::<Vec<u64>>());
+    assert!(reports.iter().all(|r| r.batch_size == Some(20)));
     // The next command on this home reads the report stream on from here, not from the
     // start of its history.
     let journal = colony::Journal::open(dir.path().join("cli/journal.db")).unwrap();

@@ -377,6 +377,7 @@ async fn run(
     let spec = WorkerSpec::ephemeral(&task.worker_id, &task.task)
         .with_input(task.input.clone())
         .with_budgets(task.token_budget, task.tool_call_budget)
+        .with_batch(task.batch.clone())
         .with_colony(&task.colony_id)
         .with_storage(storage);
     let bus = EventBus::new();
