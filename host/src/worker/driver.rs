@@ -210,31 +210,35 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
                 return SessionEnd::Crashed(format!("{}: {cause}", shared.label()));
             }
         };
+        // A report the guest filed during the turn is read before the turn's event takes
+        // the output (moved, not copied: turns are the injection hot path).
+        let reported = shared.take_report().map(|report| {
+            result::from_run(
+                &spec.task,
+                &outcome,
+                Some(report),
+                shared.elapsed_seconds(),
+                shared.tokens(),
+            )
+        });
         let mut data = json!({
             "worker_id": spec.id,
             "colony_id": spec.colony_id,
             "turn": turn,
             "message": message,
         });
-        let event_type = match &outcome.error {
+        let event_type = match outcome.error {
             None => {
-                data["output"] = Value::Object(outcome.output.clone());
+                data["output"] = Value::Object(outcome.output);
                 EventType::TurnCompleted
             }
             Some(error) => {
-                data["error"] = Value::String(error.clone());
+                data["error"] = Value::String(error);
                 EventType::TurnFailed
             }
         };
         shared.publish(event_type, data);
-        if let Some(report) = shared.take_report() {
-            let result = result::from_run(
-                &spec.task,
-                &outcome,
-                Some(report),
-                shared.elapsed_seconds(),
-                shared.tokens(),
-            );
+        if let Some(result) = reported {
             shared
                 .status
                 .send_modify(|s| s.result = Some(result.clone()));
