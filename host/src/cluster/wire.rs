@@ -99,6 +99,19 @@ pub(crate) fn not_run(reason: String) -> WorkerResult {
     result
 }
 
+impl TaskMessage {
+    /// The report of this task's worker, ended with `result`.
+    pub(crate) fn report(&self, result: &WorkerResult) -> WorkerReport {
+        WorkerReport::from_result(
+            &self.worker_id,
+            &self.colony_id,
+            &self.task,
+            result,
+            self.batch.as_ref(),
+        )
+    }
+}
+
 impl ReportMessage {
     /// The report of a worker that ended without running on a node (refused, given up,
     /// withdrawn while queued): `result` as the worker's own report would carry it.
@@ -108,9 +121,7 @@ impl ReportMessage {
         state: WorkerState,
         result: WorkerResult,
     ) -> Self {
-        let report =
-            WorkerReport::from_result(&task.worker_id, &task.colony_id, &task.task, &result)
-                .in_batch(task.batch.as_ref());
+        let report = task.report(&result);
         Self {
             node: node.to_owned(),
             colony_id: task.colony_id.clone(),

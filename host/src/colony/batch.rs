@@ -82,11 +82,7 @@ impl Colony {
             });
         }
         let (reported, left) = split(&record);
-        let places = left.iter().map(|(index, _)| BatchPlace {
-            id: id.to_owned(),
-            index: *index,
-            size: record.size,
-        });
+        let places = left.iter().map(|(index, _)| place(&record, *index));
         let tasks = left.iter().map(|(_, task)| task.clone());
         let ids = self.spawn_tasks(plugin, tasks.zip(places.map(Some)).collect())?;
         Ok(Batch {
@@ -119,9 +115,13 @@ fn split(record: &BatchRecord) -> (Vec<Indexed<WorkerReport>>, Vec<Indexed<Task>
                 .result
                 .clone()
                 .unwrap_or_else(|| crashed("its result was not journaled".to_owned(), 0.0, 0));
-            let report =
-                WorkerReport::from_result(&ended.id, &ended.colony_id, &ended.task, &result)
-                    .in_batch(Some(&place(record, index)));
+            let report = WorkerReport::from_result(
+                &ended.id,
+                &ended.colony_id,
+                &ended.task,
+                &result,
+                Some(&place(record, index)),
+            );
             reported.push((index, report));
         } else if let Some(latest) = workers.last() {
             left.push((
@@ -143,8 +143,13 @@ fn split(record: &BatchRecord) -> (Vec<Indexed<WorkerReport>>, Vec<Indexed<Task>
             let worker = format!("{}#{index}", record.id);
             reported.push((
                 index,
-                WorkerReport::from_result(&worker, &record.colony_id, "", &lost)
-                    .in_batch(Some(&place(record, index))),
+                WorkerReport::from_result(
+                    &worker,
+                    &record.colony_id,
+                    "",
+                    &lost,
+                    Some(&place(record, index)),
+                ),
             ));
         }
     }

@@ -71,8 +71,8 @@ impl Member for Worker {
             .then(|| self.result())
             .flatten()
             .map(|r| {
-                WorkerReport::from_result(Worker::id(self), colony, &self.spec().task, &r)
-                    .in_batch(self.spec().batch.as_ref())
+                let spec = self.spec();
+                WorkerReport::from_result(&spec.id, colony, &spec.task, &r, spec.batch.as_ref())
             })
     }
 

@@ -109,15 +109,7 @@ impl RemoteWorker {
     pub fn report(&self) -> Option<WorkerReport> {
         let status = self.status();
         let result = status.result.as_ref()?;
-        Some(
-            WorkerReport::from_result(
-                &self.task.worker_id,
-                &self.task.colony_id,
-                &self.task.task,
-                result,
-            )
-            .in_batch(self.task.batch.as_ref()),
-        )
+        Some(self.task.report(result))
     }
 
     /// Whether it was handed to the dispatcher's publish.

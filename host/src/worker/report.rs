@@ -51,12 +51,14 @@ pub struct WorkerReport {
 }
 
 impl WorkerReport {
-    /// The report of a finished worker's result.
+    /// The report of a finished worker's result; `batch`: the task's place in its batch,
+    /// if it is one of a fan-out's.
     pub fn from_result(
         worker_id: &str,
         colony_id: &str,
         task: &str,
         result: &WorkerResult,
+        batch: Option<&BatchPlace>,
     ) -> Self {
         Self {
             worker_id: worker_id.to_owned(),
@@ -68,22 +70,9 @@ impl WorkerReport {
             error: result.error.clone(),
             duration_seconds: result.duration_seconds,
             tokens_used: result.tokens_used,
-            batch_id: None,
-            batch_index: None,
-            batch_size: None,
-        }
-    }
-
-    /// The same report, naming the task's place in its batch (if it has one).
-    pub fn in_batch(self, place: Option<&BatchPlace>) -> Self {
-        match place {
-            Some(place) => Self {
-                batch_id: Some(place.id.clone()),
-                batch_index: Some(place.index),
-                batch_size: Some(place.size),
-                ..self
-            },
-            None => self,
+            batch_id: batch.map(|b| b.id.clone()),
+            batch_index: batch.map(|b| b.index),
+            batch_size: batch.map(|b| b.size),
         }
     }
 
