@@ -10,8 +10,10 @@ GUESTS := echo-agent silent-agent failing-agent chat-agent agent-loop rust-worke
 LANG_OUT := target/lang-guests
 LANG_GUESTS := $(foreach l,js py c,$(foreach a,worker overseer,$(LANG_OUT)/$(l)_$(a).wasm))
 PYVENV := target/pyvenv
+# The Python package (python/): a venv with maturin and pytest, the package built into it.
+PYHOST := target/pyhost
 
-.PHONY: setup guests lang-guests demo test bench lint clean
+.PHONY: setup guests lang-guests demo test bench lint clean python-package python-test
 
 ## Install the toolchains the guests need (idempotent): the wasm32-wasip2 target, and
 ## Debian's clang 19 + wasi-libc for C guests, nats-server for the scale-out tests.
@@ -52,9 +54,24 @@ demo: guests lang-guests
 	$(CARGO) run -p colony -- demo
 
 ## The whole test suite: host unit tests, integration tests against real guests (all four
-## languages), doc tests.
+## languages), doc tests, then the Python package's pytest suite.
 test: guests lang-guests
 	$(CARGO) test -p colony -p colony-tests
+	$(MAKE) python-test
+
+$(PYHOST)/bin/maturin: python/requirements-dev.txt
+	python3 -m venv $(PYHOST)
+	$(PYHOST)/bin/pip install -q -r python/requirements-dev.txt
+	touch $@
+
+## Build the `colony` Python package (python/) into $(PYHOST) with `maturin develop`.
+python-package: $(PYHOST)/bin/maturin
+	VIRTUAL_ENV=$(abspath $(PYHOST)) PATH=$(abspath $(PYHOST))/bin:$$PATH \
+		$(PYHOST)/bin/maturin develop -q -m python/Cargo.toml
+
+## The Python package's tests (pytest, against the guests `make guests` built).
+python-test: guests python-package
+	$(PYHOST)/bin/python -m pytest -q python/tests
 
 ## Benchmarks (release build), printed as the Markdown tables of BENCHMARKS.md.
 bench: guests
@@ -64,7 +81,7 @@ bench: guests
 ## part of the library on its own).
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy -p colony -p colony-tests -p colony-bench -p xtask --all-targets -- -D warnings
+	$(CARGO) clippy -p colony -p colony-tests -p colony-bench -p xtask -p colony-python --all-targets -- -D warnings
 	$(CARGO) clippy -p colony --no-default-features -- -D warnings
 	$(CARGO) clippy -p colony --no-default-features --features colony -- -D warnings
 	$(CARGO) clippy -p colony --no-default-features --features nats -- -D warnings
