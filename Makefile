@@ -71,6 +71,7 @@ python-package: $(PYHOST)/bin/maturin
 
 ## The Python package's tests (pytest, against the guests `make guests` built).
 python-test: guests python-package
+	$(CARGO) build -q -p colony
 	$(PYHOST)/bin/python -m pytest -q python/tests
 
 ## Benchmarks (release build), printed as the Markdown tables of BENCHMARKS.md.
