@@ -13,7 +13,7 @@ PYVENV := target/pyvenv
 # The Python package (python/): a venv with maturin and pytest, the package built into it.
 PYHOST := target/pyhost
 
-.PHONY: setup guests lang-guests demo test bench lint clean python-package python-test
+.PHONY: setup guests lang-guests demo test bench lint clean python-package python-test python-bench
 
 ## Install the toolchains the guests need (idempotent): the wasm32-wasip2 target, and
 ## Debian's clang 19 + wasi-libc for C guests, nats-server for the scale-out tests.
@@ -68,6 +68,13 @@ $(PYHOST)/bin/maturin: python/requirements-dev.txt
 python-package: $(PYHOST)/bin/maturin
 	VIRTUAL_ENV=$(abspath $(PYHOST)) PATH=$(abspath $(PYHOST))/bin:$$PATH \
 		$(PYHOST)/bin/maturin develop -q -m python/Cargo.toml
+
+## Python-driven fan-out beside the reference Worker (release build into target/pybench).
+python-bench: guests $(PYHOST)/bin/maturin
+	test -x target/pybench/bin/python || python3 -m venv target/pybench
+	VIRTUAL_ENV=$(abspath target/pybench) PATH=$(abspath target/pybench)/bin:$$PATH \
+		$(PYHOST)/bin/maturin develop --release -q -m python/Cargo.toml
+	target/pybench/bin/python python/bench/fanout.py
 
 ## The Python package's tests (pytest, against the guests `make guests` built).
 python-test: guests python-package

@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import collections.abc
 import inspect
+import logging
 from typing import Any, Awaitable, Callable, Mapping
 
 from ._colony import (
@@ -57,37 +58,71 @@ __all__ = [
 ]
 
 class _Call(collections.abc.Coroutine):
-    """A call into the host as a coroutine: ``await`` it or hand it to
-    ``asyncio.create_task``. A task cancelled before it first ran still cancels the call
-    (a plain ``async def`` wrapper would never see that cancellation)."""
+    """A call into the host, as a coroutine: ``await`` it, hand it to
+    ``asyncio.create_task`` or ``asyncio.run``. Like any coroutine it does nothing until
+    first driven; then it starts the host's work on the driving loop, and cancelling the
+    task cancels that work."""
 
-    __slots__ = ("_future", "_steps", "_started")
+    __slots__ = ("_start", "_future", "_steps")
 
-    def __init__(self, future: Any) -> None:
-        self._future = future
-        self._steps = future.__await__()
-        self._started = False
+    def __init__(self, start: Callable[[], Any]) -> None:
+        self._start: Callable[[], Any] | None = start
+        self._future: Any = None
+        self._steps: Any = None
 
-    def __await__(self) -> Any:
-        self._started = True
+    def _begin(self) -> Any:
+        if self._steps is None:
+            if self._start is None:
+                raise RuntimeError("cannot reuse an already awaited or closed call")
+            start, self._start = self._start, None
+            self._future = start()
+            self._steps = self._future.__await__()
         return self._steps
 
+    def __await__(self) -> Any:
+        return self._begin()
+
     def send(self, value: Any) -> Any:
-        self._started = True
-        return self._steps.send(value)
+        return self._begin().send(value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        if not self._started:
-            self._future.cancel()
-            self._started = True
+        if self._steps is None:
+            # Never started: nothing to cancel; raise where the body would have begun.
+            self._start = None
+            if val is None:
+                raise typ
+            raise val.with_traceback(tb)
         if val is None and tb is None:
             return self._steps.throw(typ)
         return self._steps.throw(typ, val, tb)
 
     def close(self) -> None:
-        if not self._future.done():
+        self._start = None
+        if self._future is not None and not self._future.done():
             self._future.cancel()
-        self._steps.close()
+        if self._steps is not None:
+            self._steps.close()
+
+
+async def _invoke(function: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    """Calls a Python tool on its loop: the guest's arguments must fit its signature."""
+    try:
+        inspect.signature(function).bind(**arguments)
+    except TypeError as error:
+        raise _InvalidArguments(str(error)) from None
+    except ValueError:
+        pass  # no signature to check (some builtins): let the call decide
+    result = function(**arguments)
+    return await result if inspect.isawaitable(result) else result
+
+
+class _InvalidArguments(TypeError):
+    """The guest's arguments do not fit the tool's signature."""
+
+
+def _log_failure(what: str, error: BaseException) -> None:
+    """A Python tool or provider raised: the host's log gets the traceback."""
+    logging.getLogger("colony").error("%s raised", what, exc_info=error)
 
 
 #: Events handed over per burst when a subscription is read.
@@ -100,7 +135,8 @@ class Subscription:
     Made by ``EventBus.subscribe`` and ``Colony.subscribe``. A read that is cancelled
     loses no event: the next read returns it. Past the subscription's capacity the oldest
     unread events are dropped and counted in ``missed``. The iteration ends when the bus
-    is gone.
+    is gone or ``close()`` is called. ``try_recv`` sees only what no pending ``recv``
+    is waiting on.
     """
 
     __slots__ = ("_native", "_ready")
@@ -131,6 +167,10 @@ class Subscription:
             self._ready.extend(self._native.drain(_DRAIN))
         return self._ready.popleft() if self._ready else None
 
+    def close(self) -> None:
+        """Ends the subscription: ``async for`` stops once what is ready is read."""
+        self._native.close()
+
     @property
     def missed(self) -> int:
         """Events dropped because this subscription fell behind."""
@@ -148,10 +188,12 @@ class Subscription:
 
 
 class Tool:
-    """A host tool written in Python: an async function guests call through
-    ``tools.call``, only if their plugin's manifest grants it by ``name``.
+    """A host tool written in Python: a function (async, or quick and sync) guests call
+    through ``tools.call``, only if their plugin's manifest grants it by ``name``. It
+    runs on the event loop the runtime is used from.
 
-    The guest's arguments arrive as keyword arguments; the return value must be JSON
+    The guest's arguments arrive as keyword arguments (arguments that do not fit the
+    signature are refused as invalid before the call); the return value must be JSON
     (dict, list, str, number, bool, None). An exception reaches the guest as a tool
     error. The worker's tool timeout cancels the coroutine; its tool-call budget counts
     the call; a result larger than its host memory budget has room for is refused.
@@ -167,8 +209,8 @@ class Tool:
         description: str = "",
         parameters: Mapping[str, Any] | None = None,
     ) -> None:
-        if not inspect.iscoroutinefunction(function):
-            raise TypeError(f"tool {name!r}: {function!r} is not an async function")
+        if not callable(function):
+            raise TypeError(f"tool {name!r}: {function!r} is not callable")
         if not name or any(c.isspace() for c in name):
             raise ValueError(f"tool name {name!r} must be non-empty without spaces")
         self.name = name
@@ -177,7 +219,7 @@ class Tool:
         self.parameters = dict(parameters) if parameters is not None else {"type": "object"}
 
     async def __call__(self, **arguments: Any) -> Any:
-        return await self.function(**arguments)
+        return await _invoke(self.function, arguments)
 
     def __repr__(self) -> str:
         return f"<colony.Tool {self.name!r}>"

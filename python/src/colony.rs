@@ -147,9 +147,17 @@ impl PyColony {
         }
         let host = runtime.host.clone();
         runtime.host.awaitable(py, async move {
-            let colony = Colony::connect(host.runtime.clone(), config)
-                .await
-                .map_err(crate::errors::colony)?;
+            let runtime = host.runtime.clone();
+            let colony = if config.nats.is_some() {
+                Colony::connect(runtime, config).await
+            } else {
+                // Creating the home and opening and recovering the journal is blocking
+                // I/O: not on tokio's worker threads.
+                tokio::task::spawn_blocking(move || Colony::open(runtime, config))
+                    .await
+                    .map_err(|e| crate::errors::ColonyError::new_err(e.to_string()))?
+            }
+            .map_err(crate::errors::colony)?;
             Ok(PyColony { colony, host })
         })
     }
@@ -160,7 +168,7 @@ impl PyColony {
         self.colony.id()
     }
 
-    /// Its home folder.
+    /// Its home folder (a `pathlib.Path`).
     #[getter]
     fn home(&self) -> PathBuf {
         self.colony.config().home.clone()

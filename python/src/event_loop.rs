@@ -24,9 +24,20 @@ use tokio::sync::oneshot;
 pub struct LoopSlot(Mutex<Option<Py<PyAny>>>);
 
 impl LoopSlot {
-    /// Remembers the running loop, if the caller is on one.
+    /// Remembers the running loop, if the caller is on one — unless the loop already
+    /// remembered still runs: a helper thread's loop awaiting something never takes the
+    /// runtime's tools away from the main loop.
     pub fn note(&self, py: Python<'_>) {
-        if let Ok(running) = pyo3_async_runtimes::get_running_loop(py) {
+        let Ok(running) = pyo3_async_runtimes::get_running_loop(py) else {
+            return;
+        };
+        // No Python code runs under the lock: it may let another thread take the GIL,
+        // which could then wait on this lock.
+        let current = self.current(py);
+        let keep = current
+            .as_ref()
+            .is_some_and(|current| !current.bind(py).is(&running) && is_running(current.bind(py)));
+        if !keep {
             *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(running.unbind());
         }
     }
@@ -45,8 +56,28 @@ impl LoopSlot {
 pub enum CallError {
     /// No running event loop to run it on.
     NoLoop,
-    /// It raised (or returned something that is not JSON); holds `Type: message`.
-    Raised(String),
+    /// A tool's arguments do not fit its signature; holds why.
+    InvalidArguments(String),
+    /// It raised (logged with its traceback on the host); holds the exception's type
+    /// and message.
+    Raised { kind: String, message: String },
+    /// Its JSON answer is larger than the limit; holds its size.
+    TooLarge(usize),
+    /// The host stopped waiting before it could be submitted.
+    Abandoned,
+}
+
+impl CallError {
+    fn raised(py: Python<'_>, error: &PyErr) -> Self {
+        CallError::Raised {
+            kind: error
+                .get_type(py)
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "Exception".into()),
+            message: error.value(py).to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for CallError {
@@ -55,19 +86,12 @@ impl std::fmt::Display for CallError {
             CallError::NoLoop => {
                 f.write_str("the Python event loop this runtime was used from is not running")
             }
-            CallError::Raised(message) => f.write_str(message),
+            CallError::InvalidArguments(why) => write!(f, "invalid arguments: {why}"),
+            CallError::Raised { kind, message } => write!(f, "{kind}: {message}"),
+            CallError::TooLarge(size) => write!(f, "an answer of {size} bytes"),
+            CallError::Abandoned => f.write_str("abandoned"),
         }
     }
-}
-
-/// What a Python exception says, as `Type: message`.
-pub fn describe(py: Python<'_>, error: &PyErr) -> String {
-    let name = error
-        .get_type(py)
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "Exception".into());
-    format!("{name}: {}", error.value(py))
 }
 
 type Outcome = Result<String, CallError>;
@@ -76,29 +100,75 @@ type Outcome = Result<String, CallError>;
 #[pyclass(frozen)]
 struct Done {
     tx: Mutex<Option<oneshot::Sender<Outcome>>>,
+    /// What ran, for the host's log.
+    what: String,
+    /// The most bytes of JSON the answer may have.
+    limit: usize,
 }
 
 #[pymethods]
 impl Done {
     fn __call__(&self, future: &Bound<'_, PyAny>) {
         let py = future.py();
-        let outcome = future
-            .call_method0("result")
-            .and_then(|value| crate::json::dumps(&value))
-            .map_err(|e| CallError::Raised(describe(py, &e)));
+        let outcome = match future.call_method0("result") {
+            Ok(value) => match crate::json::dumps_text(&value) {
+                Ok(text) => match text.to_str() {
+                    Ok(text) if text.len() > self.limit => Err(CallError::TooLarge(text.len())),
+                    Ok(text) => Ok(text.to_owned()),
+                    Err(e) => Err(CallError::raised(py, &e)),
+                },
+                Err(e) => Err(CallError::raised(py, &e)),
+            },
+            Err(e) if is_invalid_arguments(py, &e) => {
+                Err(CallError::InvalidArguments(e.value(py).to_string()))
+            }
+            Err(e) => {
+                if let Ok(log) = py.import("colony").and_then(|m| m.getattr("_log_failure")) {
+                    let _ = log.call1((self.what.as_str(), e.value(py)));
+                }
+                Err(CallError::raised(py, &e))
+            }
+        };
         if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = tx.send(outcome);
         }
     }
 }
 
-/// Cancels the coroutine on its loop if the host stops waiting for it.
-struct CancelOnDrop(Option<Py<PyAny>>);
+fn is_invalid_arguments(py: Python<'_>, error: &PyErr) -> bool {
+    py.import("colony")
+        .and_then(|m| m.getattr("_InvalidArguments"))
+        .map(|kind| error.get_type(py).is(&kind))
+        .unwrap_or(false)
+}
+
+/// The submitted coroutine's future, shared between the submitting closure and the
+/// guard that cancels it when the host stops waiting.
+#[derive(Default)]
+struct Submitted {
+    abandoned: bool,
+    future: Option<Py<PyAny>>,
+}
+
+/// Cancels the coroutine on its loop if the host stops waiting for it — also when that
+/// happens before it was submitted (then it never is).
+struct CancelOnDrop(Arc<Mutex<Submitted>>);
+
+impl CancelOnDrop {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Submitted> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(future) = self.0.take() {
-            tokio::task::spawn_blocking(move || {
+        let future = {
+            let mut submitted = self.lock();
+            submitted.abandoned = true;
+            submitted.future.take()
+        };
+        if let Some(future) = future {
+            crate::host::tokio().spawn_blocking(move || {
                 Python::attach(|py| {
                     let _ = future.bind(py).call_method0("cancel");
                 })
@@ -107,49 +177,71 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Calls `make` (which returns a coroutine) under the GIL, runs the coroutine on the
-/// slot's loop, and returns its result as JSON text.
-pub async fn call<F>(slot: Arc<LoopSlot>, make: F) -> Result<String, CallError>
+/// Calls `make` (which returns an awaitable, e.g. a coroutine) under the GIL, runs it
+/// on the slot's loop, and returns its result as JSON text of at most `limit` bytes.
+/// `what` names it in the host's log if it raises.
+pub async fn call<F>(slot: Arc<LoopSlot>, what: String, limit: usize, make: F) -> Outcome
 where
     F: for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let submitted = tokio::task::spawn_blocking(move || {
-        Python::attach(|py| -> Result<Py<PyAny>, CallError> {
+    let guard = CancelOnDrop(Arc::new(Mutex::new(Submitted::default())));
+    let shared = guard.0.clone();
+    let submit = move || {
+        Python::attach(|py| -> Result<(), CallError> {
+            if shared.lock().unwrap_or_else(|e| e.into_inner()).abandoned {
+                return Err(CallError::Abandoned);
+            }
             let event_loop = slot.current(py).ok_or(CallError::NoLoop)?;
             let event_loop = event_loop.bind(py);
-            let running = event_loop
-                .call_method0("is_running")
-                .and_then(|r| r.is_truthy())
-                .unwrap_or(false);
-            if !running {
+            if !is_running(event_loop) {
                 return Err(CallError::NoLoop);
             }
-            let raised = |e: PyErr| CallError::Raised(describe(py, &e));
-            let coroutine = make(py).map_err(raised)?;
+            let raised = |e: PyErr| CallError::raised(py, &e);
+            let awaitable = make(py).map_err(raised)?;
             let future = py
                 .import("asyncio")
                 .and_then(|asyncio| {
-                    asyncio.call_method1("run_coroutine_threadsafe", (coroutine, event_loop))
+                    asyncio.call_method1("run_coroutine_threadsafe", (awaitable, event_loop))
                 })
                 .map_err(raised)?;
             let done = Done {
                 tx: Mutex::new(Some(tx)),
+                what,
+                limit,
             };
             future
                 .call_method1("add_done_callback", (done,))
                 .map_err(raised)?;
-            Ok(future.unbind())
+            let abandoned = {
+                let mut submitted = shared.lock().unwrap_or_else(|e| e.into_inner());
+                if !submitted.abandoned {
+                    submitted.future = Some(future.clone().unbind());
+                }
+                submitted.abandoned
+            };
+            if abandoned {
+                let _ = future.call_method0("cancel");
+            }
+            Ok(())
         })
-    })
-    .await
-    .map_err(|e| CallError::Raised(format!("the call could not be made: {e}")))??;
-    let mut guard = CancelOnDrop(Some(submitted));
-    let outcome = rx
+    };
+    crate::host::tokio()
+        .spawn_blocking(submit)
         .await
-        .unwrap_or_else(|_| Err(CallError::Raised("the coroutine was dropped".into())));
-    // It ended: nothing to cancel. (A reference dropped without the GIL is released by
-    // PyO3 the next time the GIL is taken.)
-    guard.0.take();
+        .map_err(|e| CallError::Raised {
+            kind: "RuntimeError".into(),
+            message: format!("the call could not be made: {e}"),
+        })??;
+    let outcome = rx.await.unwrap_or(Err(CallError::Abandoned));
+    // It ended: nothing to cancel.
+    guard.lock().future.take();
     outcome
+}
+
+fn is_running(event_loop: &Bound<'_, PyAny>) -> bool {
+    event_loop
+        .call_method0("is_running")
+        .and_then(|r| r.is_truthy())
+        .unwrap_or(false)
 }

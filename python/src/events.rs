@@ -10,7 +10,7 @@
 //! awaitable per burst of events, not per event.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use colony::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
@@ -77,6 +77,8 @@ pub fn subscribe<'py>(
             subscription: tokio::sync::Mutex::new(subscription),
             stash: Mutex::new(VecDeque::new()),
             missed: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            closing: tokio::sync::Notify::new(),
         }),
     };
     py.import("colony")?
@@ -89,6 +91,48 @@ struct Inner {
     /// Events taken from the bus by `wait`, not yet handed to Python.
     stash: Mutex<VecDeque<AgentEvent>>,
     missed: AtomicU64,
+    closed: AtomicBool,
+    closing: tokio::sync::Notify,
+}
+
+/// About the most JSON one `drain` hands to Python.
+const DRAIN_BYTES: usize = 1 << 20;
+
+/// Events gathered as one JSON array, up to a count and about [`DRAIN_BYTES`].
+struct JsonArray {
+    text: String,
+    count: usize,
+    limit: usize,
+}
+
+impl JsonArray {
+    fn new(limit: usize) -> Self {
+        Self {
+            text: String::from("["),
+            count: 0,
+            limit,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.count >= self.limit || self.text.len() >= DRAIN_BYTES
+    }
+
+    fn push(&mut self, event: &AgentEvent) -> PyResult<()> {
+        if self.count > 0 {
+            self.text.push(',');
+        }
+        let json = serde_json::to_string(event)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        self.text.push_str(&json);
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> String {
+        self.text.push(']');
+        self.text
+    }
 }
 
 impl Inner {
@@ -105,45 +149,57 @@ pub struct PySubscription {
 
 #[pymethods]
 impl PySubscription {
-    /// Waits until an event is ready; `False` when the bus is gone and none will come.
-    /// Takes nothing from Python's point of view: cancel it freely.
+    /// Waits until an event is ready; `False` when the bus is gone or the subscription
+    /// closed, and none will come. Takes nothing from Python's point of view: cancel it
+    /// freely.
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let closing = inner.closing.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            if inner.closed.load(Ordering::Acquire) {
+                return Ok(!inner.stash().is_empty());
+            }
             let mut subscription = inner.subscription.lock().await;
             loop {
                 if !inner.stash().is_empty() {
                     return Ok(true);
                 }
-                match subscription.recv().await {
-                    Ok(event) => inner.stash().push_back(event),
-                    Err(RecvError::Lagged(n)) => {
-                        inner.missed.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(RecvError::Closed) => return Ok(false),
+                tokio::select! {
+                    received = subscription.recv() => match received {
+                        Ok(event) => inner.stash().push_back(event),
+                        Err(RecvError::Lagged(n)) => {
+                            inner.missed.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(RecvError::Closed) => return Ok(false),
+                    },
+                    _ = &mut closing => return Ok(!inner.stash().is_empty()),
                 }
             }
         })
     }
 
-    /// Up to `limit` events ready now (dicts), without waiting.
+    /// Events ready now (dicts), without waiting: at most `limit` of them and about
+    /// [`DRAIN_BYTES`] of JSON, so one call never stalls the event loop on a burst of
+    /// large guest events.
     fn drain<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
-        let mut events: Vec<AgentEvent> = Vec::new();
+        let mut batch = JsonArray::new(limit);
         {
             let mut stash = self.inner.stash();
-            while events.len() < limit {
+            while !batch.full() {
                 match stash.pop_front() {
-                    Some(event) => events.push(event),
+                    Some(event) => batch.push(&event)?,
                     None => break,
                 }
             }
         }
-        if events.len() < limit
+        if !batch.full()
             && let Ok(mut subscription) = self.inner.subscription.try_lock()
         {
-            while events.len() < limit {
+            while !batch.full() {
                 match subscription.try_recv() {
-                    Ok(Some(event)) => events.push(event),
+                    Ok(Some(event)) => batch.push(&event)?,
                     Ok(None) | Err(RecvError::Closed) => break,
                     Err(RecvError::Lagged(n)) => {
                         self.inner.missed.fetch_add(n, Ordering::Relaxed);
@@ -151,7 +207,14 @@ impl PySubscription {
                 }
             }
         }
-        json::to_py(py, &events)
+        json::loads(py, &batch.finish())
+    }
+
+    /// Ends the subscription: a pending or later `wait` returns `False` once what is
+    /// already stashed is drained.
+    fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.closing.notify_waiters();
     }
 
     /// Events dropped because the subscription's queue was full.

@@ -27,14 +27,21 @@ fn json_fn<'py>(
     .map(|f| f.bind(py).clone())
 }
 
-/// `obj` as JSON text (`json.dumps`, NaN and infinities refused).
-pub fn dumps(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+/// `obj` as JSON text (`json.dumps`: compact, UTF-8 as is, NaN and infinities refused).
+pub fn dumps_text<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
     let py = obj.py();
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("allow_nan", false)?;
+    kwargs.set_item("ensure_ascii", false)?;
     kwargs.set_item("separators", (",", ":"))?;
-    let text = json_fn(py, &DUMPS, "dumps")?.call((obj,), Some(&kwargs))?;
-    Ok(text.cast::<PyString>()?.to_str()?.to_owned())
+    Ok(json_fn(py, &DUMPS, "dumps")?
+        .call((obj,), Some(&kwargs))?
+        .cast_into::<PyString>()?)
+}
+
+/// `obj` as JSON text, owned.
+pub fn dumps(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(dumps_text(obj)?.to_str()?.to_owned())
 }
 
 /// The Python value of JSON `text`.

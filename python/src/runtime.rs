@@ -48,7 +48,14 @@ impl PyRuntime {
         let event_loop = Arc::new(LoopSlot::default());
         event_loop.note(py);
         let mut registry = ToolRegistry::with_builtins();
+        let tool_class = py.import("colony")?.getattr("Tool")?;
         for spec in &tools {
+            if !spec.is_instance(&tool_class)? {
+                return Err(PyTypeError::new_err(format!(
+                    "tools must be colony.Tool objects (made with @colony.tool), not {}",
+                    spec.get_type().name()?
+                )));
+            }
             let tool = PythonTool::from_spec(spec, event_loop.clone())?;
             if registry.get(colony::tools::Tool::name(&tool)).is_some() {
                 return Err(PyValueError::new_err(format!(
@@ -208,7 +215,20 @@ fn overlay(base: &Limits, overrides: &Bound<'_, PyAny>) -> PyResult<Limits> {
     let mut limits =
         serde_json::to_value(base).map_err(|e| PyValueError::new_err(e.to_string()))?;
     if let Value::Object(fields) = &mut limits {
-        fields.extend(overrides);
+        for (key, value) in overrides {
+            // Durations are humantime strings ("60s", "250ms"); a number is seconds, as
+            // everywhere else in the Python API.
+            let value = match (fields.get(&key), &value) {
+                (Some(Value::String(_)), Value::Number(n)) => match n.as_f64() {
+                    Some(seconds) if seconds >= 0.0 => {
+                        Value::String(format!("{}ms", (seconds * 1000.0).round() as u64))
+                    }
+                    _ => value,
+                },
+                _ => value,
+            };
+            fields.insert(key, value);
+        }
     }
     serde_json::from_value(limits).map_err(|e| PyValueError::new_err(format!("limits: {e}")))
 }

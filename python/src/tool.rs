@@ -4,16 +4,16 @@
 //! The host's rules hold as for any tool: the call is made only if granted, under the
 //! worker's tool timeout (the coroutine is cancelled on its loop when it passes) and its
 //! tool-call budget, and a result larger than the worker's host memory budget has room
-//! for is refused. The function is called with the guest's arguments as keyword
-//! arguments; what it returns must be JSON; what it raises reaches the guest as a tool
-//! error (`Type: message`), and a `TypeError` from arguments that do not fit its
-//! signature as invalid arguments.
+//! for is refused before it is copied. The function is called on the loop (by
+//! `colony._invoke`) with the guest's arguments as keyword arguments, after they are
+//! checked against its signature (a mismatch is invalid arguments); what it returns must
+//! be JSON; what it raises reaches the guest as a tool error (`Type: message`: a tool's
+//! author writes its messages for the model) and the host's log with its traceback.
 
 use std::sync::Arc;
 
 use colony::tools::{Tool, ToolContext, ToolError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 use serde_json::Value;
 
 use crate::event_loop::{self, CallError, LoopSlot};
@@ -73,26 +73,34 @@ impl Tool for PythonTool {
         };
         let text = arguments.to_string();
         let function = self.function.clone();
-        let outcome = event_loop::call(self.event_loop.clone(), move |py| {
-            let kwargs = crate::json::loads(py, &text)?.cast_into::<PyDict>()?;
-            function.bind(py).call((), Some(&kwargs))
-        })
+        let what = format!(
+            "tool '{}' (called by worker '{}')",
+            self.name, ctx.worker_id
+        );
+        let outcome = event_loop::call(
+            self.event_loop.clone(),
+            what,
+            ctx.max_result_bytes,
+            move |py| {
+                let arguments = crate::json::loads(py, &text)?;
+                py.import("colony")?
+                    .getattr("_invoke")?
+                    .call1((function.bind(py), arguments))
+            },
+        )
         .await;
         let json = match outcome {
             Ok(json) => json,
-            Err(CallError::Raised(message)) if message.starts_with("TypeError:") => {
-                return Err(ToolError::InvalidArguments(message));
+            Err(CallError::InvalidArguments(why)) => return Err(ToolError::InvalidArguments(why)),
+            Err(CallError::TooLarge(size)) => {
+                return Err(ToolError::Failed(format!(
+                    "the tool's result of {size} bytes is larger than the {} bytes the \
+                     worker's host memory budget has room for",
+                    ctx.max_result_bytes
+                )));
             }
             Err(e) => return Err(ToolError::Failed(e.to_string())),
         };
-        if json.len() > ctx.max_result_bytes {
-            return Err(ToolError::Failed(format!(
-                "the tool's result of {} bytes is larger than the {} bytes the worker's host \
-                 memory budget has room for",
-                json.len(),
-                ctx.max_result_bytes
-            )));
-        }
         serde_json::from_str(&json).map_err(|e| ToolError::Failed(e.to_string()))
     }
 }

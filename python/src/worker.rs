@@ -184,23 +184,28 @@ impl PyWorker {
     }
 
     /// Starts it and waits for its result (a persistent worker: until it is stopped).
-    /// Cancelling the awaiting task stops the worker.
+    /// Cancelling the awaiting task stops the worker (in the background: `await
+    /// worker.stop()` to wait for that).
     fn run<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.start(py)?;
         let worker = self.worker.clone();
-        // Made before the future: a task cancelled before its future is first polled
-        // drops the future unpolled, and the guard with it.
-        let guard = StopIfDropped(Some(worker.clone()));
         self.host.awaitable(py, async move {
-            let mut guard = guard;
+            worker.start().map_err(crate::errors::worker)?;
+            let mut guard = StopIfDropped(Some(worker.clone()));
             let result = worker.wait().await;
             guard.0 = None;
             Json::of(&result)
         })
     }
 
-    /// Waits for its result. Cancelling the wait leaves the worker running.
+    /// Waits for its result. Cancelling the wait leaves the worker running. A worker
+    /// that was never started is a `WorkerError` (it would never end).
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if self.worker.state() == colony::WorkerState::Pending {
+            return Err(crate::errors::WorkerError::new_err(format!(
+                "worker '{}': cannot wait for a worker that was never started",
+                self.worker.id()
+            )));
+        }
         let worker = self.worker.clone();
         self.host
             .awaitable(py, async move { Json::of(&worker.wait().await) })

@@ -175,3 +175,23 @@ async def test_a_killed_processs_workers_are_interrupted_and_its_batch_resumes(t
         assert len(resumed["started"]) == 2
         outcomes = await c.stop_all()
         assert {o["state"] for o in outcomes} == {"stopped"}
+
+
+async def test_closing_a_subscription_ends_its_async_for(tmp_path):
+    runtime = colony.Runtime()
+    echo, _ = await plugins(runtime)
+    async with await colony.Colony.open(runtime, tmp_path) as c:
+        reports = c.subscribe(types=["SUBAGENT_REPORT"])
+        ids = c.run_parallel(echo, ["a", "b"])
+        await c.wait_for_reports(ids, timeout=30)
+        seen = []
+
+        async def read() -> None:
+            async for event in reports:
+                seen.append(event["node_id"])
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(0.2)
+        reports.close()
+        await asyncio.wait_for(reader, 5)
+        assert sorted(seen) == sorted(ids)

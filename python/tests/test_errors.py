@@ -36,7 +36,8 @@ def test_wrong_configuration_is_refused_with_the_field_named():
         colony.Runtime(limits={"memory_byte": 1})
     with pytest.raises(ValueError, match="config"):
         colony.Runtime({"no_such_setting": True})
-    assert colony.Runtime(limits={"token_budget": 7}).limits["token_budget"] == 7
+    limits = colony.Runtime(limits={"token_budget": 7, "tool_timeout": 2.5}).limits
+    assert limits["token_budget"] == 7 and limits["tool_timeout"] == "2s 500ms"
 
 
 async def test_an_oversized_message_is_a_limit_error_and_a_full_inbox_a_budget_error():

@@ -102,10 +102,27 @@ class Oversized:
         return {"text": "y" * (2 << 20)}
 
 
-async def test_a_raising_provider_fails_the_worker_with_its_message(manifest):
+async def test_a_raising_provider_fails_the_worker_and_only_the_host_log_has_its_message(
+        manifest, caplog):
     result, _ = await agent(manifest, Broken())
     assert result["status"] == "failed"
-    assert "ConnectionError: the router is down" in result["error"]
+    assert "the python provider raised ConnectionError" in result["error"]
+    assert "the router is down" not in result["error"]
+    logged = [r for r in caplog.records if r.name == "colony"]
+    assert logged and "the router is down" in str(logged[0].exc_info[1])
+
+
+async def test_an_openai_shaped_answer_is_read(manifest):
+    lookups.clear()
+    router = ScriptedRouter([
+        {"id": "chatcmpl-1", "model": "m", "stop_reason": "tool_calls",
+         "tool_calls": [{"name": "weather.lookup", "arguments": '{"city": "Bergen"}'}],
+         "usage": {"prompt_tokens": 11, "completion_tokens": 3}},
+        {"text": "Clear.", "stop_reason": "stop"},
+    ])
+    result, _ = await agent(manifest, router)
+    assert result["status"] == "success" and result["tokens_used"] == 14
+    assert lookups == ["Bergen"]
 
 
 async def test_an_answer_over_the_host_memory_budget_is_refused(manifest):
@@ -116,7 +133,14 @@ async def test_an_answer_over_the_host_memory_budget_is_refused(manifest):
     assert "host memory budget" in result["error"]
 
 
-def test_a_provider_needs_a_complete_method():
+def test_a_provider_needs_an_async_complete_method():
     import pytest
+
+    class Sync:
+        def complete(self, request):
+            return {}
+
     with pytest.raises(TypeError, match="complete"):
         colony.Runtime(provider=object())
+    with pytest.raises(TypeError, match="async def"):
+        colony.Runtime(provider=Sync())

@@ -47,7 +47,12 @@ async def sleep_forever() -> None:
         raise
 
 
-TOOLS = [add, explode, huge, sleep_forever]
+@colony.tool("py.set")
+def returns_a_set() -> set:
+    return {1, 2}
+
+
+TOOLS = [add, explode, huge, sleep_forever, returns_a_set]
 
 
 async def call_tool(manifest, name: str, args: dict, *, grants: list[str],
@@ -68,8 +73,10 @@ def test_the_decorator_keeps_the_function_and_describes_the_tool():
     assert isinstance(add, colony.Tool)
     assert add.name == "py.add" and add.description == "Adds two numbers."
     assert add.parameters["required"] == ["a", "b"]
-    with pytest.raises(TypeError, match="not an async function"):
-        colony.tool("py.sync")(lambda: 1)
+    with pytest.raises(TypeError, match="not callable"):
+        colony.tool("py.bad")(42)
+    with pytest.raises(TypeError, match="colony.Tool objects"):
+        colony.Runtime(tools=[add.function])
     with pytest.raises(ValueError, match="already registered"):
         colony.Runtime(tools=[add, add])
     with pytest.raises(ValueError, match="already registered"):
@@ -97,7 +104,12 @@ async def test_a_raising_tool_is_a_tool_error_for_the_guest(manifest):
 
 async def test_arguments_that_do_not_fit_the_signature_are_invalid_arguments(manifest):
     output = await call_tool(manifest, "py.add", {"a": 1}, grants=["py.add"])
-    assert "missing 1 required positional argument: 'b'" in output["denied"]
+    assert "missing a required argument: 'b'" in output["denied"]
+
+
+async def test_a_return_value_that_is_not_json_is_a_tool_error(manifest):
+    output = await call_tool(manifest, "py.set", {}, grants=["py.set"])
+    assert "not JSON serializable" in output["denied"]
 
 
 async def test_the_tool_timeout_cancels_the_coroutine(manifest):

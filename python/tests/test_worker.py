@@ -109,6 +109,25 @@ async def test_cancelling_run_stops_the_worker():
     assert worker.state == "stopped"
 
 
+async def test_a_run_cancelled_before_it_began_never_starts_the_worker():
+    plugin = await probe()
+    worker = colony.Worker(plugin, "never", "spin", input={"action": "spin"})
+    task = asyncio.create_task(worker.run())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert worker.state == "pending"
+    with pytest.raises(colony.WorkerError, match="never started"):
+        await worker.wait()
+
+
+def test_asyncio_run_takes_a_call_directly():
+    runtime = colony.Runtime()
+    plugin = asyncio.run(runtime.load_plugin(guest("echo-agent")))
+    result = asyncio.run(colony.Worker(plugin, "direct", "run me").run())
+    assert result["status"] == "success"
+
+
 async def test_cancelling_wait_leaves_the_worker_running():
     plugin = await probe()
     worker = colony.Worker(plugin, "waiter", "wait", input={"action": "wait"})
