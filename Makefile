@@ -13,7 +13,7 @@ PYVENV := target/pyvenv
 # The Python package (python/): a venv with maturin and pytest, the package built into it.
 PYHOST := target/pyhost
 
-.PHONY: setup guests lang-guests demo test bench lint clean python-package python-test python-bench
+.PHONY: setup guests lang-guests demo test bench lint clean python-package python-test python-bench mcp-servers mcp-test
 
 ## Install the toolchains the guests need (idempotent): the wasm32-wasip2 target, and
 ## Debian's clang 19 + wasi-libc for C guests, nats-server for the scale-out tests.
@@ -55,8 +55,9 @@ demo: guests lang-guests
 
 ## The whole test suite: host unit tests, integration tests against real guests (all four
 ## languages), doc tests, then the Python package's pytest suite.
-test: guests lang-guests
+test: guests lang-guests mcp-servers
 	$(CARGO) test -p colony -p colony-tests
+	$(MAKE) mcp-test
 	$(MAKE) python-test
 
 $(PYHOST)/bin/maturin: python/requirements-dev.txt
@@ -76,6 +77,20 @@ python-bench: guests $(PYHOST)/bin/maturin
 		$(PYHOST)/bin/maturin develop --release -q -m python/Cargo.toml
 	target/pybench/bin/python python/bench/fanout.py
 
+## Third-party MCP software the MCP tests run against (PyPI): target/mcpvenv.
+MCPVENV := target/mcpvenv
+$(MCPVENV)/bin/mcp-server-time: tests/mcp-servers/requirements.txt
+	python3 -m venv $(MCPVENV)
+	$(MCPVENV)/bin/pip install -q -r tests/mcp-servers/requirements.txt
+	touch $@
+
+mcp-servers: $(MCPVENV)/bin/mcp-server-time
+
+## `colony mcp` driven by the official MCP Python SDK (stdio and streamable HTTP).
+mcp-test: guests mcp-servers
+	$(CARGO) build -q -p colony
+	$(MCPVENV)/bin/python -m pytest -q tests/mcp-clients
+
 ## The Python package's tests (pytest, against the guests `make guests` built).
 python-test: guests python-package
 	$(CARGO) build -q -p colony
@@ -93,6 +108,7 @@ lint:
 	$(CARGO) clippy -p colony --no-default-features -- -D warnings
 	$(CARGO) clippy -p colony --no-default-features --features colony -- -D warnings
 	$(CARGO) clippy -p colony --no-default-features --features nats -- -D warnings
+	$(CARGO) clippy -p colony --no-default-features --features mcp -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p colony --no-deps
 	$(CARGO) clippy --target $(GUEST_TARGET) $(addprefix -p ,$(GUESTS)) -p colony-guest-sdk -- -D warnings
 

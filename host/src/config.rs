@@ -56,6 +56,10 @@ pub struct RuntimeConfig {
     /// The model provider guests' `llm.complete` calls go to. Default none: such calls
     /// fail with `not-configured`.
     pub llm: Option<crate::llm::LlmConfig>,
+    /// MCP servers whose tools plugins may be granted (`mcp:NAME` or `mcp:NAME/TOOL`).
+    /// Default none.
+    #[cfg(feature = "mcp")]
+    pub mcp: std::collections::BTreeMap<String, crate::tools::mcp::McpServerConfig>,
 }
 
 impl Default for RuntimeConfig {
@@ -67,6 +71,8 @@ impl Default for RuntimeConfig {
             pool_instances: 1000,
             cache_dir: None,
             llm: None,
+            #[cfg(feature = "mcp")]
+            mcp: Default::default(),
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum RuntimeError {
     /// and filesystem policies) could not be added to the linker.
     #[error("cannot link the host interfaces: {0}")]
     Link(String),
+    /// An MCP server's configuration is unusable (holds what is wrong).
+    #[error("MCP server configuration: {0}")]
+    Mcp(String),
 }
 
 /// Loading a plugin (a guest component) failed. Nothing is left half-loaded.

@@ -68,7 +68,7 @@ pub use journal::{
     RecordState, ReportRecord, WorkerRecord,
 };
 pub use limits::Limits;
-pub use manifest::Manifest;
+pub use manifest::{Manifest, ToolDescription};
 pub use plugin::Plugin;
 pub use runtime::Runtime;
 pub use sandbox::{

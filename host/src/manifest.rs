@@ -19,6 +19,11 @@
 //! [limits]                             # any field of `Limits`, see limits.rs
 //! memory_bytes = 33554432
 //! run_timeout = "30s"
+//!
+//! [tool]                               # how `colony mcp` offers it (optional)
+//! name = "summarise"
+//! description = "Summarises a text."
+//! input_schema = { type = "object", properties = { text = { type = "string" } } }
 //! ```
 //!
 //! Absent means denied (grants) or the host's default (limits). Unknown fields anywhere
@@ -47,6 +52,30 @@ pub struct Manifest {
     pub grants: Grants,
     /// Limit overrides (a TOML table of `Limits` fields), applied over the host's.
     pub limits: toml::Table,
+    /// How the plugin is offered as a tool (`colony mcp`), if the manifest says.
+    pub tool: Option<ToolDescription>,
+}
+
+/// The `[tool]` table: the plugin as one tool of `colony mcp` — its name, what it does
+/// and the JSON schema of its input.
+///
+/// ```toml
+/// [tool]
+/// name = "summarise"
+/// description = "Summarises a text."
+/// input_schema = { type = "object", properties = { text = { type = "string" } } }
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolDescription {
+    /// The tool's name. Default: the plugin's name.
+    pub name: Option<String>,
+    /// What it does, for the model. Default: none.
+    #[serde(default)]
+    pub description: String,
+    /// The JSON schema of its arguments (the worker's input): an object schema.
+    /// Default `{"type": "object"}`.
+    pub input_schema: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +88,7 @@ struct RawManifest {
     grants: Grants,
     #[serde(default)]
     limits: toml::Table,
+    tool: Option<ToolDescription>,
 }
 
 impl Manifest {
@@ -101,6 +131,27 @@ impl Manifest {
         crate::limits::Limits::default()
             .overlay(&raw.limits)
             .map_err(|e| invalid(format!("in [limits]: {e}")))?;
+        if let Some(tool) = &raw.tool {
+            if tool.name.as_deref().is_some_and(|n| {
+                n.is_empty()
+                    || !n
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            }) {
+                return Err(invalid(
+                    "[tool] `name`: letters, digits, '_', '-' and '.' only".into(),
+                ));
+            }
+            if tool
+                .input_schema
+                .as_ref()
+                .is_some_and(|schema| !schema.is_object())
+            {
+                return Err(invalid(
+                    "[tool] `input_schema` must be a table (an object schema)".into(),
+                ));
+            }
+        }
         Ok(Self {
             name,
             path: path.to_owned(),
@@ -108,6 +159,7 @@ impl Manifest {
             sha256,
             grants,
             limits: raw.limits,
+            tool: raw.tool,
         })
     }
 }

@@ -79,6 +79,9 @@ impl Runtime {
             .map_err(|e| RuntimeError::Link(format!("name lookup policy: {e:#}")))?;
         crate::sandbox::files::shadow_filesystem(&mut linker)
             .map_err(|e| RuntimeError::Link(format!("filesystem policy: {e:#}")))?;
+        #[cfg(feature = "mcp")]
+        let mcp =
+            Arc::new(crate::tools::mcp::McpServers::new(&config.mcp).map_err(RuntimeError::Mcp)?);
         engine::spawn_epoch_ticker(engine.weak(), config.epoch_tick)?;
         Ok(Self {
             inner: Arc::new(RuntimeInner {
@@ -86,7 +89,12 @@ impl Runtime {
                 linker,
                 config,
                 allocator,
-                services: Arc::new(HostServices { llm, tools }),
+                services: Arc::new(HostServices {
+                    llm,
+                    tools,
+                    #[cfg(feature = "mcp")]
+                    mcp,
+                }),
             }),
         })
     }

@@ -30,6 +30,9 @@ pub(crate) struct HostServices {
     pub llm: Option<Arc<dyn LlmProvider>>,
     /// Answers `tools.call` for the tools a plugin is granted.
     pub tools: ToolRegistry,
+    /// The MCP servers whose tools plugins may be granted.
+    #[cfg(feature = "mcp")]
+    pub mcp: Arc<crate::tools::mcp::McpServers>,
 }
 
 /// Who a worker is, as its events name it.

@@ -11,12 +11,11 @@ use crate::sandbox::{Held, HostMemory, OverBudget};
 use crate::tools::{ToolContext, ToolError};
 
 impl wit::Host for HostState {
-    fn granted(&mut self) -> wasmtime::Result<Vec<wit::ToolInfo>> {
+    async fn granted(&mut self) -> wasmtime::Result<Vec<wit::ToolInfo>> {
         let registry = &self.worker.services().tools;
-        Ok(self
-            .worker
-            .grants()
-            .tools
+        let grants = &self.worker.grants().tools;
+        #[allow(unused_mut)]
+        let mut granted: Vec<wit::ToolInfo> = grants
             .iter()
             .filter_map(|name| registry.get(name))
             .map(|tool| wit::ToolInfo {
@@ -24,7 +23,20 @@ impl wit::Host for HostState {
                 description: tool.description().to_owned(),
                 parameters: tool.parameters().to_string(),
             })
-            .collect())
+            .collect();
+        #[cfg(feature = "mcp")]
+        {
+            let services = self.worker.services();
+            let limit = self.worker.limits().tool_timeout;
+            if let Ok(listed) = tokio::time::timeout(limit, services.mcp.granted(grants)).await {
+                granted.extend(listed.into_iter().map(|tool| wit::ToolInfo {
+                    name: tool.name,
+                    description: tool.description,
+                    parameters: tool.parameters.to_string(),
+                }));
+            }
+        }
+        Ok(granted)
     }
 
     async fn call(
@@ -33,17 +45,10 @@ impl wit::Host for HostState {
         arguments: String,
     ) -> wasmtime::Result<Result<String, wit::ToolError>> {
         let worker = self.worker.clone();
-        let Some(tool) = worker.services().tools.get(&name).cloned() else {
-            return Ok(Err(wit::ToolError::UnknownTool(format!(
-                "no tool named '{name}'"
-            ))));
+        let tool = match self.resolve(&name) {
+            Ok(tool) => tool,
+            Err(e) => return Ok(Err(e)),
         };
-        if !worker.grants().tools.contains(&name) {
-            return Ok(Err(wit::ToolError::NotGranted(format!(
-                "tool '{name}' is not granted to plugin '{}'",
-                worker.plugin_name()
-            ))));
-        }
         if let Err(budget) = worker.take_tool_call() {
             return Ok(Err(wit::ToolError::BudgetExhausted(format!(
                 "tool-call budget of {budget} spent"
@@ -62,17 +67,61 @@ impl wit::Host for HostState {
             disk: worker.disk.clone(),
         };
         let limit = worker.limits().tool_timeout;
-        Ok(
-            match tokio::time::timeout(limit, tool.call(&ctx, arguments)).await {
-                Err(_) => Err(wit::ToolError::Timeout(format!(
-                    "tool '{name}' took longer than {}",
-                    humantime::format_duration(limit)
-                ))),
-                Ok(Err(ToolError::InvalidArguments(e))) => Err(wit::ToolError::InvalidArguments(e)),
-                Ok(Err(ToolError::Failed(e))) => Err(wit::ToolError::Failed(e)),
-                Ok(Ok(value)) => encode_result(&name, &value, &worker.memory),
-            },
-        )
+        let called = async {
+            match tool {
+                Resolved::Host(tool) => tool.call(&ctx, arguments).await,
+                #[cfg(feature = "mcp")]
+                Resolved::Mcp => worker.services().mcp.call(&name, arguments).await,
+            }
+        };
+        Ok(match tokio::time::timeout(limit, called).await {
+            Err(_) => Err(wit::ToolError::Timeout(format!(
+                "tool '{name}' took longer than {}",
+                humantime::format_duration(limit)
+            ))),
+            Ok(Err(ToolError::InvalidArguments(e))) => Err(wit::ToolError::InvalidArguments(e)),
+            Ok(Err(ToolError::Failed(e))) => Err(wit::ToolError::Failed(e)),
+            Ok(Ok(value)) => encode_result(&name, &value, &worker.memory),
+        })
+    }
+}
+
+/// Where a granted tool's calls go.
+enum Resolved {
+    /// A tool of the runtime's registry.
+    Host(Arc<dyn crate::tools::Tool>),
+    /// A tool of an MCP server (`mcp:SERVER/TOOL`).
+    #[cfg(feature = "mcp")]
+    Mcp,
+}
+
+impl HostState {
+    /// The tool `name`, if it exists and the plugin is granted it.
+    fn resolve(&self, name: &str) -> Result<Resolved, wit::ToolError> {
+        let worker = &self.worker;
+        let not_granted = || {
+            wit::ToolError::NotGranted(format!(
+                "tool '{name}' is not granted to plugin '{}'",
+                worker.plugin_name()
+            ))
+        };
+        #[cfg(feature = "mcp")]
+        if crate::tools::mcp::split(name).is_some() {
+            return if crate::tools::mcp::is_granted(&worker.grants().tools, name) {
+                Ok(Resolved::Mcp)
+            } else {
+                Err(not_granted())
+            };
+        }
+        let Some(tool) = worker.services().tools.get(name).cloned() else {
+            return Err(wit::ToolError::UnknownTool(format!(
+                "no tool named '{name}'"
+            )));
+        };
+        if !worker.grants().tools.iter().any(|g| g == name) {
+            return Err(not_granted());
+        }
+        Ok(Resolved::Host(tool))
     }
 }
 

@@ -7,6 +7,8 @@
 //! Every call has a timeout and counts against the worker's tool-call budget.
 
 pub mod builtin;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ mod demo;
 mod fanout;
 mod inspect;
 mod interrupt;
+mod mcp;
 mod node;
 mod print;
 mod run;
@@ -86,6 +87,8 @@ enum Command {
     Events(inspect::EventsArgs),
     /// Serve plugins as a worker node of colonies on NATS (needs --nats).
     Node(node::NodeArgs),
+    /// Serve plugins as MCP tools (stdio, or streamable HTTP with --listen).
+    Mcp(mcp::McpArgs),
 }
 
 /// Where `make guests` puts the guest components, relative to the workspace.
@@ -217,6 +220,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => inspect::inspect(args, env),
             Command::Events(args) => inspect::events(args, env).await,
             Command::Node(args) => node::node(args, env).await,
+            Command::Mcp(args) => mcp::mcp(args, env).await,
         }
     });
     match outcome {
