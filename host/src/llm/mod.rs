@@ -14,6 +14,8 @@ mod config;
 mod openai;
 mod scripted;
 mod types;
+#[cfg(feature = "http")]
+mod wire_names;
 
 pub use config::{LlmConfig, ProviderKind};
 #[cfg(feature = "http")]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::wire_names::WireNames;
 use super::{
     CallContext, ChatRequest, ChatResponse, DeltaSink, LlmConfig, LlmError, LlmProvider, Role,
     StopReason, ToolCall, Usage,
@@ -58,7 +59,7 @@ impl OpenAiProvider {
             .with_retries(config.max_retries, config.backoff))
     }
 
-    fn body(&self, request: &ChatRequest) -> Value {
+    fn body(&self, request: &ChatRequest, names: &WireNames) -> Value {
         let mut messages = Vec::new();
         if let Some(system) = &request.system {
             messages.push(json!({"role": "system", "content": system}));
@@ -77,7 +78,7 @@ impl OpenAiProvider {
                     .iter()
                     .map(|c| {
                         json!({"id": c.id, "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments.to_string()}})
+                        "function": {"name": names.wire(&c.name), "arguments": c.arguments.to_string()}})
                     })
                     .collect();
             }
@@ -98,7 +99,7 @@ impl OpenAiProvider {
                 .iter()
                 .map(|t| {
                     json!({"type": "function", "function": {
-                    "name": t.name, "description": t.description, "parameters": t.parameters}})
+                    "name": names.wire(&t.name), "description": t.description, "parameters": t.parameters}})
                 })
                 .collect();
         }
@@ -355,11 +356,17 @@ impl LlmProvider for OpenAiProvider {
         call: &CallContext,
         request: &ChatRequest,
     ) -> Result<ChatResponse, LlmError> {
-        let body = self.body(request);
+        let names = WireNames::of(request);
+        let body = self.body(request, &names);
         let mut attempt = 0;
         loop {
             match self.attempt(&body, call).await {
-                Ok(response) => return Ok(response),
+                Ok(mut response) => {
+                    for tool_call in &mut response.tool_calls {
+                        tool_call.name = names.host(std::mem::take(&mut tool_call.name));
+                    }
+                    return Ok(response);
+                }
                 Err((true, wait, error)) if attempt < self.max_retries => {
                     let backoff = self
                         .backoff
