@@ -694,3 +694,26 @@ fn a_journal_an_earlier_version_made_opens_with_its_workers_readable() {
         Some(9)
     );
 }
+
+#[tokio::test]
+async fn an_ended_worker_can_be_forgotten_and_a_running_one_cannot() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |_| {});
+    let plugin = plugin("probe-fixture").await;
+    let ids = colony
+        .run_parallel(&plugin, vec![probe_task("echo"), probe_task("wait")])
+        .unwrap();
+    let reports = colony
+        .wait_for_reports(&ids[..1], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(reports[0].status, ReportStatus::Success);
+    assert!(!colony.forget(&ids[1]), "a running worker is kept");
+    assert!(colony.forget(&ids[0]));
+    assert!(colony.info(&ids[0]).is_none() && colony.worker(&ids[0]).is_none());
+    assert_eq!(colony.workers().len(), 1);
+    // The journal still has it.
+    let record = colony.journal().worker(&ids[0]).unwrap().unwrap();
+    assert_eq!(record.state, colony::RecordState::Completed);
+    colony.stop_all().await;
+}

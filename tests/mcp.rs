@@ -102,6 +102,21 @@ async fn call_with(plugin: &Plugin, name: &str, args: Value) -> Value {
     Value::Object(result.output)
 }
 
+/// Calls until the server answers: Python takes a while to start on a loaded machine,
+/// so a call made while it (re)starts may time out; the start goes on without it, and a
+/// later call finds the server up.
+async fn until_answered(plugin: &Plugin, name: &str, args: Value) -> Value {
+    let mut out = Value::Null;
+    for _ in 0..15 {
+        out = call_with(plugin, name, args.clone()).await;
+        if !out["result"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    out
+}
+
 #[tokio::test]
 async fn a_guest_calls_a_published_mcp_servers_tool_only_when_granted() {
     let rt = runtime(
@@ -234,7 +249,8 @@ async fn a_hostile_server_gets_timeouts_and_errors_and_is_restarted_after_it_die
     let python = venv("python");
     let rt = runtime(vec![("bad", stdio(python, &[&hostile_script()]))], "2s");
     let grant = ["mcp:bad"];
-    let out = call(&rt, &grant, "mcp:bad/echo", json!({"text": "hi"})).await;
+    let plugin = caller(&rt, &grant).await;
+    let out = until_answered(&plugin, "mcp:bad/echo", json!({"text": "hi"})).await;
     assert_eq!(out["result"]["result"], "echo: hi", "{out}");
 
     let begun = Instant::now();
@@ -252,7 +268,8 @@ async fn a_hostile_server_gets_timeouts_and_errors_and_is_restarted_after_it_die
     let out = call(&rt, &grant, "mcp:bad/huge", json!({})).await;
     assert!(out["denied"].is_string(), "{out}");
 
-    let before = call(&rt, &grant, "mcp:bad/pid", json!({})).await["result"]["result"].clone();
+    let before =
+        until_answered(&plugin, "mcp:bad/pid", json!({})).await["result"]["result"].clone();
     let out = call(&rt, &grant, "mcp:bad/die", json!({})).await;
     let denied = out["denied"].as_str().unwrap();
     assert!(denied.contains("MCP server 'bad'"), "{out}");
@@ -261,7 +278,7 @@ async fn a_hostile_server_gets_timeouts_and_errors_and_is_restarted_after_it_die
         "{out}"
     );
     // The next call starts it again.
-    let after = call(&rt, &grant, "mcp:bad/pid", json!({})).await["result"]["result"].clone();
+    let after = until_answered(&plugin, "mcp:bad/pid", json!({})).await["result"]["result"].clone();
     assert!(after.is_string() && after != before, "{before} {after}");
 }
 
@@ -371,6 +388,10 @@ fn mcp_configuration_mistakes_are_refused_with_the_server_named() {
         ),
         ("[mcp.\"c d\"]\ncommand = \"x\"", "a server name is"),
         ("[mcp.e]\ncomand = \"x\"", "comand"),
+        (
+            "[mcp.f]\nurl = \"http://mcp.example.com/mcp\"",
+            "must be https://",
+        ),
     ] {
         std::fs::write(&path, text).unwrap();
         let error = match RuntimeConfig::load(&path) {

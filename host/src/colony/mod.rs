@@ -250,6 +250,21 @@ impl Colony {
         &self.inner.interrupted
     }
 
+    /// Lets go of worker `id` once it has ended: the colony holds no more of it (its
+    /// result, report and spec) than its journal does. For a long-running colony (an
+    /// MCP server, a service) that would otherwise keep every worker it ever ran. A
+    /// worker still running is kept; returns whether it was let go.
+    pub fn forget(&self, id: &str) -> bool {
+        let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let ended = workers
+            .get(id)
+            .is_some_and(|member| member.info().state.is_terminal());
+        if ended {
+            workers.shift_remove(id);
+        }
+        ended
+    }
+
     /// The overseer, once started.
     pub fn overseer(&self) -> Option<Worker> {
         self.inner

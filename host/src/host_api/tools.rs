@@ -28,12 +28,25 @@ impl wit::Host for HostState {
         {
             let services = self.worker.services();
             let limit = self.worker.limits().tool_timeout;
-            if let Ok(listed) = tokio::time::timeout(limit, services.mcp.granted(grants)).await {
-                granted.extend(listed.into_iter().map(|tool| wit::ToolInfo {
+            let listed = services.mcp.granted(grants, limit).await;
+            let mut held = self.worker.memory.stream();
+            for tool in listed {
+                let parameters = tool.parameters.to_string();
+                let size = tool.name.len() + tool.description.len() + parameters.len();
+                // What the guest is handed is charged like any result: a server with a
+                // large list shows a granted guest what fits, not all of it.
+                if held.grow(size, "the MCP tool list").is_err() {
+                    tracing::warn!(
+                        worker = self.worker.id(),
+                        "MCP tool list cut at the host memory budget"
+                    );
+                    break;
+                }
+                granted.push(wit::ToolInfo {
                     name: tool.name,
                     description: tool.description,
-                    parameters: tool.parameters.to_string(),
-                }));
+                    parameters,
+                });
             }
         }
         Ok(granted)

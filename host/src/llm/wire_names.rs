@@ -18,6 +18,9 @@ const MAX_LEN: usize = 64;
 pub(super) struct WireNames {
     to_wire: HashMap<String, String>,
     to_host: HashMap<String, String>,
+    /// The next suffix to try for a base name: many names sharing one base cost one
+    /// probe each, not one per earlier name.
+    next_suffix: HashMap<String, usize>,
 }
 
 impl WireNames {
@@ -40,12 +43,12 @@ impl WireNames {
         }
         let base = encode(name);
         let mut wire = base.clone();
-        let mut n = 2;
         while self.to_host.contains_key(&wire) {
+            let n = self.next_suffix.entry(base.clone()).or_insert(2);
             let suffix = format!("_{n}");
+            *n += 1;
             let keep = base.len().min(MAX_LEN - suffix.len());
             wire = format!("{}{suffix}", &base[..keep]);
-            n += 1;
         }
         self.to_wire.insert(name.to_owned(), wire.clone());
         self.to_host.insert(wire, name.to_owned());
@@ -116,6 +119,18 @@ mod tests {
         assert_eq!(names.host("files_read_2".into()), "files_read");
         assert_eq!(names.host("mcp_time_now".into()), "mcp:time/now");
         assert_eq!(names.host("unknown".into()), "unknown");
+        // Many names sharing one encoding: each gets its own suffix, all map back.
+        let many: Vec<String> = (0..2000)
+            .map(|i| format!("{}.{i}", "x".repeat(70)))
+            .collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let names = WireNames::of(&request(&refs));
+        let wires: std::collections::HashSet<&str> = many.iter().map(|n| names.wire(n)).collect();
+        assert_eq!(wires.len(), 2000);
+        assert!(wires.iter().all(|w| w.len() <= 64));
+        for name in &many {
+            assert_eq!(&names.host(names.wire(name).to_owned()), name);
+        }
         let long = "é".repeat(100);
         let names = WireNames::of(&request(&[&long]));
         assert_eq!(names.wire(&long).len(), 64);

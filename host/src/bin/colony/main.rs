@@ -223,6 +223,8 @@ fn main() -> ExitCode {
             Command::Mcp(args) => mcp::mcp(args, env).await,
         }
     });
+    // A blocking read of stdin (`colony mcp` over stdio) must not keep the process up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match outcome {
         Ok(code) => code,
         Err(e) => {

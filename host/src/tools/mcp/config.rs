@@ -77,7 +77,30 @@ impl McpServerConfig {
             (Some(_), None) if self.bearer_token_env.is_some() => Err(format!(
                 "mcp.{name}: `bearer_token_env` is for an HTTP server (`url`)"
             )),
+            (None, Some(url)) if !is_https_or_loopback(url) => Err(format!(
+                "mcp.{name}: `url` must be https:// (plain http:// only to a loopback address)"
+            )),
             _ => Ok(()),
         }
     }
+}
+
+/// Whether `url` is https, or plain http to this machine (a token never crosses the
+/// network in clear text).
+fn is_https_or_loopback(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -65,27 +65,28 @@ impl McpServers {
         self.servers.is_empty()
     }
 
-    /// The MCP tools `grants` names, listed by their servers (started if need be); a
-    /// server that cannot start contributes nothing (its callers hear why).
-    pub async fn granted(&self, grants: &[String]) -> Vec<McpToolInfo> {
+    /// The MCP tools `grants` names, listed by their servers (started if need be, all
+    /// at once, each within `timeout`); a server that cannot start in time contributes
+    /// nothing (its callers hear why).
+    pub async fn granted(
+        &self,
+        grants: &[String],
+        timeout: std::time::Duration,
+    ) -> Vec<McpToolInfo> {
+        let lists = self
+            .servers
+            .iter()
+            .filter(|(name, _)| grants.iter().any(|g| grant_names_server(g, name)))
+            .map(|(_, server)| tokio::time::timeout(timeout, server.tools()));
         let mut listed = Vec::new();
-        for (server_name, server) in &self.servers {
-            if !grants.iter().any(|g| grant_names_server(g, server_name)) {
-                continue;
-            }
-            let Ok(tools) = server.tools().await else {
-                continue;
-            };
-            for tool in tools.iter() {
-                let name = format!("{PREFIX}{server_name}/{}", tool.name);
-                if is_granted(grants, &name) {
-                    listed.push(McpToolInfo {
-                        name,
-                        description: tool.description.as_deref().unwrap_or("").to_owned(),
-                        parameters: Value::Object((*tool.input_schema).clone()),
-                    });
-                }
-            }
+        for tools in futures_util::future::join_all(lists).await {
+            let Ok(Ok(tools)) = tools else { continue };
+            listed.extend(
+                tools
+                    .iter()
+                    .filter(|t| is_granted(grants, &t.name))
+                    .cloned(),
+            );
         }
         listed
     }

@@ -137,16 +137,19 @@ impl ServerHandler for PluginTools {
             context: &context,
             seen: 0,
         };
+        let mut bus_open = true;
         let report = loop {
             tokio::select! {
                 () = context.ct.cancelled() => {
                     let _ = self.colony.stop_worker(&id).await;
+                    self.colony.forget(&id);
                     return Err(ErrorData::internal_error("the call was cancelled", None));
                 }
                 report = &mut report => break report,
-                event = events.recv() => match event {
+                event = events.recv(), if bus_open => match event {
                     Ok(event) => progress.note(&event).await,
-                    Err(RecvError::Lagged(_) | RecvError::Closed) => {}
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => bus_open = false,
                 },
             }
         };
@@ -154,6 +157,8 @@ impl ServerHandler for PluginTools {
         while let Ok(Some(event)) = events.try_recv() {
             progress.note(&event).await;
         }
+        // The journal keeps the worker; a long-running server need not.
+        self.colony.forget(&id);
         let report = report
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
             .remove(0);

@@ -44,6 +44,10 @@ pub(crate) struct McpArgs {
 }
 
 pub(crate) async fn mcp(args: McpArgs, env: Env) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.token.as_deref().is_none_or(|t| !t.trim().is_empty()),
+        "the token is empty: an empty token would let anyone in"
+    );
     if let Some(addr) = args.listen
         && !addr.ip().is_loopback()
         && args.token.is_none()
@@ -66,10 +70,19 @@ pub(crate) async fn mcp(args: McpArgs, env: Env) -> anyhow::Result<ExitCode> {
         .await?;
     let tools = PluginTools::new(colony.clone(), offered)?;
     let interrupt = Interrupt::listen();
+    // A signal stops the calls' workers at once (their calls then answer `stopped`).
+    let stopper = {
+        let (colony, interrupt) = (colony.clone(), interrupt.clone());
+        tokio::spawn(async move {
+            interrupt.fired().await;
+            colony.stop_all().await;
+        })
+    };
     let served = match args.listen {
         None => serve_stdio(tools, &interrupt).await,
         Some(addr) => serve_http(tools, addr, args.token, &interrupt).await,
     };
+    stopper.abort();
     colony.stop_all().await;
     served?;
     Ok(interrupt.exit_code())
@@ -95,11 +108,23 @@ async fn serve_http(
     token: Option<String>,
     interrupt: &Interrupt,
 ) -> anyhow::Result<()> {
+    let stop = interrupt.token();
     let mut config = StreamableHttpServerConfig::default();
-    if !addr.ip().is_loopback() {
+    // Open SSE streams and calls in flight end with the server, not hold it up.
+    config.cancellation_token = stop.child_token();
+    config = if addr.ip().is_loopback() {
+        // DNS rebinding: only the names of this machine's loopback reach it.
+        let ip = addr.ip().to_string();
+        config.with_allowed_hosts([
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+            ip,
+        ])
+    } else {
         // Reached by whatever name clients use; the token guards it.
-        config = config.disable_allowed_hosts();
-    }
+        config.disable_allowed_hosts()
+    };
     let service = StreamableHttpService::new(
         move || Ok(tools.clone()),
         Arc::new(LocalSessionManager::default()),
@@ -117,9 +142,8 @@ async fn serve_http(
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     crate::print::line(&format!("colony mcp: listening on http://{bound}/mcp"));
-    let stop = interrupt.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.fired().await })
+        .with_graceful_shutdown(async move { stop.cancelled_owned().await })
         .await
         .context("HTTP server")?;
     Ok(())
