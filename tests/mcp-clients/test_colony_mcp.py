@@ -208,6 +208,18 @@ async def test_tools_come_from_manifests_and_file_stems(serve_stdio, probe, mode
         assert tools["echo_agent"].input_schema.get("type") == "object"
 
 
+async def test_the_readme_example_manifest_serves_its_tool(serve_stdio):
+    example = pathlib.Path(__file__).resolve().parents[2] / "examples" / "mcp" / "summarise.toml"
+    with anyio.fail_after(TIMEOUT):
+        async with serve_stdio(example) as client:
+            tools = (await client.list_tools()).tools
+            result = await client.call_tool("summarise", {"task": "the quarterly figures"})
+    assert [t.name for t in tools] == ["summarise"]
+    assert tools[0].input_schema["required"] == ["task"]
+    report = assert_report(result, "success")
+    assert "the quarterly figures" in report["summary"]
+
+
 @BOTH_MODES
 async def test_call_runs_a_worker_and_returns_its_report(serve_stdio, probe, mode):
     with anyio.fail_after(TIMEOUT):
