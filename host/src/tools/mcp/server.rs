@@ -123,10 +123,10 @@ impl McpServer {
         let result = match connection.client.call_tool(params).await {
             Ok(result) => result,
             Err(ServiceError::McpError(e)) => {
-                return Err(ToolError::Failed(bounded(format!(
-                    "MCP server '{}' refused the call: {}",
-                    self.name, e.message
-                ))));
+                return Err(ToolError::Failed(crate::text::truncated(
+                    format!("MCP server '{}' refused the call: {}", self.name, e.message),
+                    MAX_ERROR_BYTES,
+                )));
             }
             Err(e) => {
                 tracing::warn!(server = %self.name, tool, error = %e, "MCP call failed; the server is restarted");
@@ -144,7 +144,10 @@ impl McpServer {
             .map(|t| t.text.as_str())
             .collect();
         if result.is_error.unwrap_or(false) {
-            return Err(ToolError::Failed(bounded(text.join("\n"))));
+            return Err(ToolError::Failed(crate::text::truncated(
+                text.join("\n"),
+                MAX_ERROR_BYTES,
+            )));
         }
         Ok(match result.structured_content {
             Some(structured) => structured,
@@ -353,19 +356,6 @@ async fn list_tools(
         "MCP tool list has more pages: the rest left out"
     );
     Ok(tools)
-}
-
-/// `text` cut to [`MAX_ERROR_BYTES`] at a character boundary.
-fn bounded(mut text: String) -> String {
-    if text.len() > MAX_ERROR_BYTES {
-        let mut end = MAX_ERROR_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
 }
 
 /// A spawned server in its own process group: dropped, the whole group is killed (a
