@@ -202,6 +202,29 @@ async fn the_nats_server_killed_and_restarted_on_its_store_mid_run() {
     .await;
 }
 
+/// Tasks queued while the server is frozen past the client's 5 s publish-ack timeout are
+/// queued again once it answers: every one runs and completes, none fails for the fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_queued_while_the_nats_server_is_frozen_run_once_it_thaws() {
+    let mut s = setup(&["n1", "n2"], |_| {}).await;
+    let work = tasks(40, json!({"action": "wait_ms", "ms": 20}));
+    fan_out_through(&mut s, work, 0, |s| {
+        let pid = s.nats.servers[0].pid();
+        send_signal(pid, "-STOP");
+        std::thread::sleep(Duration::from_secs(7));
+        send_signal(pid, "-CONT");
+    })
+    .await;
+    let failed: Vec<_> = s
+        .colony
+        .workers()
+        .into_iter()
+        .filter(|w| w.state != WorkerState::Completed)
+        .map(|w| format!("{}: {} {:?}", w.id, w.state, w.result.map(|r| r.error)))
+        .collect();
+    assert!(failed.is_empty(), "not completed: {failed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_server_of_a_three_server_cluster_killed_mid_run() {
     let nats = Nats::start_cluster(3).await;

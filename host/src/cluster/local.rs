@@ -85,6 +85,11 @@ impl LocalNats {
         let _ = self.child.wait();
     }
 
+    /// Its process id (to freeze it with SIGSTOP in a fault test).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its address, for `--nats` and [`ColonyConfig::nats`](crate::ColonyConfig::nats).
     pub fn url(&self) -> &str {
         &self.url

@@ -77,6 +77,35 @@ pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How often a stop asks again for a worker no node answers for yet (between a node's
 /// pull and its start).
 pub const STOP_POLL: Duration = Duration::from_millis(20);
+/// How long a colony keeps trying to queue a task, or store a report it made itself, while
+/// JetStream does not acknowledge: a cluster that lost a server elects new stream leaders
+/// within seconds, and a task should not fail for that. Message ids keep the retries from
+/// queuing or storing anything twice.
+pub const STORE_RETRY: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until it succeeds or [`STORE_RETRY`] has passed since `begun`, pausing
+/// between tries (100 ms, doubling up to 2 s); `give_up` ends it early (e.g. the worker
+/// was stopped meanwhile). The last error when it gives up.
+pub(crate) async fn retry_store<T, F, Fut>(
+    begun: tokio::time::Instant,
+    mut attempt: F,
+    give_up: impl Fn() -> bool,
+) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ClusterError>>,
+{
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) if begun.elapsed() + pause >= STORE_RETRY || give_up() => return Err(e),
+            Err(e) => tracing::debug!("{e}; trying again in {pause:?}"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
 
 /// A connection to NATS with the colony streams in place. Cheap to clone.
 #[derive(Clone)]

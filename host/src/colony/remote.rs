@@ -18,6 +18,7 @@ use super::member::Member;
 use super::{ColonyError, ColonyInner};
 use crate::cluster::{
     CONTROL_TIMEOUT, Cluster, ClusterError, Control, ReportMessage, STOP_POLL, TaskMessage,
+    retry_store,
 };
 use crate::limits::Limits;
 use crate::sandbox::{Held, HostMemory};
@@ -229,7 +230,13 @@ pub(super) async fn end_here(
     result: WorkerResult,
 ) {
     let report = ReportMessage::synthesised("colony", &worker.task, state, result);
-    match worker.cluster.store_report(&report).await {
+    let stored = retry_store(
+        Instant::now(),
+        || worker.cluster.store_report(&report),
+        || false,
+    )
+    .await;
+    match stored {
         Ok(false) => {}
         Ok(true) => deliver(inner, report, None).await,
         Err(e) => {
@@ -255,11 +262,22 @@ async fn launch(inner: Arc<ColonyInner>, worker: Arc<RemoteWorker>, slot: OwnedS
         &task.plugin,
         &task.sha256,
     );
+    let begun = Instant::now();
     let sent = cluster.publish_task(&task).await;
     tokio::spawn(async move {
-        let stored = match sent {
+        let first = match sent {
             Ok(stored) => stored.await,
             Err(e) => Err(e),
+        };
+        // Not acknowledged (a cluster electing leaders, a server restarting): sent
+        // again, under the same message id, until the stream takes it.
+        let stored = match first {
+            Ok(sequence) => Ok(sequence),
+            Err(e) => {
+                tracing::debug!("worker '{}': {e}; queuing it again", worker.id());
+                let again = || async { cluster.publish_task(&task).await?.await };
+                retry_store(begun, again, || worker.state().is_terminal()).await
+            }
         };
         match stored {
             Ok(sequence) => worker.status().sequence = Some(sequence),

@@ -70,6 +70,15 @@ impl Nats {
     }
 }
 
+/// Sends `signal` (e.g. `-STOP`) to process `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}: {status}");
+}
+
 /// A `colony node` process, killed on drop.
 pub struct NodeProcess {
     pub child: Child,
@@ -180,14 +189,7 @@ impl NodeProcess {
     }
 
     fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        send_signal(self.child.id(), signal);
     }
 
     /// SIGTERM, then waits for it to exit.
