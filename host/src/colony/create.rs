@@ -22,20 +22,30 @@ impl Colony {
     /// Creates a worker of this colony: journaled (states, report, events; an ephemeral
     /// worker's conversation too — a persistent one keeps its parts in its folder, to be
     /// seeded and resumed), routed, with its folder under home (made only if it is used).
-    pub(super) fn create(&self, plugin: &Plugin, spec: WorkerSpec) -> Result<Worker, ColonyError> {
+    /// `queued`: it waits for a concurrency slot (queued before the journal hears of it,
+    /// so its row is written once, as queued).
+    pub(super) fn create(
+        &self,
+        plugin: &Plugin,
+        spec: WorkerSpec,
+        queued: bool,
+    ) -> Result<Worker, ColonyError> {
         let id = spec.id.clone();
         let storage = self.inner.config.home.join("workers").join(&id);
         let spec = spec.with_colony(self.id()).with_storage(&storage);
         let worker = Worker::new(plugin, spec.clone(), Some(self.inner.bus.clone()))?;
+        if queued {
+            worker.enqueue()?;
+        }
         worker.observe(Arc::new(JournalObserver(self.inner.journal.clone())))?;
         worker.log_events_to(self.inner.journal.clone())?;
         if !spec.is_persistent() {
-            worker.log_conversation_to(self.inner.journal.clone())?;
+            worker.log_new_conversation_to(self.inner.journal.clone())?;
         }
         let router: Weak<dyn MessageRouter> =
             Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
         worker.set_router(router);
-        self.journal_new(plugin, &spec, WorkerState::Pending, Some(storage));
+        self.journal_new(plugin, &spec, worker.state(), Some(storage));
         self.inner.add(Arc::new(worker.clone()));
         Ok(worker)
     }
@@ -133,9 +143,7 @@ impl Colony {
             let member = if let Some(cluster) = &self.inner.cluster {
                 self.create_remote(cluster, plugin, spec)?
             } else {
-                let worker = self.create(plugin, spec)?;
-                worker.enqueue()?;
-                Arc::new(worker) as MemberRef
+                Arc::new(self.create(plugin, spec, true)?) as MemberRef
             };
             ids.push(member.id().to_owned());
             self.inner

@@ -367,7 +367,7 @@ impl Colony {
         conversation: Vec<MessagePart>,
     ) -> Result<Worker, ColonyError> {
         self.ensure_running()?;
-        let worker = self.create(plugin, spec)?;
+        let worker = self.create(plugin, spec, false)?;
         if !conversation.is_empty() {
             worker.seed_conversation(conversation)?;
         }

@@ -1,10 +1,22 @@
 //! [`Advance`]: a worker's move to a later state, the only way the journal changes one.
 
+use std::sync::LazyLock;
+
 use chrono::Utc;
 use rusqlite::{Connection, params};
 
 use super::RecordState;
 use crate::worker::{WorkerResult, WorkerState};
+
+/// The one `UPDATE` every move runs (built once: the statement cache is keyed by it).
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE workers SET state = ?2, started_at = COALESCE(?3, started_at),
+             ended_at = COALESCE(?4, ended_at), result = COALESCE(?5, result)
+         WHERE id = ?1 AND (({rank}) < ?6 OR (({rank}) = ?6 AND ?6 < 4))",
+        rank = RecordState::RANK_SQL
+    )
+});
 
 /// A worker's move to a later state, as one `UPDATE` (see [`Journal::set_state`]).
 pub(super) struct Advance {
@@ -33,13 +45,7 @@ impl Advance {
     pub(super) fn apply(self, c: &Connection) -> rusqlite::Result<bool> {
         let ended = self.state.has_ended().then(|| Utc::now().to_rfc3339());
         let rank = self.state.rank();
-        let sql = format!(
-            "UPDATE workers SET state = ?2, started_at = COALESCE(?3, started_at),
-                 ended_at = COALESCE(?4, ended_at), result = COALESCE(?5, result)
-             WHERE id = ?1 AND (({rank}) < ?6 OR (({rank}) = ?6 AND ?6 < 4))",
-            rank = RecordState::RANK_SQL
-        );
-        c.prepare_cached(&sql)?
+        c.prepare_cached(&UPDATE)?
             .execute(params![
                 self.id,
                 self.state.as_str(),

@@ -67,6 +67,7 @@ pub(crate) async fn drive_guarded(shared: Arc<WorkerShared>, inbox: mpsc::Receiv
     let outcome = std::panic::AssertUnwindSafe(drive(shared.clone(), inbox))
         .catch_unwind()
         .await;
+    shared.inbox.close();
     if let Err(panic) = outcome {
         let what = panic
             .downcast_ref::<&str>()

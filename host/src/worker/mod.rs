@@ -9,6 +9,7 @@
 mod batch;
 mod driver;
 mod error;
+mod inbox;
 mod report;
 mod result;
 mod shared;
@@ -103,7 +104,6 @@ impl Worker {
             worker: spec.id.clone(),
             reason,
         })?;
-        let (inbox, inbox_rx) = mpsc::channel(plugin.limits().inbox_capacity.max(1));
         let (status, _) = watch::channel(Status {
             state: WorkerState::Pending,
             result: None,
@@ -133,8 +133,7 @@ impl Worker {
                 ctx: Arc::new(ctx),
                 cancel: CancellationToken::new(),
                 status,
-                inbox,
-                inbox_rx: Mutex::new(Some(inbox_rx)),
+                inbox: inbox::Inbox::new(plugin.limits().inbox_capacity),
                 task: Mutex::new(None),
                 lifecycle: Mutex::new(()),
                 finished: AtomicBool::new(false),
@@ -209,7 +208,19 @@ impl Worker {
             .shared
             .storage()
             .is_some_and(|s| s.part_seqs().is_ok_and(|seqs| !seqs.is_empty()));
-        if seeded || !matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
+        if seeded {
+            return Err(self.wrong_state("attach a conversation log"));
+        }
+        self.log_new_conversation_to(log)
+    }
+
+    /// [`Worker::log_conversation_to`] for a worker whose id is new (a colony's), so its
+    /// folder holds no parts: nothing is looked up on disk.
+    pub(crate) fn log_new_conversation_to(
+        &self,
+        log: Arc<dyn ConversationLog>,
+    ) -> Result<(), WorkerError> {
+        if !matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
             return Err(self.wrong_state("attach a conversation log"));
         }
         if !self.shared.ctx.set_conversation_log(log) {
@@ -293,10 +304,8 @@ impl Worker {
         }
         let inbox = self
             .shared
-            .inbox_rx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+            .inbox
+            .take_receiver()
             .expect("a pending worker still holds its inbox");
         let handle = runtime.spawn(driver::drive_guarded(self.shared.clone(), inbox));
         *self.shared.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +16,7 @@ use super::report::WorkerReport;
 use super::result::{ExplicitReport, RunOutcome, WorkerResult};
 use super::{WorkerInfo, WorkerSpec, WorkerState};
 use crate::events::{AgentEvent, EventType};
-use crate::host_api::{InboxMessage, WorkerContext};
+use crate::host_api::WorkerContext;
 use crate::limits::Limits;
 use crate::plugin::Plugin;
 use crate::storage::WorkerStorage;
@@ -44,9 +44,8 @@ pub(crate) struct WorkerShared {
     /// Set by `stop`; read by the driver and by the epoch callback.
     pub cancel: CancellationToken,
     pub status: watch::Sender<Status>,
-    pub inbox: mpsc::Sender<InboxMessage>,
-    /// The receiving end, handed to the guest's store when the worker starts.
-    pub inbox_rx: Mutex<Option<mpsc::Receiver<InboxMessage>>>,
+    /// Injected messages; its receiving end is handed to the guest's store at start.
+    pub inbox: super::inbox::Inbox,
     pub task: Mutex<Option<JoinHandle<()>>>,
     /// Serialises `start` against `seed_conversation`.
     pub lifecycle: Mutex<()>,
