@@ -67,7 +67,10 @@ pub(crate) async fn drive_guarded(shared: Arc<WorkerShared>, inbox: mpsc::Receiv
     let outcome = std::panic::AssertUnwindSafe(drive(shared.clone(), inbox))
         .catch_unwind()
         .await;
+    // The run is over: its channel and the task's own allocation (sized for this
+    // future) are let go now, not when the last handle to the worker is dropped.
     shared.inbox.close();
+    drop(shared.task.lock().unwrap_or_else(|e| e.into_inner()).take());
     if let Err(panic) = outcome {
         let what = panic
             .downcast_ref::<&str>()

@@ -307,8 +307,10 @@ impl Worker {
             .inbox
             .take_receiver()
             .expect("a pending worker still holds its inbox");
-        let handle = runtime.spawn(driver::drive_guarded(self.shared.clone(), inbox));
-        *self.shared.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        // Held while spawning, so a driver that ends at once lets go of its handle
+        // only after it is stored.
+        let mut task = self.shared.task.lock().unwrap_or_else(|e| e.into_inner());
+        *task = Some(runtime.spawn(driver::drive_guarded(self.shared.clone(), inbox)));
         Ok(())
     }
 
