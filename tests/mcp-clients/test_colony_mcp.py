@@ -23,6 +23,7 @@ import pathlib
 import sqlite3
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -241,6 +242,24 @@ async def test_worker_events_arrive_as_progress_notifications(serve_stdio, probe
             await eventually(lambda: sum("tick" in (m or "") for _, m in seen) >= 5, f"5 tick progress notes (saw {seen})", 5)
     assert_report(result, "success")
     assert max(p for p, _ in seen) >= 5, seen
+
+
+async def test_a_flood_of_worker_events_is_throttled_into_few_progress_notifications(serve_stdio, probe):
+    seen: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    with anyio.fail_after(TIMEOUT):
+        async with serve_stdio(probe) as client:
+            begun = time.monotonic()
+            result = await client.call_tool("probe", {"action": "emit_many", "count": 900}, progress_callback=on_progress)
+            elapsed = time.monotonic() - begun
+            await anyio.sleep(0.5)
+    assert_report(result, "success")
+    # 900 events (under the 1,000/s event rate): a burst of 32, then 20 a second.
+    assert 1 <= len(seen) <= 32 + 20 * elapsed + 2, (len(seen), elapsed)
+    assert len(seen) < 900 / 10, len(seen)
 
 
 async def test_failed_and_partial_reports_are_tool_errors(serve_stdio, probe):

@@ -131,12 +131,7 @@ impl ServerHandler for PluginTools {
             .colony
             .wait_for_reports(std::slice::from_ref(&id), REPORT_WAIT);
         tokio::pin!(report);
-        let mut progress = Progress {
-            worker: &id,
-            token: context.meta.get_progress_token(),
-            context: &context,
-            seen: 0,
-        };
+        let mut progress = Progress::new(&id, &context);
         let mut bus_open = true;
         let report = loop {
             tokio::select! {
@@ -180,21 +175,57 @@ impl ServerHandler for PluginTools {
     }
 }
 
+/// Progress notifications a call may send at once, and how many more each second after
+/// that: a guest may publish up to its event rate (1,000/s by default), and the client
+/// should not hear every one.
+const PROGRESS_BURST: f64 = 32.0;
+const PROGRESS_PER_SECOND: f64 = 20.0;
+
 /// A call's progress notifications: one per event its worker publishes (its report
-/// excepted), when the client asked for progress.
+/// excepted), when the client asked for progress — as many as [`PROGRESS_BURST`] at once,
+/// then [`PROGRESS_PER_SECOND`]; the progress value counts every event, sent or not.
 struct Progress<'a> {
     worker: &'a str,
     token: Option<rmcp::model::ProgressToken>,
     context: &'a RequestContext<RoleServer>,
     seen: u32,
+    /// Notifications it may still send now, and when that was last worked out.
+    allowance: (f64, tokio::time::Instant),
 }
 
-impl Progress<'_> {
+impl<'a> Progress<'a> {
+    fn new(worker: &'a str, context: &'a RequestContext<RoleServer>) -> Self {
+        Self {
+            worker,
+            token: context.meta.get_progress_token(),
+            context,
+            seen: 0,
+            allowance: (PROGRESS_BURST, tokio::time::Instant::now()),
+        }
+    }
+
+    /// Whether one more notification may go now (and, if so, spends it).
+    fn allowed(&mut self) -> bool {
+        let (left, since) = &mut self.allowance;
+        let now = tokio::time::Instant::now();
+        let earned = now.duration_since(*since).as_secs_f64() * PROGRESS_PER_SECOND;
+        *left = (*left + earned).min(PROGRESS_BURST);
+        *since = now;
+        if *left < 1.0 {
+            return false;
+        }
+        *left -= 1.0;
+        true
+    }
+
     async fn note(&mut self, event: &colony::AgentEvent) {
         if event.worker_id != self.worker || event.event_type == EventType::SubagentReport {
             return;
         }
         self.seen += 1;
+        if self.token.is_none() || !self.allowed() {
+            return;
+        }
         if let Some(token) = &self.token {
             let note = ProgressNotificationParam::new(token.clone(), f64::from(self.seen))
                 .with_message(event.event_type.as_str().to_owned());
