@@ -1,8 +1,9 @@
 """A hostile MCP server for Colony's tests, written on the official Python SDK: it hangs,
 answers 100 MB, dies mid-call, writes terminal escapes to stderr, and with
-`--hang-at-start` never answers the handshake.
+`--hang-at-start` never answers the handshake; with `--linger` it does not exit when its
+stdin closes (as a well-behaved stdio server does), but stays on for an hour.
 
-    hostile_server.py [--hang-at-start] [--http PORT]
+    hostile_server.py [--hang-at-start] [--linger] [--http PORT]
 """
 
 from __future__ import annotations
@@ -55,4 +56,9 @@ if __name__ == "__main__":
         port = int(sys.argv[sys.argv.index("--http") + 1])
         server.run("streamable-http", host="127.0.0.1", port=port)
     else:
-        server.run()
+        try:
+            server.run()
+        finally:
+            # However the session ended (stdin closed, a broken pipe): stay on.
+            if "--linger" in sys.argv:
+                time.sleep(3600)

@@ -265,6 +265,7 @@ async fn start(name: &str, config: &McpServerConfig) -> Result<Connection, Strin
                 .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .process_group(0);
+            die_with_host(&mut command);
             let mut child = command.spawn().map_err(|e| {
                 format!(
                     "cannot spawn {}: {e}",
@@ -360,6 +361,31 @@ async fn list_tools(
 
 /// A spawned server in its own process group: dropped, the whole group is killed (a
 /// server started through a shell or a launcher leaves nothing behind).
+/// Has the kernel kill the server if this host dies without dropping its
+/// [`ProcessGroup`] (`kill -9`, a crash): `PR_SET_PDEATHSIG`, set in the child between
+/// fork and exec. It reaches the server process itself, not processes it starts.
+#[cfg(target_os = "linux")]
+fn die_with_host(command: &mut tokio::process::Command) {
+    let host = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec; it calls only prctl(2),
+    // getppid(2) and _exit(2), which are async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The host died before the line above: nobody would ever kill it.
+            if u32::try_from(libc::getppid()).ok() != Some(host) {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_host(_: &mut tokio::process::Command) {}
+
 struct ProcessGroup(tokio::process::Child);
 
 impl Drop for ProcessGroup {
