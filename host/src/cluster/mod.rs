@@ -86,6 +86,7 @@ pub const STORE_RETRY: Duration = Duration::from_secs(30);
 /// Runs `attempt` until it succeeds or [`STORE_RETRY`] has passed since `begun`, pausing
 /// between tries (100 ms, doubling up to 2 s); `give_up` ends it early (e.g. the worker
 /// was stopped meanwhile). The last error when it gives up.
+#[cfg(feature = "colony")]
 pub(crate) async fn retry_store<T, F, Fut>(
     begun: tokio::time::Instant,
     mut attempt: F,
