@@ -22,6 +22,7 @@ Every method that waits is awaitable and never blocks the event loop. Cancelling
 
 from __future__ import annotations
 
+import atexit
 import collections
 import collections.abc
 import inspect
@@ -39,7 +40,12 @@ from ._colony import (
     Runtime,
     Worker,
     WorkerError,
+    stop_open_colonies as _stop_open_colonies,
 )
+
+# A script that ends without `async with` or `stop_all` still stops its colonies' workers
+# (journaled `stopped`, with reports) instead of leaving them to be found `interrupted`.
+atexit.register(_stop_open_colonies)
 
 __all__ = [
     "BudgetError",

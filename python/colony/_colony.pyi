@@ -11,6 +11,9 @@ from . import Subscription, Tool
 Json = Any
 Task = str | Mapping[str, Any]
 
+def stop_open_colonies() -> None:
+    """Stops every colony still open and waits for stops under way (run at exit)."""
+
 class ColonyError(Exception):
     """Anything the Colony host refused or could not do."""
 

@@ -23,6 +23,8 @@ use crate::worker::{PyWorker, Stopped};
 pub struct PyColony {
     colony: Colony,
     host: Host,
+    /// Its place among the colonies stopped at exit ([`crate::shutdown`]).
+    token: u64,
 }
 
 /// A batch as Python sees it.
@@ -158,7 +160,12 @@ impl PyColony {
                     .map_err(|e| crate::errors::ColonyError::new_err(e.to_string()))?
             }
             .map_err(crate::errors::colony)?;
-            Ok(PyColony { colony, host })
+            let token = crate::shutdown::opened(&colony);
+            Ok(PyColony {
+                colony,
+                host,
+                token,
+            })
         })
     }
 
@@ -428,11 +435,8 @@ impl PyColony {
 
 impl Drop for PyColony {
     /// A colony dropped without `stop_all` (no `async with`) still stops its workers:
-    /// nothing runs on unseen.
+    /// nothing runs on unseen (and the interpreter's exit waits for that stop).
     fn drop(&mut self) {
-        let colony = self.colony.clone();
-        tokio().spawn(async move {
-            colony.stop_all().await;
-        });
+        crate::shutdown::dropped(self.token);
     }
 }

@@ -21,6 +21,7 @@ mod host;
 mod json;
 mod provider;
 mod runtime;
+mod shutdown;
 mod tool;
 mod worker;
 
@@ -35,6 +36,7 @@ fn _colony(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<colony::PyColony>()?;
     m.add_class::<events::PyEventBus>()?;
     m.add_class::<events::PySubscription>()?;
+    m.add_function(wrap_pyfunction!(shutdown::stop_open_colonies, m)?)?;
     errors::register(m)?;
     Ok(())
 }

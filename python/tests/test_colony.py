@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -195,3 +196,42 @@ async def test_closing_a_subscription_ends_its_async_for(tmp_path):
         reports.close()
         await asyncio.wait_for(reader, 5)
         assert sorted(seen) == sorted(ids)
+
+
+def _exit_without_closing(home, keep: bool) -> list[str]:
+    """Runs a script that starts 300 waiting workers (64 running) in a colony at `home` and ends
+    without `async with` or `stop_all` — keeping the colony in a global (`keep`) or
+    dropping it with its coroutine. Returns the worker ids it printed."""
+    script = textwrap.dedent(f"""
+        import asyncio, colony
+        async def main():
+            runtime = colony.Runtime()
+            probe = await runtime.load_plugin({str(guest("probe-fixture"))!r}, "probe")
+            c = await colony.Colony.open(runtime, {str(home)!r}, id="x", max_concurrency=64,
+                                         max_batch=300)
+            ids = c.run_parallel(probe, [{{"task": "wait", "input": {{"action": "wait"}}}}] * 300)
+            while sum(w["state"] == "running" for w in c.workers()) < 64:
+                await asyncio.sleep(0.01)
+            print(" ".join(ids), flush=True)
+            if {keep!r}:
+                global kept
+                kept = c
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+async def test_workers_of_a_colony_left_open_at_exit_are_stopped_with_reports(tmp_path):
+    for keep in (True, False):
+        home = tmp_path / f"keep-{keep}"
+        ids = await asyncio.to_thread(_exit_without_closing, home, keep)
+        assert len(ids) == 300
+        journal = sqlite3.connect(home / "journal.db")
+        states = dict(journal.execute("SELECT id, state FROM workers"))
+        reported = {row[0] for row in journal.execute("SELECT worker_id FROM reports")}
+        journal.close()
+        assert {states[i] for i in ids} == {"stopped"}, (keep, states)
+        assert reported == set(ids), (keep, reported)
