@@ -359,8 +359,6 @@ async fn list_tools(
     Ok(tools)
 }
 
-/// A spawned server in its own process group: dropped, the whole group is killed (a
-/// server started through a shell or a launcher leaves nothing behind).
 /// Has the kernel kill the server if this host dies without dropping its
 /// [`ProcessGroup`] (`kill -9`, a crash): `PR_SET_PDEATHSIG`, set in the child between
 /// fork and exec. It reaches the server process itself, not processes it starts.
@@ -386,6 +384,8 @@ fn die_with_host(command: &mut tokio::process::Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_host(_: &mut tokio::process::Command) {}
 
+/// A spawned server in its own process group: dropped, the whole group is killed (a
+/// server started through a shell or a launcher leaves nothing behind).
 struct ProcessGroup(tokio::process::Child);
 
 impl Drop for ProcessGroup {

@@ -223,13 +223,14 @@ impl<'a> Progress<'a> {
             return;
         }
         self.seen += 1;
-        if self.token.is_none() || !self.allowed() {
+        let Some(token) = self.token.clone() else {
+            return;
+        };
+        if !self.allowed() {
             return;
         }
-        if let Some(token) = &self.token {
-            let note = ProgressNotificationParam::new(token.clone(), f64::from(self.seen))
-                .with_message(event.event_type.as_str().to_owned());
-            let _ = self.context.peer.notify_progress(note).await;
-        }
+        let note = ProgressNotificationParam::new(token, f64::from(self.seen))
+            .with_message(event.event_type.as_str().to_owned());
+        let _ = self.context.peer.notify_progress(note).await;
     }
 }
