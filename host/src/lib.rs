@@ -64,8 +64,9 @@ pub use error::{LimitExceeded, ManifestError, PluginError, RuntimeError, Storage
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
 #[cfg(feature = "colony")]
 pub use journal::{
-    BatchRecord, HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem, JournalSync,
-    RecordState, ReportRecord, WorkerRecord,
+    BatchRecord, CONTROL_MAX_AGE, CONTROL_POLL, ColonyCensus, Control, ControlAck,
+    HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem, JournalSync, MAX_PAGE,
+    RecordState, ReportRecord, WorkerPage, WorkerQuery, WorkerRecord,
 };
 pub use limits::Limits;
 pub use manifest::{Manifest, ToolDescription};

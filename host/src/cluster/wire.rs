@@ -94,7 +94,7 @@ pub struct ControlReply {
 
 /// The result of a task that was not run: refused, given up, or failed to start.
 pub(crate) fn not_run(reason: String) -> WorkerResult {
-    let mut result = crate::worker::crashed(reason, 0.0, 0);
+    let mut result = crate::worker::crashed(reason, 0.0, Default::default());
     result.summary = format!("Not run: {}", result.error.as_deref().unwrap_or_default());
     result
 }

@@ -9,7 +9,7 @@
 use super::{Colony, ColonyError, Task};
 use crate::journal::{BatchRecord, RecordState};
 use crate::plugin::Plugin;
-use crate::worker::{BatchPlace, WorkerReport, crashed};
+use crate::worker::{BatchPlace, Usage, WorkerReport, crashed};
 
 /// A batch as fanned out (or resumed) by this colony.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,10 +111,13 @@ fn split(record: &BatchRecord) -> (Vec<Indexed<WorkerReport>>, Vec<Indexed<Task>
             .filter(|w| w.batch.as_ref().is_some_and(|b| b.index == index))
             .collect();
         if let Some(ended) = workers.iter().find(|w| w.state.has_ended()) {
-            let result = ended
-                .result
-                .clone()
-                .unwrap_or_else(|| crashed("its result was not journaled".to_owned(), 0.0, 0));
+            let result = ended.result.clone().unwrap_or_else(|| {
+                crashed(
+                    "its result was not journaled".to_owned(),
+                    0.0,
+                    Usage::default(),
+                )
+            });
             let report = WorkerReport::from_result(
                 &ended.id,
                 &ended.colony_id,
@@ -138,7 +141,7 @@ fn split(record: &BatchRecord) -> (Vec<Indexed<WorkerReport>>, Vec<Indexed<Task>
                     record.id
                 ),
                 0.0,
-                0,
+                Usage::default(),
             );
             let worker = format!("{}#{index}", record.id);
             reported.push((

@@ -17,6 +17,7 @@
 
 mod batch;
 mod config;
+mod controls;
 mod create;
 mod dispatch;
 mod error;
@@ -214,6 +215,11 @@ impl Colony {
                 .subscribe(EventFilter::all().types([EventType::SubagentReport])),
         ));
         tokio::spawn(heartbeat::heartbeat(
+            inner.journal.clone(),
+            inner.stopped.clone(),
+        ));
+        tokio::spawn(controls::obey(
+            Arc::downgrade(&inner),
             inner.journal.clone(),
             inner.stopped.clone(),
         ));

@@ -302,7 +302,13 @@ async fn stop(inner: &ColonyInner, worker: &RemoteWorker, timeout: Duration) -> 
         elapsed: begun.elapsed(),
     };
     if worker.take_undispatched() {
-        end_here(inner, worker, WorkerState::Stopped, stopped(None, 0.0, 0)).await;
+        end_here(
+            inner,
+            worker,
+            WorkerState::Stopped,
+            stopped(None, 0.0, Default::default()),
+        )
+        .await;
         return outcome(true);
     }
     let mut ended = worker.ended.subscribe();
@@ -325,7 +331,13 @@ async fn stop(inner: &ColonyInner, worker: &RemoteWorker, timeout: Duration) -> 
                 if let Some(sequence) = sequence
                     && cluster.withdraw_task(sequence).await.unwrap_or(false)
                 {
-                    end_here(inner, worker, WorkerState::Stopped, stopped(None, 0.0, 0)).await;
+                    end_here(
+                        inner,
+                        worker,
+                        WorkerState::Stopped,
+                        stopped(None, 0.0, Default::default()),
+                    )
+                    .await;
                     // A node may have taken it just before: stop it there too.
                     let _ = cluster
                         .control(colony, worker.id(), &Control::Stop, timeout)

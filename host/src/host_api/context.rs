@@ -169,6 +169,13 @@ impl WorkerContext {
         self.token_budget
     }
 
+    /// Tool calls made that the budget allowed.
+    pub fn tool_calls_used(&self) -> u32 {
+        self.tool_calls
+            .load(Ordering::Relaxed)
+            .min(self.tool_call_budget)
+    }
+
     /// Takes one tool call from the budget; `Err(budget)` once it is spent.
     pub fn take_tool_call(&self) -> Result<(), u32> {
         if self.tool_calls.fetch_add(1, Ordering::Relaxed) >= self.tool_call_budget {

@@ -23,7 +23,9 @@
 //! the write-ahead log at every batch commit, so nothing committed is lost.
 
 mod advance;
+mod control;
 mod observer;
+mod query;
 mod record;
 mod schema;
 mod writer;
@@ -36,6 +38,8 @@ use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+pub use control::{CONTROL_MAX_AGE, CONTROL_POLL, Control, ControlAck};
+pub use query::{ColonyCensus, MAX_PAGE, WorkerPage, WorkerQuery};
 pub use record::{BatchRecord, RecordState, ReportRecord, WorkerRecord};
 
 use crate::conversation::MessagePart;
@@ -159,6 +163,15 @@ impl Journal {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, JournalError> {
         self.writer.flush()?;
+        self.peek(f)
+    }
+
+    /// Reads with `f` what is committed now, without waiting for this journal's own
+    /// queued writes (for what other processes write).
+    fn peek<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, JournalError> {
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         f(&conn).map_err(|source| {
             JournalError::new(&self.path, JournalProblem::Sqlite(Arc::new(source)))

@@ -56,6 +56,21 @@ pub(super) const SCHEMA: &str = "
         owner TEXT PRIMARY KEY,
         at TEXT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS controls (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        worker_id TEXT,
+        message TEXT
+    );
+    CREATE TABLE IF NOT EXISTS control_acks (
+        control INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (control, owner)
+    );
     CREATE TABLE IF NOT EXISTS report_cursors (
         colony_id TEXT PRIMARY KEY,
         sequence INTEGER NOT NULL

@@ -107,7 +107,7 @@ async fn finish(shared: &Arc<WorkerShared>, end: SessionEnd) -> bool {
 
 async fn end_with(shared: &WorkerShared, end: SessionEnd) -> bool {
     let duration = shared.elapsed_seconds();
-    let tokens = shared.tokens();
+    let usage = shared.usage();
     match end {
         SessionEnd::Ran(run) => {
             let state = if run.success() {
@@ -120,7 +120,7 @@ async fn end_with(shared: &WorkerShared, end: SessionEnd) -> bool {
                 &run,
                 shared.take_report(),
                 duration,
-                tokens,
+                usage,
             );
             shared.finish(state, result, Some(&run)).await
         }
@@ -129,13 +129,13 @@ async fn end_with(shared: &WorkerShared, end: SessionEnd) -> bool {
             shared
                 .finish(
                     WorkerState::Failed,
-                    result::crashed(message, duration, tokens),
+                    result::crashed(message, duration, usage),
                     None,
                 )
                 .await
         }
         SessionEnd::Stopped => {
-            let result = result::stopped(shared.take_report(), duration, tokens);
+            let result = result::stopped(shared.take_report(), duration, usage);
             shared.finish(WorkerState::Stopped, result, None).await
         }
     }
@@ -191,7 +191,7 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
         &run,
         shared.take_report(),
         shared.elapsed_seconds(),
-        shared.tokens(),
+        shared.usage(),
     );
     shared
         .status
@@ -222,7 +222,7 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
                 &outcome,
                 Some(report),
                 shared.elapsed_seconds(),
-                shared.tokens(),
+                shared.usage(),
             )
         });
         let mut data = json!({

@@ -42,7 +42,7 @@ pub(crate) use crate::host_api::MessageRouter;
 #[cfg_attr(not(all(feature = "colony", feature = "nats")), allow(unused_imports))]
 pub(crate) use crate::host_api::{inbox_share, peer_message};
 #[cfg_attr(not(all(feature = "colony", feature = "nats")), allow(unused_imports))]
-pub(crate) use result::{crashed, stopped, withheld};
+pub(crate) use result::{Usage, crashed, stopped, withheld};
 pub use shared::WorkerObserver;
 pub(crate) use shared::WorkerShared;
 #[cfg(any(feature = "colony", feature = "nats"))]

@@ -30,6 +30,9 @@ pub struct WorkerResult {
     pub error: Option<String>,
     /// Model tokens used (input + output).
     pub tokens_used: u64,
+    /// Tool calls made (those the budget allowed).
+    #[serde(default)]
+    pub tool_calls_used: u32,
     /// Wall-clock time from start to end.
     pub duration_seconds: f64,
     /// The report's status.
@@ -38,6 +41,15 @@ pub struct WorkerResult {
     pub summary: String,
     /// The report's data.
     pub data: Map<String, Value>,
+}
+
+/// What a worker has spent of its budgets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// Model tokens (input + output).
+    pub tokens: u64,
+    /// Tool calls the budget allowed.
+    pub tool_calls: u32,
 }
 
 /// How one `run` (or turn) ended, as far as the guest said.
@@ -67,7 +79,7 @@ pub(crate) fn from_run(
     run: &RunOutcome,
     explicit: Option<ExplicitReport>,
     duration_seconds: f64,
-    tokens_used: u64,
+    usage: Usage,
 ) -> WorkerResult {
     let (status, summary, data) = match explicit {
         Some(report) => (report.status, report.summary, report.data),
@@ -93,7 +105,8 @@ pub(crate) fn from_run(
     WorkerResult {
         output: run.output.clone(),
         error: run.error.clone(),
-        tokens_used,
+        tokens_used: usage.tokens,
+        tool_calls_used: usage.tool_calls,
         duration_seconds,
         status,
         summary,
@@ -105,7 +118,7 @@ pub(crate) fn from_run(
 pub(crate) fn stopped(
     explicit: Option<ExplicitReport>,
     duration_seconds: f64,
-    tokens_used: u64,
+    usage: Usage,
 ) -> WorkerResult {
     let (status, summary, data) = match explicit {
         Some(mut report) => {
@@ -123,7 +136,8 @@ pub(crate) fn stopped(
     WorkerResult {
         output: Map::new(),
         error: Some("Worker stopped by queen".to_owned()),
-        tokens_used,
+        tokens_used: usage.tokens,
+        tool_calls_used: usage.tool_calls,
         duration_seconds,
         status,
         summary,
@@ -144,12 +158,13 @@ pub(crate) fn withheld(result: WorkerResult, reason: String) -> WorkerResult {
     }
 }
 
-pub(crate) fn crashed(message: String, duration_seconds: f64, tokens_used: u64) -> WorkerResult {
+pub(crate) fn crashed(message: String, duration_seconds: f64, usage: Usage) -> WorkerResult {
     WorkerResult {
         output: Map::new(),
         summary: format!("Worker crashed: {message}"),
         error: Some(message),
-        tokens_used,
+        tokens_used: usage.tokens,
+        tool_calls_used: usage.tool_calls,
         duration_seconds,
         status: ReportStatus::Failed,
         data: Map::new(),
@@ -171,14 +186,26 @@ mod tests {
     #[test]
     fn synthesised_success_counts_outputs_and_truncates_task() {
         let task = "x".repeat(100);
-        let r = from_run(&task, &ok(json!({"a": 1, "b": 2})), None, 1.5, 7);
+        let r = from_run(
+            &task,
+            &ok(json!({"a": 1, "b": 2})),
+            None,
+            1.5,
+            Usage {
+                tokens: 7,
+                tool_calls: 2,
+            },
+        );
         assert_eq!(r.status, ReportStatus::Success);
         assert_eq!(
             r.summary,
             format!("Completed task '{}' with 2 outputs.", "x".repeat(80))
         );
         assert_eq!(Value::Object(r.data), json!({"a": 1, "b": 2}));
-        assert_eq!((r.duration_seconds, r.tokens_used), (1.5, 7));
+        assert_eq!(
+            (r.duration_seconds, r.tokens_used, r.tool_calls_used),
+            (1.5, 7, 2)
+        );
     }
 
     #[test]
@@ -187,7 +214,7 @@ mod tests {
             output: Map::new(),
             error: Some("boom".into()),
         };
-        let r = from_run("t", &run, None, 0.0, 0);
+        let r = from_run("t", &run, None, 0.0, Usage::default());
         assert_eq!(r.status, ReportStatus::Failed);
         assert_eq!(r.summary, "Task 't' failed: boom");
         assert!(r.data.is_empty());
@@ -196,7 +223,13 @@ mod tests {
     #[test]
     fn explicit_report_wins_but_output_and_error_come_from_run() {
         let explicit = ExplicitReport::new(ReportStatus::Partial, String::new(), Map::new());
-        let r = from_run("t", &ok(json!({"k": true})), Some(explicit), 0.0, 0);
+        let r = from_run(
+            "t",
+            &ok(json!({"k": true})),
+            Some(explicit),
+            0.0,
+            Usage::default(),
+        );
         assert_eq!(r.status, ReportStatus::Partial);
         assert_eq!(r.summary, "(worker returned partial with no summary)");
         assert!(r.data.is_empty());
@@ -214,10 +247,10 @@ mod tests {
     #[test]
     fn stop_keeps_an_explicit_report() {
         let explicit = ExplicitReport::new(ReportStatus::Success, "done".into(), Map::new());
-        let r = stopped(Some(explicit), 0.0, 0);
+        let r = stopped(Some(explicit), 0.0, Usage::default());
         assert_eq!(r.status, ReportStatus::Success);
         assert_eq!(r.data["stopped_after_report"], json!(true));
-        let r = stopped(None, 0.0, 0);
+        let r = stopped(None, 0.0, Usage::default());
         assert_eq!(r.status, ReportStatus::Stopped);
         assert_eq!(r.error.as_deref(), Some("Worker stopped by queen"));
     }

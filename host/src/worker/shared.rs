@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::report::WorkerReport;
-use super::result::{ExplicitReport, RunOutcome, WorkerResult};
+use super::result::{ExplicitReport, RunOutcome, Usage, WorkerResult};
 use super::{WorkerInfo, WorkerSpec, WorkerState};
 use crate::events::{AgentEvent, EventType};
 use crate::host_api::WorkerContext;
@@ -98,8 +98,11 @@ impl WorkerShared {
         self.status.borrow().state
     }
 
-    pub fn tokens(&self) -> u64 {
-        self.ctx.tokens()
+    pub fn usage(&self) -> Usage {
+        Usage {
+            tokens: self.ctx.tokens(),
+            tool_calls: self.ctx.tool_calls_used(),
+        }
     }
 
     pub fn elapsed_seconds(&self) -> f64 {

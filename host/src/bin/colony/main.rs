@@ -5,6 +5,7 @@
 //! a non-zero exit code; `--json` switches stdout to JSON lines for scripts; logs go to
 //! stderr through `tracing` (`RUST_LOG`).
 
+mod bearer;
 mod chat;
 mod deadline;
 mod demo;
@@ -15,6 +16,7 @@ mod mcp;
 mod node;
 mod print;
 mod run;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -89,6 +91,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Serve plugins as MCP tools (stdio, or streamable HTTP with --listen).
     Mcp(mcp::McpArgs),
+    /// Serve a live web view of the colony home (its colonies, workers and events).
+    Serve(serve::ServeArgs),
 }
 
 /// Where `make guests` puts the guest components, relative to the workspace.
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
             Command::Events(args) => inspect::events(args, env).await,
             Command::Node(args) => node::node(args, env).await,
             Command::Mcp(args) => mcp::mcp(args, env).await,
+            Command::Serve(args) => serve::serve(args, env).await,
         }
     });
     // A blocking read of stdin (`colony mcp` over stdio) must not keep the process up.

@@ -6,7 +6,6 @@
 //! the call's result. Why a colony and not bare workers: calls from an MCP client are
 //! work like any fan-out — journaled, bounded in how many run at once, stopped together.
 
-mod auth;
 mod handler;
 
 use std::net::SocketAddr;
@@ -134,7 +133,7 @@ async fn serve_http(
     if let Some(token) = token {
         app = app.layer(axum::middleware::from_fn_with_state(
             Arc::<str>::from(token),
-            auth::require_bearer,
+            crate::bearer::require_bearer,
         ));
     }
     let listener = tokio::net::TcpListener::bind(addr)
