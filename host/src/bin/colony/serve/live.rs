@@ -29,6 +29,9 @@ use super::{App, MAX_LIVE_STREAMS, WATCH_EVERY};
 
 /// How long a browser waits before reconnecting a dropped stream.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+/// How often an idle stream sends a comment: keeps proxies from timing it out, and
+/// finds a browser that went away (its permit is then free for another).
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Bumps `bump` whenever the journal changes, until `stop`.
 pub(super) async fn watch_journal(
@@ -101,7 +104,7 @@ where
         .chain(batches.flat_map(stream::iter))
         .map(Ok::<_, Infallible>);
     Sse::new(events)
-        .keep_alive(KeepAlive::default())
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
 }
 
