@@ -13,12 +13,16 @@ PYVENV := target/pyvenv
 # The Python package (python/): a venv with maturin and pytest, the package built into it.
 PYHOST := target/pyhost
 
-.PHONY: setup guests lang-guests demo test bench lint clean python-package python-test python-bench mcp-servers mcp-test
+.PHONY: setup browser guests lang-guests demo test bench lint clean python-package python-test python-bench mcp-servers mcp-test
 
 ## Install the toolchains the guests need (idempotent): the wasm32-wasip2 target, and
 ## Debian's clang 19 + wasi-libc for C guests, nats-server for the scale-out tests.
 setup:
 	scripts/install-toolchains.sh
+
+## Debian's chromium and chromedriver, for the web view's browser tests (`colony serve`).
+browser:
+	scripts/install-toolchains.sh --browser
 
 ## Build every Rust guest component into target/$(GUEST_TARGET)/$(GUEST_PROFILE)/.
 guests: setup
@@ -55,7 +59,7 @@ demo: guests lang-guests
 
 ## The whole test suite: host unit tests, integration tests against real guests (all four
 ## languages), doc tests, then the Python package's pytest suite.
-test: guests lang-guests mcp-servers
+test: guests lang-guests mcp-servers browser
 	$(CARGO) test -p colony -p colony-tests
 	$(MAKE) mcp-test
 	$(MAKE) python-test

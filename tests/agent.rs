@@ -191,6 +191,7 @@ async fn a_spent_token_budget_ends_model_calls_and_the_report_says_so() {
     assert_eq!(r.result.data["budget_limited"], true);
     assert_eq!(r.result.data["iterations"], 2);
     assert_eq!(r.result.tokens_used, 120);
+    assert_eq!(r.result.tool_calls_used, 2);
 }
 
 #[tokio::test]
@@ -202,6 +203,8 @@ async fn a_spent_tool_call_budget_refuses_further_calls() {
     let r = run(script, TOOLS, |s| s.with_budgets(None, Some(2)), None).await;
     assert_eq!(r.result.status, ReportStatus::Success);
     assert_eq!(r.result.data["budget_limited"], true);
+    // Three asked for, two allowed: the result counts what the budget allowed.
+    assert_eq!(r.result.tool_calls_used, 2);
     let tool_results: Vec<String> = r.contents("tool");
     assert_eq!(tool_results.len(), 3);
     assert!(tool_results[0].contains("rfc3339") && tool_results[1].contains("rfc3339"));

@@ -430,6 +430,7 @@ fn info(id: &str, state: WorkerState, summary: Option<&str>) -> colony::WorkerIn
             output: Default::default(),
             error: None,
             tokens_used: 0,
+            tool_calls_used: 0,
             duration_seconds: 0.1,
             status: colony::ReportStatus::Success,
             summary: summary.into(),

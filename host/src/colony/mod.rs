@@ -147,7 +147,8 @@ impl Colony {
 
     /// Opens the colony in `config.home`: creates it if needed, opens its journal, marks
     /// workers a previous process left active as `interrupted`, and starts the
-    /// dispatcher. Must be called within a tokio runtime. A colony on NATS is opened with
+    /// dispatcher. From then on it carries out the [`Control`](crate::Control)s other
+    /// processes file in the journal for its workers (`colony serve`'s stop and inject). Must be called within a tokio runtime. A colony on NATS is opened with
     /// [`Colony::connect`] instead.
     pub fn open(runtime: Runtime, config: ColonyConfig) -> Result<Self, ColonyError> {
         if let Some(url) = &config.nats {

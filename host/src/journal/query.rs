@@ -114,7 +114,7 @@ impl Journal {
                 census.first_created = census.first_created.min(first).or(first);
                 census.last_created = census.last_created.max(last);
             }
-            colonies.sort_by(|a, b| a.first_created.cmp(&b.first_created));
+            colonies.sort_by_key(|c| c.first_created);
             Ok(colonies)
         })
     }

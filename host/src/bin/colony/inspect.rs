@@ -74,18 +74,27 @@ fn record(env: &Env, id: &str) -> anyhow::Result<WorkerRecord> {
         .with_context(|| format!("no worker '{id}' in the journal at {}", env.home.display()))
 }
 
+/// A worker's conversation: a persistent worker's parts are in its folder, an
+/// ephemeral one's in the journal.
+pub(crate) fn conversation(
+    journal: &colony::Journal,
+    record: &WorkerRecord,
+) -> anyhow::Result<Vec<colony::MessagePart>> {
+    let parts = match &record.storage {
+        Some(folder) => WorkerStorage::new(folder).read_parts()?,
+        None => Vec::new(),
+    };
+    if !parts.is_empty() {
+        return Ok(parts);
+    }
+    Ok(journal.parts(&record.id)?)
+}
+
 pub(crate) fn inspect(args: InspectArgs, env: Env) -> anyhow::Result<ExitCode> {
     let record = record(&env, &args.worker)?;
     let journal = env.journal()?;
     let reports = journal.reports(Some(&args.worker))?;
-    // A persistent worker's parts are in its folder, an ephemeral one's in the journal.
-    let mut parts = match &record.storage {
-        Some(folder) => WorkerStorage::new(folder).read_parts()?,
-        None => Vec::new(),
-    };
-    if parts.is_empty() {
-        parts = journal.parts(&args.worker)?;
-    }
+    let parts = conversation(&journal, &record)?;
     let events = journal.events(Some(&args.worker), 0, usize::MAX)?.len();
     let view = serde_json::json!({
         "worker": record,

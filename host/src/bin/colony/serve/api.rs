@@ -78,9 +78,15 @@ pub(super) async fn worker(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     app.read(move |journal| {
-        let view = worker_view(journal, &id)?;
-        let conversation = Conversation::new(journal.parts(&id)?);
-        Ok(Json(json!({"worker": view, "conversation": conversation})))
+        let record = journal
+            .worker(&id)?
+            .ok_or_else(|| ApiError::NoWorker(id.clone()))?;
+        let parts = crate::inspect::conversation(journal, &record)
+            .map_err(|e| ApiError::Conversation(format!("{e:#}")))?;
+        let view = WorkerView::new(&record, journal.reports(Some(&id))?);
+        Ok(Json(
+            json!({"worker": view, "conversation": Conversation::new(parts)}),
+        ))
     })
     .await
 }

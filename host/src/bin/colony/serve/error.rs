@@ -26,6 +26,8 @@ pub(super) enum ApiError {
     Busy(usize),
     #[error(transparent)]
     Journal(#[from] colony::JournalError),
+    #[error("cannot read the conversation: {0}")]
+    Conversation(String),
     #[error("the server is shutting down")]
     ShuttingDown,
 }
@@ -38,7 +40,7 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { .. } | ApiError::Refused(_) => StatusCode::CONFLICT,
             ApiError::NoAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Busy(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Journal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Journal(_) | ApiError::Conversation(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }

@@ -152,10 +152,9 @@ impl ListStream {
                 .read(move |journal| Ok((journal.census()?, rows(journal, &query)?)))
                 .await;
             let Ok((census, page)) = read else {
-                // A failed read (the journal busy, say) is tried again on the next change.
-                if self.page.is_none() {
-                    return None;
-                }
+                // A failed read (the journal busy, say) is tried again on the next change;
+                // a failed first one ends the stream (the browser reconnects).
+                self.page.as_ref()?;
                 continue;
             };
             let mut events = Vec::new();

@@ -241,6 +241,7 @@ function workerPage() {
   document.title = "Colony: " + id;
   const path = "/api/workers/" + encodeURIComponent(id);
   let lastSeq = 0;
+  let lastType = "";
   let received = 0;
   let duplicates = 0;
   let state = "";
@@ -268,6 +269,13 @@ function workerPage() {
     }
   }
 
+  let reloading = null;
+  /** Reloads the conversation once the events of a burst are in. */
+  function conversationSoon() {
+    clearTimeout(reloading);
+    reloading = setTimeout(loadConversation, 300);
+  }
+
   function showWorker(view) {
     const w = view.row;
     state = w.state;
@@ -288,7 +296,9 @@ function workerPage() {
       ["tokens", ofBudget(w.tokens_used, w.token_budget)],
       ["tool calls", ofBudget(w.tool_calls_used, w.tool_call_budget)],
     ]);
-    const result = view.result || {};
+    // A running persistent worker's latest report stands in for the result it has not yet.
+    const latest = view.reports.length ? view.reports[view.reports.length - 1].report : {};
+    const result = view.result || latest || {};
     pairs($("report"), [
       ["status", result.status],
       ["summary", result.summary],
@@ -301,7 +311,7 @@ function workerPage() {
     if (result.error) errors.append(el("li", { class: "result-error" }, result.error));
     $("stop").hidden = !ACTIVE.has(state);
     $("inject").hidden = state !== "running";
-    loadConversation();
+    conversationSoon();
   }
 
   function showEvent(item) {
@@ -316,9 +326,14 @@ function workerPage() {
     const e = item.event;
     const data = e.data || {};
     if (e.type === "LLM_TEXT_DELTA") {
-      $("stream").append(document.createTextNode(data.delta || ""));
+      // Each model call's text on its own paragraph.
+      const stream = $("stream");
+      if (lastType !== "LLM_TEXT_DELTA" && stream.textContent) stream.append(document.createTextNode("\n\n"));
+      stream.append(document.createTextNode(data.delta || ""));
     }
+    lastType = e.type;
     if (e.type === "TURN_COMPLETED" || e.type === "TURN_FAILED") {
+      conversationSoon();
       $("turns").append(
         el("li", { "data-turn": data.turn, class: e.type === "TURN_FAILED" ? "failed" : "" },
           (data.turn ? "turn " + data.turn + ": " : "") + (data.message || ""),
