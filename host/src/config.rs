@@ -60,6 +60,9 @@ pub struct RuntimeConfig {
     /// Default none.
     #[cfg(feature = "mcp")]
     pub mcp: std::collections::BTreeMap<String, crate::tools::mcp::McpServerConfig>,
+    /// Traces (OpenTelemetry). Default off, unless the standard `OTEL_EXPORTER_OTLP_*`
+    /// variables name an endpoint.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 impl Default for RuntimeConfig {
@@ -73,6 +76,7 @@ impl Default for RuntimeConfig {
             llm: None,
             #[cfg(feature = "mcp")]
             mcp: Default::default(),
+            telemetry: Default::default(),
         }
     }
 }

@@ -29,6 +29,9 @@ pub enum RuntimeError {
     /// An MCP server's configuration is unusable (holds what is wrong).
     #[error("MCP server configuration: {0}")]
     Mcp(String),
+    /// Traces are configured but cannot be exported.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// Loading a plugin (a guest component) failed. Nothing is left half-loaded.

@@ -51,6 +51,7 @@ mod plugin;
 mod runtime;
 pub mod sandbox;
 mod storage;
+pub mod telemetry;
 pub mod text;
 pub mod tools;
 mod worker;

@@ -82,6 +82,7 @@ impl Runtime {
         #[cfg(feature = "mcp")]
         let mcp =
             Arc::new(crate::tools::mcp::McpServers::new(&config.mcp).map_err(RuntimeError::Mcp)?);
+        let telemetry = crate::telemetry::Telemetry::start(&config.telemetry)?;
         engine::spawn_epoch_ticker(engine.weak(), config.epoch_tick)?;
         Ok(Self {
             inner: Arc::new(RuntimeInner {
@@ -94,6 +95,7 @@ impl Runtime {
                     tools,
                     #[cfg(feature = "mcp")]
                     mcp,
+                    telemetry,
                 }),
             }),
         })
@@ -112,6 +114,11 @@ impl Runtime {
     /// Whether a model provider is configured.
     pub fn has_llm(&self) -> bool {
         self.inner.services.llm.is_some()
+    }
+
+    /// Its tracer, if traces are configured (see [`crate::telemetry`]).
+    pub fn telemetry(&self) -> Option<&Arc<crate::telemetry::Telemetry>> {
+        self.inner.services.telemetry.as_ref()
     }
 
     /// The instance allocator in use (pooling unless the platform refused it).

@@ -673,6 +673,7 @@ async fn a_garbage_task_on_the_queue_is_dropped_and_the_node_serves_on() {
         hard_timeout: Duration::from_secs(120),
         inbox: Vec::new(),
         batch: None,
+        trace_parent: None,
     };
     for garbage in [
         b"not json".to_vec(),

@@ -378,6 +378,7 @@ async fn run(
         .with_input(task.input.clone())
         .with_budgets(task.token_budget, task.tool_call_budget)
         .with_batch(task.batch.clone())
+        .with_trace_parent(task.trace_parent.clone())
         .with_colony(&task.colony_id)
         .with_storage(storage);
     let bus = EventBus::new();

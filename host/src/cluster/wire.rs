@@ -45,6 +45,10 @@ pub struct TaskMessage {
     /// The task's place in its batch, if it is one of a fan-out's: its report names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchPlace>,
+    /// The W3C `traceparent` of the colony's span, when traces are on: the worker's span
+    /// on the node joins the colony's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 /// A worker's end, as stored in the reports stream.

@@ -32,7 +32,14 @@ impl Colony {
     ) -> Result<Worker, ColonyError> {
         let id = spec.id.clone();
         let storage = self.inner.config.home.join("workers").join(&id);
-        let spec = spec.with_colony(self.id()).with_storage(&storage);
+        let parent = spec
+            .trace_parent
+            .clone()
+            .or_else(|| self.inner.trace_parent());
+        let spec = spec
+            .with_colony(self.id())
+            .with_storage(&storage)
+            .with_trace_parent(parent);
         let worker = Worker::new(plugin, spec.clone(), Some(self.inner.bus.clone()))?;
         if queued {
             worker.enqueue()?;
@@ -108,6 +115,10 @@ impl Colony {
             hard_timeout: config.effective_hard_timeout(),
             inbox: Vec::new(),
             batch: spec.batch.clone(),
+            trace_parent: spec
+                .trace_parent
+                .clone()
+                .or_else(|| self.inner.trace_parent()),
         };
         self.journal_new(plugin, &spec, WorkerState::Queued, None);
         let worker = RemoteWorker::new(task, cluster.clone(), plugin.limits());

@@ -96,6 +96,8 @@ struct ColonyInner {
     /// How far the colony has read its reports on NATS.
     #[cfg(feature = "nats")]
     cursor: feeds::ReportCursor,
+    /// Its span, the parent of its workers' (when traces are on), until it stops.
+    span: Mutex<Option<crate::telemetry::SpanHandle>>,
 }
 
 impl Colony {
@@ -189,6 +191,9 @@ impl Colony {
         )?);
         let interrupted = journal.recover()?;
         journal.heartbeat();
+        let runtime_span = runtime
+            .telemetry()
+            .map(|telemetry| telemetry.colony_span(&config.id));
         let inner = Arc::new(ColonyInner {
             slots: Arc::new(Semaphore::new(config.max_concurrent_workers.max(1))),
             config,
@@ -207,6 +212,7 @@ impl Colony {
             unserved: Default::default(),
             #[cfg(feature = "nats")]
             cursor: Default::default(),
+            span: Mutex::new(runtime_span),
         });
         tokio::spawn(dispatch::dispatch(inner.clone()));
         tokio::spawn(forward::forward_reports(
@@ -466,6 +472,12 @@ impl Colony {
     /// bounded by its stop timeout. Returns each worker's outcome.
     pub async fn stop_all(&self) -> Vec<(String, StopOutcome)> {
         self.inner.stopped.cancel();
+        let span = self
+            .inner
+            .span
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let workers: Vec<MemberRef> = self
             .inner
             .workers
@@ -488,6 +500,8 @@ impl Colony {
             outcomes.push(outcome);
         }
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+        // The colony's span ends after its workers'.
+        drop(span);
         #[cfg(feature = "nats")]
         self.inner
             .cursor
@@ -497,6 +511,15 @@ impl Colony {
 }
 
 impl ColonyInner {
+    /// The `traceparent` its workers' spans are children of, when traces are on.
+    fn trace_parent(&self) -> Option<String> {
+        self.span
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|span| span.traceparent())
+    }
+
     fn member(&self, id: &str) -> Option<MemberRef> {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         workers.get(id).cloned()

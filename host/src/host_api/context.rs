@@ -33,6 +33,8 @@ pub(crate) struct HostServices {
     /// The MCP servers whose tools plugins may be granted.
     #[cfg(feature = "mcp")]
     pub mcp: Arc<crate::tools::mcp::McpServers>,
+    /// Where spans go, if tracing is on.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 /// Who a worker is, as its events name it.
@@ -82,6 +84,8 @@ pub(crate) struct WorkerContext {
     /// Delivers `peers.send` messages (the worker's colony). Weak: a colony owns its
     /// workers, not the other way round.
     router: OnceLock<Weak<dyn MessageRouter>>,
+    /// Its spans, once its run started with tracing on.
+    trace: OnceLock<crate::telemetry::WorkerTrace>,
 }
 
 impl WorkerContext {
@@ -116,6 +120,7 @@ impl WorkerContext {
             tool_calls: AtomicU32::new(0),
             budget_limited: AtomicBool::new(false),
             router: OnceLock::new(),
+            trace: OnceLock::new(),
             policy,
             services,
         }
@@ -270,8 +275,22 @@ impl WorkerContext {
         self.send(self.event(event_type, data));
     }
 
+    /// Its spans, if its run is traced.
+    pub fn trace(&self) -> Option<&crate::telemetry::WorkerTrace> {
+        self.trace.get()
+    }
+
+    /// Traces its run with `trace` (once).
+    pub fn set_trace(&self, trace: crate::telemetry::WorkerTrace) {
+        let _ = self.trace.set(trace);
+    }
+
     /// Publishes `event` as it is.
     pub fn send(&self, event: AgentEvent) {
+        #[cfg(feature = "telemetry")]
+        if let Some(trace) = self.trace.get() {
+            trace.event(&event);
+        }
         if self.storage.is_some() || self.event_log.get().is_some() {
             self.store_event(&event);
         }

@@ -1,6 +1,8 @@
 //! `colony:agent/llm`: model calls through the host's provider, within the worker's token
 //! budget, with text deltas published as `LLM_TEXT_DELTA` events.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::HostState;
@@ -106,6 +108,61 @@ impl wit::Host for HostState {
         request: wit::Request,
     ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
         let worker = self.worker.clone();
+        let Some(trace) = worker.trace() else {
+            return self.complete_untraced(request, None).await;
+        };
+        let (provider, model) = match &worker.services().llm {
+            Some(llm) => (llm.name().to_owned(), llm.model().to_owned()),
+            None => ("none".to_owned(), "none".to_owned()),
+        };
+        let span = Arc::new(trace.chat(&provider, &model));
+        span.request(|| {
+            serde_json::to_string(
+                &request
+                    .messages
+                    .iter()
+                    .map(|m| json!({"role": format!("{:?}", m.role), "content": m.content}))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_default()
+        });
+        let answer = self.complete_untraced(request, Some(span.clone())).await;
+        match &answer {
+            Ok(Ok(response)) => span.answered(
+                response.usage.input_tokens,
+                response.usage.output_tokens,
+                match response.stop_reason {
+                    wit::StopReason::EndTurn => "stop",
+                    wit::StopReason::ToolUse => "tool_calls",
+                    wit::StopReason::MaxTokens => "length",
+                    wit::StopReason::Other => "other",
+                },
+                &response.text,
+            ),
+            Ok(Err(e)) => {
+                let (kind, why) = match e {
+                    wit::LlmError::BudgetExhausted(why) => ("budget_exhausted", why),
+                    wit::LlmError::Unavailable(why) => ("unavailable", why),
+                    wit::LlmError::InvalidRequest(why) => ("invalid_request", why),
+                    wit::LlmError::Timeout(why) => ("timeout", why),
+                    wit::LlmError::NotConfigured(why) => ("not_configured", why),
+                };
+                span.failed(kind, why);
+            }
+            Err(trap) => span.failed("trap", &trap.to_string()),
+        }
+        answer
+    }
+}
+
+impl HostState {
+    /// `llm.complete`; `span`: the call's span, if traced (it hears of retries).
+    async fn complete_untraced(
+        &mut self,
+        request: wit::Request,
+        span: Option<Arc<crate::telemetry::ChatSpan>>,
+    ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
+        let worker = self.worker.clone();
         let Some(provider) = worker.services().llm.clone() else {
             return Ok(Err(wit::LlmError::NotConfigured(
                 "no model is configured on this host".into(),
@@ -130,7 +187,7 @@ impl wit::Host for HostState {
             Err(e) => return Ok(Err(e)),
         };
         let publisher = worker.clone();
-        let call = CallContext::new(worker.id(), worker.memory.available()).with_deltas(
+        let mut call = CallContext::new(worker.id(), worker.memory.available()).with_deltas(
             std::sync::Arc::new(move |delta: &str| {
                 publisher.publish(
                     EventType::LlmTextDelta,
@@ -138,6 +195,9 @@ impl wit::Host for HostState {
                 );
             }),
         );
+        if let Some(span) = span {
+            call = call.with_retries(Arc::new(move |attempt, error| span.retry(attempt, error)));
+        }
         let limit = worker.limits().llm_timeout;
         let answer = tokio::time::timeout(limit, provider.complete(&call, &request)).await;
         drop(request_held);

@@ -57,6 +57,33 @@ impl wit::Host for HostState {
         name: String,
         arguments: String,
     ) -> wasmtime::Result<Result<String, wit::ToolError>> {
+        let Some(span) = self.worker.trace().map(|trace| trace.tool(&name, None)) else {
+            return self.call_untraced(name, arguments).await;
+        };
+        let answer = self.call_untraced(name, arguments).await;
+        span.finish(match &answer {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(match e {
+                wit::ToolError::UnknownTool(why)
+                | wit::ToolError::NotGranted(why)
+                | wit::ToolError::InvalidArguments(why)
+                | wit::ToolError::Failed(why)
+                | wit::ToolError::BudgetExhausted(why)
+                | wit::ToolError::Timeout(why) => why.as_str(),
+            }),
+            Err(_) => Err("trap"),
+        });
+        answer
+    }
+}
+
+impl HostState {
+    /// `tools.call`, untraced.
+    async fn call_untraced(
+        &mut self,
+        name: String,
+        arguments: String,
+    ) -> wasmtime::Result<Result<String, wit::ToolError>> {
         let worker = self.worker.clone();
         let tool = match self.resolve(&name) {
             Ok(tool) => tool,

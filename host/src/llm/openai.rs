@@ -351,6 +351,10 @@ impl LlmProvider for OpenAiProvider {
         "openai"
     }
 
+    fn model(&self) -> &str {
+        &self.model
+    }
+
     async fn complete(
         &self,
         call: &CallContext,
@@ -377,6 +381,7 @@ impl LlmProvider for OpenAiProvider {
                         "model call failed ({error}); retry {} in {wait:?}",
                         attempt + 1
                     );
+                    (call.on_retry)(attempt + 1, &error.to_string());
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

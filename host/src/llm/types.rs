@@ -130,6 +130,10 @@ pub enum LlmError {
 /// Where a provider sends streamed text as it arrives.
 pub type DeltaSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Where a provider tells of a failed attempt it will retry (its number, from 1, and
+/// why it failed).
+pub type RetrySink = std::sync::Arc<dyn Fn(u32, &str) + Send + Sync>;
+
 /// What the host tells a provider about one call.
 #[derive(Clone)]
 pub struct CallContext {
@@ -143,6 +147,8 @@ pub struct CallContext {
     /// Called with each piece of text as it streams in (the host turns them into
     /// `LLM_TEXT_DELTA` events).
     pub on_delta: DeltaSink,
+    /// Called before each retry (the host records them on the call's span).
+    pub on_retry: RetrySink,
 }
 
 impl CallContext {
@@ -153,7 +159,14 @@ impl CallContext {
             worker: worker.into(),
             max_response_bytes,
             on_delta: std::sync::Arc::new(|_| {}),
+            on_retry: std::sync::Arc::new(|_, _| {}),
         }
+    }
+
+    /// The same call, its retries told to `on_retry`.
+    pub fn with_retries(mut self, on_retry: RetrySink) -> Self {
+        self.on_retry = on_retry;
+        self
     }
 
     /// The same call, its deltas sent to `on_delta`.
@@ -177,6 +190,11 @@ impl CallContext {
 pub trait LlmProvider: Send + Sync {
     /// A short name for logs (`openai`, `scripted`).
     fn name(&self) -> &str;
+
+    /// The model it asks (traces name model calls `chat {model}`); by default its name.
+    fn model(&self) -> &str {
+        self.name()
+    }
 
     /// Answers `request` for the call `call` describes, within its byte bound.
     async fn complete(

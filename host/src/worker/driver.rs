@@ -34,6 +34,7 @@ enum SessionEnd {
 
 /// Runs the worker to its end. Spawned by [`Worker::start`](super::Worker::start).
 pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>) {
+    shared.start_trace();
     shared.publish(
         EventType::ExecutionStarted,
         json!({
@@ -206,14 +207,21 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
         // Delivered: the message's bytes are the guest's now (and this turn's event's).
         let message = message.text;
         turn += 1;
+        if let Some(trace) = shared.ctx.trace() {
+            trace.begin_turn(turn);
+        }
         let call = agent.call_on_message(&mut store, &message);
         let outcome = match timed(limits.turn_timeout, &format!("turn {turn}"), call).await {
             Ok(returned) => outcome(shared, "on-message", returned),
             Err(e) => {
                 let cause = describe_failure(&e, &store, &format!("turn {turn} trapped"));
+                if let Some(trace) = shared.ctx.trace() {
+                    trace.end_turn(Some(&cause));
+                }
                 return SessionEnd::Crashed(format!("{}: {cause}", shared.label()));
             }
         };
+        let failed = outcome.error.clone();
         // A report the guest filed during the turn is read before the turn's event takes
         // the output (moved, not copied: turns are the injection hot path).
         let reported = shared.take_report().map(|report| {
@@ -247,6 +255,9 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
                 .status
                 .send_modify(|s| s.result = Some(result.clone()));
             shared.publish_terminal(&result, None).await;
+        }
+        if let Some(trace) = shared.ctx.trace() {
+            trace.end_turn(failed.as_deref());
         }
     }
 }

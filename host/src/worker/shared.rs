@@ -173,6 +173,11 @@ impl WorkerShared {
             self.send(outcome);
         }
         self.send(report);
+        if let Some(trace) = self.ctx.trace()
+            && let Some(result) = &self.status.borrow().result
+        {
+            trace.end(state.as_str(), result);
+        }
         self.status.send_modify(|s| s.ended = true);
         true
     }
@@ -299,6 +304,24 @@ impl WorkerShared {
     /// An event from this worker, stamped now.
     fn event(&self, event_type: EventType, data: Value) -> AgentEvent {
         self.ctx.event(event_type, data)
+    }
+
+    /// Starts tracing its run (its `invoke_agent` span), if the runtime traces.
+    pub fn start_trace(&self) {
+        let Some(telemetry) = &self.ctx.services().telemetry else {
+            return;
+        };
+        let trace = telemetry.worker(
+            self.spec.trace_parent.as_deref(),
+            &crate::telemetry::AgentSpanInfo {
+                plugin: self.ctx.plugin_name(),
+                worker: &self.spec.id,
+                colony: &self.spec.colony_id,
+                sha256: self.plugin.sha256().unwrap_or_default(),
+                mode: self.spec.mode.as_str(),
+            },
+        );
+        self.ctx.set_trace(trace);
     }
 
     /// Publishes one event from this worker: to its `events.jsonl`, then to the bus.

@@ -62,6 +62,9 @@ pub struct WorkerSpec {
     pub tool_call_budget: Option<u32>,
     /// Its place in a fan-out, if it runs one of a batch's tasks: carried by its report.
     pub batch: Option<BatchPlace>,
+    /// The W3C `traceparent` of the span its run's span is a child of (its colony's,
+    /// here or on another machine), when traces are on.
+    pub trace_parent: Option<String>,
 }
 
 impl WorkerSpec {
@@ -79,6 +82,7 @@ impl WorkerSpec {
             token_budget: None,
             tool_call_budget: None,
             batch: None,
+            trace_parent: None,
         }
     }
 
@@ -131,6 +135,12 @@ impl WorkerSpec {
     /// batch's size.
     pub fn with_batch(mut self, place: Option<BatchPlace>) -> Self {
         self.batch = place;
+        self
+    }
+
+    /// Makes its run's span a child of the span `traceparent` (W3C) names.
+    pub fn with_trace_parent(mut self, traceparent: Option<String>) -> Self {
+        self.trace_parent = traceparent;
         self
     }
 

@@ -65,6 +65,11 @@ struct Cli {
     /// the last few milliseconds.
     #[arg(long, global = true, env = "COLONY_FSYNC", value_parser = clap::builder::FalseyValueParser::new())]
     fsync: bool,
+    /// Write OpenTelemetry spans (workers, model calls, tool calls) to this file, one
+    /// OTLP JSON export request per line. Spans also go to an OTLP/HTTP collector when
+    /// OTEL_EXPORTER_OTLP_ENDPOINT (or the config's [telemetry] endpoint) is set.
+    #[arg(long, global = true, env = "COLONY_TRACE_FILE")]
+    trace_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -194,6 +199,9 @@ fn main() -> ExitCode {
             Some(path) => colony::RuntimeConfig::load(path)?,
             None => colony::RuntimeConfig::default(),
         };
+        if let Some(file) = &cli.trace_file {
+            config.telemetry.file = Some(file.clone());
+        }
         if cli.no_cache {
             config.cache_dir = None;
         } else if config.cache_dir.is_none() {
@@ -201,11 +209,13 @@ fn main() -> ExitCode {
             // not once per command (a JavaScript guest takes seconds to compile).
             config.cache_dir = dirs::cache_dir().map(|dir| dir.join("colony"));
         }
+        let runtime = Runtime::with_config(config).context("cannot start the wasm runtime")?;
+        let telemetry = runtime.telemetry().cloned();
         let env = Env {
             json: cli.json,
             home: cli.home.clone().unwrap_or_else(ColonyConfig::default_home),
             home_given: cli.home.is_some(),
-            runtime: Runtime::with_config(config).context("cannot start the wasm runtime")?,
+            runtime,
             nats: cli.nats.clone(),
             nats_replicas: cli.nats_replicas.map(usize::from),
             journal_sync: if cli.fsync {
@@ -214,7 +224,7 @@ fn main() -> ExitCode {
                 colony::JournalSync::Os
             },
         };
-        match cli.command {
+        let outcome = match cli.command {
             Command::Demo(args) => demo::demo(args, env).await,
             Command::Run(args) => run::run(args, env).await,
             Command::Chat(args) => chat::chat(args, env).await,
@@ -226,7 +236,12 @@ fn main() -> ExitCode {
             Command::Node(args) => node::node(args, env).await,
             Command::Mcp(args) => mcp::mcp(args, env).await,
             Command::Serve(args) => serve::serve(args, env).await,
+        };
+        // The last spans (the colony's own ends last) are exported before the exit.
+        if let Some(telemetry) = telemetry {
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         }
+        outcome
     });
     // A blocking read of stdin (`colony mcp` over stdio) must not keep the process up.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
