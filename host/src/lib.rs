@@ -65,9 +65,9 @@ pub use error::{LimitExceeded, ManifestError, PluginError, RuntimeError, Storage
 pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscription};
 #[cfg(feature = "colony")]
 pub use journal::{
-    BatchRecord, CONTROL_MAX_AGE, CONTROL_POLL, ColonyCensus, Control, ControlAck,
+    BatchRecord, CONTROL_MAX_AGE, CONTROL_POLL, ColonyCensus, Control, ControlAck, EventWindow,
     HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem, JournalSync, MAX_PAGE,
-    RecordState, ReportRecord, WorkerPage, WorkerQuery, WorkerRecord,
+    RecordState, ReportRecord, SUMMARY_CHARS, WorkerPage, WorkerQuery, WorkerRecord, WorkerSummary,
 };
 pub use limits::Limits;
 pub use manifest::{Manifest, ToolDescription};

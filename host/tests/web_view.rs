@@ -142,6 +142,26 @@ fn row_of(task: &str) -> String {
     )
 }
 
+/// Waits (reading the journal itself: the server may be down) until worker `id` has
+/// completed `turns` turns.
+async fn wait_for_turns(home: &std::path::Path, id: &str, turns: usize) {
+    let journal = colony::Journal::open(home.join("journal.db")).unwrap();
+    let begun = Instant::now();
+    loop {
+        let done = journal
+            .events(Some(id), 0, usize::MAX)
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| e.event_type == colony::EventType::TurnCompleted)
+            .count();
+        if done >= turns {
+            return;
+        }
+        assert!(begun.elapsed() < PATIENCE, "{done} turns of {turns}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Opens `url` and waits until its live stream is open.
 async fn open_live(page: &Client, url: &str) {
     page.goto(url).await.unwrap();
@@ -195,8 +215,8 @@ async fn the_page_shows_colonies_live_and_controls_them_with_the_token() {
     let tasks = vec![
         json!({"task": "hostile", "input": {"action": "report",
             "reports": [{"status": "success", "summary": hostile}]}}),
-        json!({"task": "short 1", "input": {"action": "wait_ms", "ms": 1500}}),
-        json!({"task": "short 2", "input": {"action": "wait_ms", "ms": 1500}}),
+        json!({"task": "short 1", "input": {"action": "wait_ms", "ms": 3000}}),
+        json!({"task": "short 2", "input": {"action": "wait_ms", "ms": 3000}}),
         json!({"task": "long", "input": {"action": "wait"}}),
     ];
     let mut fanout = Running::fanout(home.path(), "probe_fixture", &tasks, 4);
@@ -335,7 +355,7 @@ async fn the_page_shows_colonies_live_and_controls_them_with_the_token() {
     .await;
     chat.say("while the server is down 1");
     chat.say("while the server is down 2");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_for_turns(home.path(), &overseer, 3).await;
     served.restart();
     let journaled = served.event_seqs(&overseer).await;
     assert!(journaled.len() >= 5, "{journaled:?}");

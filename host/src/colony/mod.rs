@@ -501,7 +501,9 @@ impl Colony {
         }
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
         // The colony's span ends after its workers'.
-        drop(span);
+        if let Some(span) = span {
+            span.end();
+        }
         #[cfg(feature = "nats")]
         self.inner
             .cursor

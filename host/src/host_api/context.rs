@@ -281,6 +281,7 @@ impl WorkerContext {
     }
 
     /// Traces its run with `trace` (once).
+    #[cfg(feature = "telemetry")]
     pub fn set_trace(&self, trace: crate::telemetry::WorkerTrace) {
         let _ = self.trace.set(trace);
     }

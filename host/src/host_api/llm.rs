@@ -107,6 +107,21 @@ impl wit::Host for HostState {
         &mut self,
         request: wit::Request,
     ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
+        #[cfg(feature = "telemetry")]
+        if self.worker.trace().is_some() {
+            return self.complete_traced(request).await;
+        }
+        self.complete_untraced(request, None).await
+    }
+}
+
+impl HostState {
+    /// `llm.complete` in a `chat {model}` span: tokens, finish reason, retries, errors.
+    #[cfg(feature = "telemetry")]
+    async fn complete_traced(
+        &mut self,
+        request: wit::Request,
+    ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
         let worker = self.worker.clone();
         let Some(trace) = worker.trace() else {
             return self.complete_untraced(request, None).await;
@@ -153,9 +168,7 @@ impl wit::Host for HostState {
         }
         answer
     }
-}
 
-impl HostState {
     /// `llm.complete`; `span`: the call's span, if traced (it hears of retries).
     async fn complete_untraced(
         &mut self,

@@ -57,23 +57,31 @@ impl wit::Host for HostState {
         name: String,
         arguments: String,
     ) -> wasmtime::Result<Result<String, wit::ToolError>> {
-        let Some(span) = self.worker.trace().map(|trace| trace.tool(&name, None)) else {
-            return self.call_untraced(name, arguments).await;
-        };
-        let answer = self.call_untraced(name, arguments).await;
-        span.finish(match &answer {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(match e {
-                wit::ToolError::UnknownTool(why)
-                | wit::ToolError::NotGranted(why)
-                | wit::ToolError::InvalidArguments(why)
-                | wit::ToolError::Failed(why)
-                | wit::ToolError::BudgetExhausted(why)
-                | wit::ToolError::Timeout(why) => why.as_str(),
-            }),
-            Err(_) => Err("trap"),
-        });
-        answer
+        #[cfg(feature = "telemetry")]
+        if let Some(trace) = self.worker.trace() {
+            let span = trace.tool(&name, None);
+            let answer = self.call_untraced(name, arguments).await;
+            span.finish(tool_outcome(&answer));
+            return answer;
+        }
+        self.call_untraced(name, arguments).await
+    }
+}
+
+/// How a tool call went, for its span.
+#[cfg(feature = "telemetry")]
+fn tool_outcome(answer: &wasmtime::Result<Result<String, wit::ToolError>>) -> Result<(), &str> {
+    match answer {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(match e {
+            wit::ToolError::UnknownTool(why)
+            | wit::ToolError::NotGranted(why)
+            | wit::ToolError::InvalidArguments(why)
+            | wit::ToolError::Failed(why)
+            | wit::ToolError::BudgetExhausted(why)
+            | wit::ToolError::Timeout(why) => why.as_str(),
+        }),
+        Err(_) => Err("trap"),
     }
 }
 

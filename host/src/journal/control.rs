@@ -16,7 +16,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::record::time;
-use super::{Journal, JournalError};
+use super::{HEARTBEAT_STALE_AFTER, Journal, JournalError};
 
 /// How often an open colony looks for new controls.
 pub const CONTROL_POLL: Duration = Duration::from_millis(250);
@@ -74,6 +74,10 @@ impl Control {
     }
 }
 
+/// The workers a live process holds (`?1`: the oldest fresh heartbeat).
+const HELD: &str = "FROM workers w JOIN heartbeat h ON h.owner = w.owner
+     WHERE w.state IN ('pending', 'queued', 'running') AND h.at >= ?1";
+
 fn cutoff(age: Duration) -> String {
     (Utc::now() - chrono::Duration::from_std(age).unwrap_or_default()).to_rfc3339()
 }
@@ -122,6 +126,31 @@ impl Journal {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    /// Whether a live process holds worker `id`: it is active (pending, queued or
+    /// running) and its owner's heartbeat is fresh. Only such a worker can be controlled.
+    pub fn is_held(&self, id: &str) -> Result<bool, JournalError> {
+        let (id, fresh) = (id.to_owned(), cutoff(HEARTBEAT_STALE_AFTER));
+        self.peek(move |c| {
+            c.query_row(
+                &format!("SELECT EXISTS (SELECT 1 {HELD} AND w.id = ?2)"),
+                params![fresh, id],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// How many workers live processes hold (pending, queued or running, their owner's
+    /// heartbeat fresh): what a [`Control::StopAll`] is waiting for.
+    pub fn held_count(&self) -> Result<u64, JournalError> {
+        let fresh = cutoff(HEARTBEAT_STALE_AFTER);
+        self.peek(move |c| {
+            c.query_row(&format!("SELECT COUNT(*) {HELD}"), params![fresh], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
         })
     }
 

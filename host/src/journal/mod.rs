@@ -36,10 +36,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 
 pub use control::{CONTROL_MAX_AGE, CONTROL_POLL, Control, ControlAck};
-pub use query::{ColonyCensus, MAX_PAGE, WorkerPage, WorkerQuery};
+pub use query::{
+    ColonyCensus, EventWindow, MAX_PAGE, SUMMARY_CHARS, WorkerPage, WorkerQuery, WorkerSummary,
+};
 pub use record::{BatchRecord, RecordState, ReportRecord, WorkerRecord};
 
 use crate::conversation::MessagePart;
@@ -513,15 +514,7 @@ impl Journal {
                 "SELECT seq, worker_id, at, report FROM reports
                  WHERE ?1 IS NULL OR worker_id = ?1 ORDER BY seq",
             )?;
-            let rows = stmt.query_map(params![worker], |r| {
-                let report: String = r.get(3)?;
-                Ok(ReportRecord {
-                    seq: r.get(0)?,
-                    worker_id: r.get(1)?,
-                    at: time(Some(r.get(2)?)).unwrap_or_default(),
-                    report: serde_json::from_str(&report).unwrap_or(Value::Null),
-                })
-            })?;
+            let rows = stmt.query_map(params![worker], ReportRecord::from_row)?;
             rows.collect()
         })
     }

@@ -182,6 +182,19 @@ pub struct ReportRecord {
     pub report: Value,
 }
 
+impl ReportRecord {
+    /// The report in a row of `seq, worker_id, at, report`.
+    pub(super) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let report: String = r.get(3)?;
+        Ok(ReportRecord {
+            seq: r.get(0)?,
+            worker_id: r.get(1)?,
+            at: time(Some(r.get(2)?)).unwrap_or_default(),
+            report: serde_json::from_str(&report).unwrap_or(Value::Null),
+        })
+    }
+}
+
 /// Column `column` of `row`, read by `parse`; a value it does not know is an error
 /// naming it (a journal written by another version, say), never a silent default.
 fn parsed<T>(
@@ -210,8 +223,39 @@ pub(super) fn stored(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Column `mode`.
+pub(super) fn mode(row: &rusqlite::Row<'_>) -> rusqlite::Result<WorkerMode> {
+    parsed(row, "mode", |m| {
+        [WorkerMode::Ephemeral, WorkerMode::Persistent]
+            .into_iter()
+            .find(|mode| mode.as_str() == m)
+    })
+}
+
+/// Column `state`.
+pub(super) fn state(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordState> {
+    parsed(row, "state", RecordState::parse)
+}
+
+/// Columns `batch_id`, `batch_index` and `batch_size`.
+pub(super) fn batch(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<BatchPlace>> {
+    Ok(match row.get::<_, Option<String>>("batch_id")? {
+        Some(id) => Some(BatchPlace {
+            id,
+            index: count(row, "batch_index")?.unwrap_or(0),
+            size: count(row, "batch_size")?.unwrap_or(0),
+        }),
+        None => None,
+    })
+}
+
+/// Column `tool_call_budget`.
+pub(super) fn tool_call_budget(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<u32>> {
+    Ok(count(row, "tool_call_budget")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+}
+
 /// A count stored in column `name` (negative values, which Colony never writes, read 0).
-fn count(row: &rusqlite::Row<'_>, name: &str) -> rusqlite::Result<Option<u64>> {
+pub(super) fn count(row: &rusqlite::Row<'_>, name: &str) -> rusqlite::Result<Option<u64>> {
     Ok(row.get::<_, Option<i64>>(name)?.map(|n| n.max(0) as u64))
 }
 
@@ -228,28 +272,16 @@ impl WorkerRecord {
             plugin_source: row.get("plugin_source")?,
             task: row.get("task")?,
             input: serde_json::from_str(&input).unwrap_or(Value::Null),
-            mode: parsed(row, "mode", |m| {
-                [WorkerMode::Ephemeral, WorkerMode::Persistent]
-                    .into_iter()
-                    .find(|mode| mode.as_str() == m)
-            })?,
-            state: parsed(row, "state", RecordState::parse)?,
+            mode: mode(row)?,
+            state: state(row)?,
             storage: row.get::<_, Option<String>>("storage")?.map(PathBuf::from),
             created_at: time(Some(created)).unwrap_or_default(),
             started_at: time(row.get("started_at")?),
             ended_at: time(row.get("ended_at")?),
             interrupted_at: time(row.get("interrupted_at")?),
-            batch: match row.get::<_, Option<String>>("batch_id")? {
-                Some(id) => Some(BatchPlace {
-                    id,
-                    index: count(row, "batch_index")?.unwrap_or(0),
-                    size: count(row, "batch_size")?.unwrap_or(0),
-                }),
-                None => None,
-            },
+            batch: batch(row)?,
             token_budget: count(row, "token_budget")?,
-            tool_call_budget: count(row, "tool_call_budget")?
-                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            tool_call_budget: tool_call_budget(row)?,
             result: result.and_then(|r| serde_json::from_str(&r).ok()),
         })
     }

@@ -46,6 +46,7 @@ pub(super) const SCHEMA: &str = "
         event TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS events_by_worker ON events (worker_id, seq);
+    CREATE INDEX IF NOT EXISTS reports_by_worker ON reports (worker_id, seq);
     CREATE TABLE IF NOT EXISTS parts (
         worker_id TEXT NOT NULL,
         seq INTEGER NOT NULL,

@@ -15,6 +15,8 @@
 //! applied in the order they were queued, so a read that waits for the queue to drain
 //! ([`Writer::flush`]) sees every write queued before it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -37,6 +39,16 @@ pub(super) struct Writer {
     thread: Option<JoinHandle<()>>,
     /// For errors: the database's path.
     error: JournalError,
+    /// Jobs queued so far, and jobs answered: equal, nothing is waiting to commit (a
+    /// flush then costs nothing — readers that only watch other processes never take
+    /// the write lock).
+    counts: Arc<JobCounts>,
+}
+
+#[derive(Default)]
+struct JobCounts {
+    queued: AtomicU64,
+    answered: AtomicU64,
 }
 
 impl Writer {
@@ -44,13 +56,16 @@ impl Writer {
     pub fn start(conn: Connection, closed: JournalError) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let error = closed.clone();
+        let counts = Arc::new(JobCounts::default());
+        let answered = counts.clone();
         let thread = std::thread::Builder::new()
             .name("colony-journal".into())
-            .spawn(move || run(conn, queue, closed))?;
+            .spawn(move || run(conn, queue, closed, &answered))?;
         Ok(Self {
             jobs: Some(jobs),
             thread: Some(thread),
             error,
+            counts,
         })
     }
 
@@ -79,6 +94,7 @@ impl Writer {
             }
         });
         let Some(jobs) = &self.jobs else { return };
+        self.counts.queued.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::SendError(job)) = jobs.send(job) {
             job(None)(Err(self.error.clone()));
         }
@@ -129,6 +145,10 @@ impl Writer {
 
     /// Waits until every write queued so far is committed.
     pub fn flush(&self) -> Result<(), JournalError> {
+        let queued = self.counts.queued.load(Ordering::Acquire);
+        if self.counts.answered.load(Ordering::Acquire) >= queued {
+            return Ok(());
+        }
         self.commit_blocking(|_| Ok(()))
     }
 }
@@ -160,7 +180,7 @@ fn in_savepoint<T>(
 
 /// The writer thread: batch, apply, commit, answer — until every sender is gone and the
 /// queue is drained.
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, error: JournalError) {
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, error: JournalError, counts: &JobCounts) {
     let mut batch = Vec::new();
     while let Ok(first) = queue.recv() {
         batch.push(first);
@@ -182,8 +202,10 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, error: JournalError) {
         if let Err(e) = &committed {
             tracing::error!("{e}");
         }
+        let answered = replies.len() as u64;
         for reply in replies {
             reply(committed.clone());
         }
+        counts.answered.fetch_add(answered, Ordering::Release);
     }
 }

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 #[cfg(not(feature = "telemetry"))]
+#[allow(unused_imports)] // which are used depends on the other features
 pub(crate) use off::{ChatSpan, SpanHandle};
 #[cfg(not(feature = "telemetry"))]
 pub use off::{Telemetry, WorkerTrace};
@@ -85,6 +86,7 @@ impl TelemetryConfig {
 }
 
 /// What a worker's `invoke_agent` span says about it.
+#[cfg(feature = "telemetry")]
 pub(crate) struct AgentSpanInfo<'a> {
     /// The plugin's name (`gen_ai.agent.name`).
     pub plugin: &'a str,
@@ -126,6 +128,7 @@ pub enum TelemetryError {
 }
 
 /// Cuts `text` to [`MAX_ATTRIBUTE_CHARS`] characters.
+#[cfg(feature = "telemetry")]
 pub(crate) fn cut(text: &str) -> String {
     match text.char_indices().nth(MAX_ATTRIBUTE_CHARS) {
         Some((end, _)) => format!("{}…", &text[..end]),

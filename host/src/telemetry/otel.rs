@@ -179,6 +179,11 @@ impl SpanHandle {
     pub(crate) fn traceparent(&self) -> Option<String> {
         inject(&self.cx)
     }
+
+    /// Ends it now.
+    pub(crate) fn end(self) {
+        drop(self);
+    }
 }
 
 impl Drop for SpanHandle {

@@ -34,6 +34,7 @@ enum SessionEnd {
 
 /// Runs the worker to its end. Spawned by [`Worker::start`](super::Worker::start).
 pub(crate) async fn drive(shared: Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>) {
+    #[cfg(feature = "telemetry")]
     shared.start_trace();
     shared.publish(
         EventType::ExecutionStarted,

@@ -307,6 +307,7 @@ impl WorkerShared {
     }
 
     /// Starts tracing its run (its `invoke_agent` span), if the runtime traces.
+    #[cfg(feature = "telemetry")]
     pub fn start_trace(&self) {
         let Some(telemetry) = &self.ctx.services().telemetry else {
             return;

@@ -3,12 +3,14 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use colony::{ColonyCensus, Journal, MAX_PAGE, RecordState, WorkerQuery};
-use serde::{Deserialize, Serialize};
+use colony::{
+    ColonyCensus, Journal, MAX_PAGE, RecordState, WorkerPage, WorkerQuery, WorkerStorage,
+};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::view::{Conversation, WorkerRow, WorkerView};
+use super::view::{Conversation, MAX_PARTS, MAX_REPORTS, WorkerView, tail};
 use super::{App, DEFAULT_PAGE};
 
 /// The query of the worker list (and of its live stream).
@@ -38,26 +40,6 @@ impl ListQuery {
     }
 }
 
-/// A page of the worker list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub(super) struct RowsPage {
-    pub total: u64,
-    pub offset: u64,
-    pub limit: u64,
-    pub workers: Vec<WorkerRow>,
-}
-
-/// The page of workers `query` asks for, as rows.
-pub(super) fn rows(journal: &Journal, query: &WorkerQuery) -> Result<RowsPage, ApiError> {
-    let page = journal.page(query)?;
-    Ok(RowsPage {
-        total: page.total,
-        offset: query.offset,
-        limit: query.limit,
-        workers: page.workers.iter().map(WorkerRow::new).collect(),
-    })
-}
-
 pub(super) async fn colonies(State(app): State<App>) -> Result<Json<Vec<ColonyCensus>>, ApiError> {
     app.read(|journal| Ok(journal.census()?)).await.map(Json)
 }
@@ -65,38 +47,50 @@ pub(super) async fn colonies(State(app): State<App>) -> Result<Json<Vec<ColonyCe
 pub(super) async fn workers(
     State(app): State<App>,
     Query(list): Query<ListQuery>,
-) -> Result<Json<RowsPage>, ApiError> {
+) -> Result<Json<WorkerPage>, ApiError> {
     let query = list.to_query()?;
-    app.read(move |journal| rows(journal, &query))
+    app.read(move |journal| Ok(journal.page(&query)?))
         .await
         .map(Json)
 }
 
-/// One worker: its record, reports and conversation.
+/// One worker: its record, latest reports and conversation.
 pub(super) async fn worker(
     State(app): State<App>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     app.read(move |journal| {
-        let record = journal
-            .worker(&id)?
-            .ok_or_else(|| ApiError::NoWorker(id.clone()))?;
-        let parts = crate::inspect::conversation(journal, &record)
-            .map_err(|e| ApiError::Conversation(format!("{e:#}")))?;
-        let view = WorkerView::new(&record, journal.reports(Some(&id))?);
+        let (view, record) = worker_view(journal, &id)?;
+        // A persistent worker's parts are in its folder, an ephemeral one's in the journal.
+        let stored = record
+            .storage
+            .as_ref()
+            .and_then(|folder| WorkerStorage::new(folder).read_parts().ok())
+            .filter(|parts| !parts.is_empty());
+        let (parts, total) = match stored {
+            Some(parts) => {
+                let total = parts.len() as u64;
+                (tail(parts, MAX_PARTS), total)
+            }
+            None => journal.latest_parts(&id, MAX_PARTS)?,
+        };
         Ok(Json(
-            json!({"worker": view, "conversation": Conversation::new(parts)}),
+            json!({"worker": view, "conversation": Conversation::new(parts, total)}),
         ))
     })
     .await
 }
 
-/// Worker `id` with its latest reports.
-pub(super) fn worker_view(journal: &Journal, id: &str) -> Result<WorkerView, ApiError> {
-    let record = journal
-        .worker(id)?
-        .ok_or_else(|| ApiError::NoWorker(id.to_owned()))?;
-    Ok(WorkerView::new(&record, journal.reports(Some(id))?))
+/// Worker `id` with its latest reports, and its record.
+pub(super) fn worker_view(
+    journal: &Journal,
+    id: &str,
+) -> Result<(WorkerView, colony::WorkerRecord), ApiError> {
+    let missing = || ApiError::NoWorker(id.to_owned());
+    let record = journal.worker(id)?.ok_or_else(missing)?;
+    let row = journal.summary(id)?.ok_or_else(missing)?;
+    let view = WorkerView::new(row, &record, journal.latest_reports(id, MAX_REPORTS)?);
+    Ok((view, record))
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +111,8 @@ pub(super) async fn events(
     );
     app.read(move |journal| {
         Ok(journal
-            .events(Some(&id), after, limit as usize)?
+            .worker_events(&id, after, limit as usize)?
+            .events
             .into_iter()
             .map(|(seq, event)| json!({"seq": seq, "event": event}))
             .collect())

@@ -19,9 +19,9 @@ use super::error::ApiError;
 const STOP_WAIT: Duration = Duration::from_secs(30);
 /// How long an injection may take to be answered.
 const INJECT_WAIT: Duration = Duration::from_secs(5);
-/// How long "stop all" gathers answers (every open colony answers once its workers
-/// are stopped; the stops go on after the response).
-const STOP_ALL_WAIT: Duration = Duration::from_secs(3);
+/// How long "stop all" waits for every live process's workers to end (the stops go on
+/// after the response).
+const STOP_ALL_WAIT: Duration = Duration::from_secs(30);
 
 pub(super) async fn stop(
     State(app): State<App>,
@@ -56,11 +56,20 @@ pub(super) async fn stop_all(
     State(app): State<App>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let control = file(&app, &Control::StopAll).await?;
-    tokio::time::sleep(STOP_ALL_WAIT).await;
+    // Done when no live process holds a worker any more (each colony answers too, but
+    // one that ends with its last worker may exit before its answer is written).
+    let deadline = tokio::time::Instant::now() + STOP_ALL_WAIT;
+    let running = loop {
+        let running = app.read(|journal| Ok(journal.held_count()?)).await?;
+        if running == 0 || tokio::time::Instant::now() >= deadline {
+            break running;
+        }
+        tokio::time::sleep(CONTROL_POLL).await;
+    };
     let answers = acks(&app, control).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"control": control, "answers": answers})),
+        Json(json!({"control": control, "answers": answers, "still_running": running})),
     ))
 }
 
@@ -97,9 +106,15 @@ async fn acks(app: &App, control: i64) -> Result<Vec<ControlAck>, ApiError> {
         .await
 }
 
-/// Files `control` and waits up to `wait` for the holder's answer.
+/// Files `control` and waits up to `wait` for the holder's answer — or, for a stop,
+/// for the worker's end in the journal (a process that ends with its last worker may
+/// exit before its answer is written).
 async fn answered(app: &App, control: Control, wait: Duration) -> Result<Json<Value>, ApiError> {
     let id = file(app, &control).await?;
+    let stopping = match &control {
+        Control::Stop { worker } => Some(worker.clone()),
+        _ => None,
+    };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         if let Some(ack) = acks(app, id).await?.into_iter().next() {
@@ -107,6 +122,16 @@ async fn answered(app: &App, control: Control, wait: Duration) -> Result<Json<Va
                 return Err(ApiError::Refused(ack.outcome));
             }
             return Ok(Json(json!({"control": id, "answer": ack})));
+        }
+        if let Some(worker) = stopping.clone() {
+            let ended = app
+                .read(move |journal| Ok(journal.worker(&worker)?.map(|r| r.state)))
+                .await?
+                .filter(|state| state.has_ended());
+            if let Some(state) = ended {
+                let answer = json!({"ok": true, "outcome": state.as_str()});
+                return Ok(Json(json!({"control": id, "answer": answer})));
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ApiError::NoAnswer(wait));

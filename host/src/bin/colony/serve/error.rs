@@ -24,10 +24,9 @@ pub(super) enum ApiError {
     NoAnswer(std::time::Duration),
     #[error("too many live streams are open ({0}); close a tab")]
     Busy(usize),
-    #[error(transparent)]
+    /// The journal failed (its path and SQLite's words go to the server's log only).
+    #[error("the journal could not be read or written")]
     Journal(#[from] colony::JournalError),
-    #[error("cannot read the conversation: {0}")]
-    Conversation(String),
     #[error("the server is shutting down")]
     ShuttingDown,
 }
@@ -40,7 +39,10 @@ impl IntoResponse for ApiError {
             ApiError::Conflict { .. } | ApiError::Refused(_) => StatusCode::CONFLICT,
             ApiError::NoAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Busy(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Journal(_) | ApiError::Conversation(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Journal(e) => {
+                tracing::error!("colony serve: {e}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }

@@ -12,6 +12,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::bearer::{bearer, same, unauthorized};
 
+/// Paths that hold no data (the page's shell and files): served without the token even
+/// where reads need it, so the page can load and then send it.
+fn is_shell(path: &str) -> bool {
+    path == "/" || path.starts_with("/workers/") || path.starts_with("/assets/")
+}
+
 /// Only this server's own files: no inline script, no other origin, no framing.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -21,13 +27,13 @@ pub(super) struct Guard {
     /// The `Host` values requests may carry; `None` when bound to a non-loopback
     /// address, reached by names this server cannot know (the token guards it then).
     hosts: Option<Vec<String>>,
-    token: String,
+    token: Arc<str>,
     /// Whether reads need the token too (a non-loopback address).
     reads_need_token: bool,
 }
 
 impl Guard {
-    pub(super) fn new(bound: SocketAddr, token: String) -> Self {
+    pub(super) fn new(bound: SocketAddr, token: Arc<str>) -> Self {
         let port = bound.port();
         let loopback = bound.ip().is_loopback();
         let hosts = loopback.then(|| {
@@ -84,7 +90,17 @@ pub(super) async fn check(
     if !guard.host_allowed(request.headers()) {
         return (StatusCode::FORBIDDEN, "unknown Host or Origin\n").into_response();
     }
-    if guard.reads_need_token && !guard.token_given(&request) {
+    // A browser says when another site made the request (an <img>, a no-cors fetch):
+    // the API is for this server's own page.
+    let cross_site = request
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site");
+    let path = request.uri().path();
+    if cross_site && !is_shell(path) {
+        return (StatusCode::FORBIDDEN, "cross-site request\n").into_response();
+    }
+    if guard.reads_need_token && !is_shell(path) && !guard.token_given(&request) {
         return unauthorized();
     }
     let mut response = next.run(request).await;
@@ -101,17 +117,4 @@ pub(super) async fn check(
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
-}
-
-/// State-changing requests: the token in an `Authorization: Bearer` header — never in
-/// the URL, which a page of another site could make a browser send.
-pub(super) async fn require_token(
-    State(guard): State<Arc<Guard>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !bearer(request.headers()).is_some_and(|given| same(given, &guard.token)) {
-        return unauthorized();
-    }
-    next.run(request).await
 }

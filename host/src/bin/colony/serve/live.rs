@@ -16,14 +16,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use colony::{Journal, MAX_PAGE, WorkerQuery};
+use colony::{ColonyCensus, Journal, MAX_PAGE, WorkerPage, WorkerQuery};
 use futures_util::{Stream, StreamExt, stream};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::api::{ListQuery, RowsPage, rows, worker_view};
+use super::api::{ListQuery, worker_view};
 use super::error::ApiError;
 use super::{App, MAX_LIVE_STREAMS, WATCH_EVERY};
 
@@ -33,10 +33,17 @@ const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 /// finds a browser that went away (its permit is then free for another).
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
-/// Bumps `bump` whenever the journal changes, until `stop`.
+/// The most events a worker's stream starts with when it names no position (the
+/// latest ones; the page shows no more).
+const TAIL: usize = 2000;
+
+/// What changed, as the watcher saw it: the colonies counted once for every stream.
+pub(super) type Census = Arc<Vec<ColonyCensus>>;
+
+/// Publishes the colonies' census in `census` whenever the journal changes, until `stop`.
 pub(super) async fn watch_journal(
     journal: Arc<Journal>,
-    bump: watch::Sender<u64>,
+    census: watch::Sender<Census>,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(WATCH_EVERY);
@@ -51,17 +58,21 @@ pub(super) async fn watch_journal(
         let Ok(Ok(version)) = tokio::task::spawn_blocking(move || reader.changes()).await else {
             continue;
         };
-        if seen != Some(version) {
+        if seen == Some(version) {
+            continue;
+        }
+        let reader = journal.clone();
+        if let Ok(Ok(counted)) = tokio::task::spawn_blocking(move || reader.census()).await {
             seen = Some(version);
-            bump.send_modify(|n| *n += 1);
+            census.send_replace(Arc::new(counted));
         }
     }
 }
 
-/// What every stream holds: the app, its permit, and whether it has sent its snapshot.
+/// What every stream holds: the app, the journal's changes, its permit.
 struct Live {
     app: App,
-    changes: watch::Receiver<u64>,
+    changes: watch::Receiver<Census>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -135,8 +146,8 @@ pub(super) async fn index(
 struct ListStream {
     live: Live,
     query: WorkerQuery,
-    census: Option<serde_json::Value>,
-    page: Option<RowsPage>,
+    census: Option<Census>,
+    page: Option<WorkerPage>,
 }
 
 impl ListStream {
@@ -146,21 +157,21 @@ impl ListStream {
                 return None;
             }
             let query = self.query.clone();
+            let census = self.live.changes.borrow_and_update().clone();
             let read = self
                 .live
                 .app
-                .read(move |journal| Ok((journal.census()?, rows(journal, &query)?)))
+                .read(move |journal| Ok(journal.page(&query)?))
                 .await;
-            let Ok((census, page)) = read else {
+            let Ok(page) = read else {
                 // A failed read (the journal busy, say) is tried again on the next change;
                 // a failed first one ends the stream (the browser reconnects).
                 self.page.as_ref()?;
                 continue;
             };
             let mut events = Vec::new();
-            let census = serde_json::to_value(&census).unwrap_or_default();
             if self.census.as_ref() != Some(&census) {
-                events.push(named("census", &census));
+                events.push(named("census", &*census));
                 self.census = Some(census);
             }
             match &self.page {
@@ -189,12 +200,9 @@ impl ListStream {
     }
 }
 
-fn same_workers(a: &RowsPage, b: &RowsPage) -> bool {
+fn same_workers(a: &WorkerPage, b: &WorkerPage) -> bool {
     a.workers.len() == b.workers.len()
-        && a.workers
-            .iter()
-            .zip(&b.workers)
-            .all(|(x, y)| x.id() == y.id())
+        && a.workers.iter().zip(&b.workers).all(|(x, y)| x.id == y.id)
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,14 +218,21 @@ pub(super) async fn worker(
     Query(query): Query<WorkerLiveQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    // A reconnecting browser's Last-Event-ID wins over the first connection's `after`.
+    // A reconnecting browser's Last-Event-ID wins over the first connection's `after`;
+    // with neither, the stream starts at the latest events.
     let resumed = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
-    let cursor = resumed.or(query.after).unwrap_or(0).max(0);
     let known = id.clone();
-    app.read(move |journal| worker_view(journal, &known).map(drop))
+    let cursor = app
+        .read(move |journal| {
+            worker_view(journal, &known)?;
+            Ok(match resumed.or(query.after) {
+                Some(position) => position.max(0),
+                None => journal.events_tail(&known, TAIL)?,
+            })
+        })
         .await?;
     let state = WorkerStream {
         live: Live::open(app)?,
@@ -252,23 +267,25 @@ impl WorkerStream {
                 .app
                 .read(move |journal| {
                     let view =
-                        serde_json::to_string(&worker_view(journal, &id)?).unwrap_or_default();
-                    let events = journal.events(Some(&id), cursor, MAX_PAGE as usize)?;
-                    Ok((view, events))
+                        serde_json::to_string(&worker_view(journal, &id)?.0).unwrap_or_default();
+                    let window = journal.worker_events(&id, cursor, MAX_PAGE as usize)?;
+                    Ok((view, window))
                 })
                 .await;
-            let Ok((view, journaled)) = read else {
+            let Ok((view, window)) = read else {
                 self.more = false;
                 continue;
             };
-            self.more = journaled.len() >= MAX_PAGE as usize;
+            // On from the last row read, whether or not it parsed.
+            self.more = window.full;
+            self.cursor = window.read_to;
+            let journaled = window.events;
             let mut events = Vec::new();
             if self.sent.as_ref() != Some(&view) {
                 events.push(Event::default().event("worker").data(&view));
                 self.sent = Some(view);
             }
             for (seq, event) in journaled {
-                self.cursor = seq;
                 events.push(
                     Event::default()
                         .id(seq.to_string())

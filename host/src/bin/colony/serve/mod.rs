@@ -66,8 +66,8 @@ pub(crate) struct ServeArgs {
 #[derive(Clone)]
 struct App {
     journal: Arc<Journal>,
-    /// Bumped whenever the journal changes.
-    changes: watch::Receiver<u64>,
+    /// The colonies counted, anew whenever the journal changes.
+    changes: watch::Receiver<live::Census>,
     /// Permits for live streams.
     streams: Arc<Semaphore>,
     /// Cancelled at shutdown: live streams end so the server can.
@@ -78,8 +78,12 @@ pub(crate) async fn serve(args: ServeArgs, env: Env) -> anyhow::Result<ExitCode>
     let token = match args.token {
         Some(token) => {
             anyhow::ensure!(
-                token.trim().len() >= 16,
-                "the token is too short: use 16 characters or more"
+                token.len() >= 16
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
+                "the token must be 16 characters or more of A-Z, a-z, 0-9 and -._~ \
+                 (it travels in URLs as it is)"
             );
             token
         }
@@ -94,15 +98,16 @@ pub(crate) async fn serve(args: ServeArgs, env: Env) -> anyhow::Result<ExitCode>
     let bound = listener.local_addr()?;
     let interrupt = Interrupt::listen();
     let stop = interrupt.token();
-    let (bump, changes) = watch::channel(0);
-    tokio::spawn(live::watch_journal(journal.clone(), bump, stop.clone()));
+    let (census, changes) = watch::channel(live::Census::default());
+    tokio::spawn(live::watch_journal(journal.clone(), census, stop.clone()));
     let app = App {
         journal,
         changes,
         streams: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
         stop: stop.clone(),
     };
-    let router = routes(app, guard::Guard::new(bound, token.clone()));
+    let token: Arc<str> = token.into();
+    let router = routes(app, guard::Guard::new(bound, token.clone()), token.clone());
     crate::print::line(&format!("colony serve: http://{bound}/?token={token}"));
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled_owned().await })
@@ -111,15 +116,17 @@ pub(crate) async fn serve(args: ServeArgs, env: Env) -> anyhow::Result<ExitCode>
     Ok(interrupt.exit_code())
 }
 
-fn routes(app: App, guard: guard::Guard) -> Router {
+fn routes(app: App, guard: guard::Guard, token: Arc<str>) -> Router {
     let guard = Arc::new(guard);
     let controls = Router::new()
         .route("/api/workers/{id}/stop", post(controls::stop))
         .route("/api/workers/{id}/inject", post(controls::inject))
         .route("/api/stop-all", post(controls::stop_all))
+        // The token in an `Authorization` header — never from the URL, which a page of
+        // another site could make a browser send.
         .route_layer(axum::middleware::from_fn_with_state(
-            guard.clone(),
-            guard::require_token,
+            token,
+            crate::bearer::require_bearer,
         ));
     Router::new()
         .route("/", get(assets::index))

@@ -1,98 +1,56 @@
-//! The JSON the page reads: a worker as a row of the list, and as a whole.
+//! The JSON the page reads about one worker: its summary row, what it was asked, its
+//! result, its latest reports and its conversation.
 //!
-//! Guest text goes out as JSON strings and the page sets it as text, never as HTML; long
-//! text is cut here so a row stays a row.
+//! Guest text goes out as JSON strings and the page sets it as text, never as HTML.
+//! Everything a guest wrote is cut here ([`MAX_TEXT`] per field, [`MAX_REPORTS`] reports,
+//! [`MAX_PARTS`] parts), so one view stays small whatever the guest returned.
 
-use colony::{MessagePart, ReportRecord, WorkerRecord};
+use colony::{MessagePart, ReportRecord, WorkerRecord, WorkerSummary};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-/// How much of a task or summary a row shows.
-const ROW_TEXT: usize = 300;
-/// The most conversation parts and reports one worker view carries (the latest).
+/// The most characters of one guest-written field (a JSON value is cut as its text).
+pub(super) const MAX_TEXT: usize = 4096;
+/// The most reports one worker view carries (the latest).
+pub(super) const MAX_REPORTS: usize = 20;
+/// The most conversation parts one worker view carries (the latest).
 pub(super) const MAX_PARTS: usize = 200;
 
-/// A worker as one row of the list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub(super) struct WorkerRow {
-    id: String,
-    colony_id: String,
-    plugin: String,
-    task: String,
-    mode: String,
-    state: String,
-    created_at: String,
-    started_at: Option<String>,
-    ended_at: Option<String>,
-    duration_seconds: Option<f64>,
-    tokens_used: Option<u64>,
-    token_budget: Option<u64>,
-    tool_calls_used: Option<u32>,
-    tool_call_budget: Option<u32>,
-    report_status: Option<String>,
-    summary: Option<String>,
-    error: Option<String>,
-    batch: Option<String>,
-}
-
-impl WorkerRow {
-    pub(super) fn new(record: &WorkerRecord) -> Self {
-        let result = record.result.as_ref();
-        Self {
-            id: record.id.clone(),
-            colony_id: record.colony_id.clone(),
-            plugin: record.plugin.clone(),
-            task: cut(&record.task),
-            mode: record.mode.as_str().to_owned(),
-            state: record.state.as_str().to_owned(),
-            created_at: record.created_at.to_rfc3339(),
-            started_at: record.started_at.map(|t| t.to_rfc3339()),
-            ended_at: record.ended_at.map(|t| t.to_rfc3339()),
-            duration_seconds: result.map(|r| r.duration_seconds),
-            tokens_used: result.map(|r| r.tokens_used),
-            token_budget: record.token_budget,
-            tool_calls_used: result.map(|r| r.tool_calls_used),
-            tool_call_budget: record.tool_call_budget,
-            report_status: result.map(|r| r.status.to_string()),
-            summary: result.map(|r| cut(&r.summary)),
-            error: result.and_then(|r| r.error.as_deref()).map(cut),
-            batch: record
-                .batch
-                .as_ref()
-                .map(|b| format!("{} #{}/{}", b.id, b.index, b.size)),
-        }
-    }
-
-    pub(super) fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-/// One worker in full: its record, its latest reports and conversation.
+/// One worker in full.
 #[derive(Debug, Serialize)]
 pub(super) struct WorkerView {
-    row: WorkerRow,
+    row: WorkerSummary,
     task: String,
     input: Value,
     result: Option<Value>,
     reports: Vec<ReportRecord>,
     /// How many reports there are in all.
-    report_count: usize,
+    report_count: u64,
 }
 
 impl WorkerView {
-    pub(super) fn new(record: &WorkerRecord, mut reports: Vec<ReportRecord>) -> Self {
-        let report_count = reports.len();
-        reports.drain(..report_count.saturating_sub(MAX_PARTS));
+    pub(super) fn new(
+        row: WorkerSummary,
+        record: &WorkerRecord,
+        reports: (Vec<ReportRecord>, u64),
+    ) -> Self {
+        let (reports, report_count) = reports;
         Self {
-            row: WorkerRow::new(record),
-            task: record.task.clone(),
-            input: record.input.clone(),
+            row,
+            task: cut(&record.task),
+            input: trimmed(&record.input),
             result: record
                 .result
                 .as_ref()
-                .and_then(|r| serde_json::to_value(r).ok()),
-            reports,
+                .and_then(|r| serde_json::to_value(r).ok())
+                .map(|r| fields_trimmed(&r)),
+            reports: reports
+                .into_iter()
+                .map(|r| ReportRecord {
+                    report: fields_trimmed(&r.report),
+                    ..r
+                })
+                .collect(),
             report_count,
         }
     }
@@ -102,20 +60,59 @@ impl WorkerView {
 #[derive(Debug, Serialize)]
 pub(super) struct Conversation {
     parts: Vec<MessagePart>,
-    total: usize,
+    total: u64,
 }
 
 impl Conversation {
-    pub(super) fn new(mut parts: Vec<MessagePart>) -> Self {
-        let total = parts.len();
-        parts.drain(..total.saturating_sub(MAX_PARTS));
+    pub(super) fn new(parts: Vec<MessagePart>, total: u64) -> Self {
+        let parts = parts
+            .into_iter()
+            .map(|p| MessagePart {
+                content: cut(&p.content),
+                tool_calls: p.tool_calls.as_ref().map(trimmed),
+                ..p
+            })
+            .collect();
         Self { parts, total }
     }
 }
 
-/// The first [`ROW_TEXT`] characters of `text`, with `…` if there were more.
+/// The last `n` of `items`.
+pub(super) fn tail<T>(mut items: Vec<T>, n: usize) -> Vec<T> {
+    items.drain(..items.len().saturating_sub(n));
+    items
+}
+
+/// `value` if its JSON text is short, else that text cut (a string).
+fn trimmed(value: &Value) -> Value {
+    let text = value.to_string();
+    if text.len() <= MAX_TEXT {
+        return value.clone();
+    }
+    Value::String(cut(&text))
+}
+
+/// An object with each field [`trimmed`] (strings cut).
+fn fields_trimmed(value: &Value) -> Value {
+    let Value::Object(fields) = value else {
+        return trimmed(value);
+    };
+    let fields: Map<String, Value> = fields
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => Value::String(cut(s)),
+                other => trimmed(other),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    Value::Object(fields)
+}
+
+/// The first [`MAX_TEXT`] characters of `text`, with `…` if there were more.
 fn cut(text: &str) -> String {
-    match text.char_indices().nth(ROW_TEXT) {
+    match text.char_indices().nth(MAX_TEXT) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
     }

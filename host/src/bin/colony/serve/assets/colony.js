@@ -7,6 +7,11 @@ const ACTIVE = new Set(["pending", "queued", "running"]);
 const PAGE = 50;
 /** The most events a worker page keeps on screen (the oldest go first). */
 const MAX_EVENTS = 5000;
+/** The most characters of streamed model text, turns and errors kept on screen. */
+const MAX_STREAM = 65536;
+const MAX_ITEMS = 1000;
+/** How long to wait before opening a stream the server refused (503, 404, …). */
+const RETRY_AFTER_MS = 3000;
 
 // ---- token: from the URL the server printed, kept for this tab only ----------------
 const token = (() => {
@@ -95,24 +100,46 @@ async function control(path, body) {
   }
 }
 
-/** An EventSource that shows whether it is connected. */
+/**
+ * A live stream that shows whether it is connected. The browser reconnects a dropped
+ * stream itself (sending Last-Event-ID); one the server refused it gives up on, so it
+ * is opened again here, from `path()` (which may name where to resume).
+ */
 function live(path, handlers) {
-  const source = new EventSource(withToken(path));
   const badge = $("live");
-  source.onopen = () => {
-    badge.textContent = "live";
-    badge.className = "live on";
-    document.body.dataset.live = "open";
-  };
-  source.onerror = () => {
-    badge.textContent = "reconnecting…";
-    badge.className = "live off";
-    document.body.dataset.live = "closed";
-  };
-  for (const [name, handle] of Object.entries(handlers)) {
-    source.addEventListener(name, (e) => handle(JSON.parse(e.data), e));
+  const stream = { source: null, closed: false };
+  function open() {
+    const source = new EventSource(withToken(path()));
+    stream.source = source;
+    source.onopen = () => {
+      badge.textContent = "live";
+      badge.className = "live on";
+      document.body.dataset.live = "open";
+    };
+    source.onerror = () => {
+      badge.textContent = "reconnecting…";
+      badge.className = "live off";
+      document.body.dataset.live = "closed";
+      if (source.readyState === EventSource.CLOSED && !stream.closed) {
+        setTimeout(() => stream.closed || open(), RETRY_AFTER_MS);
+      }
+    };
+    for (const [name, handle] of Object.entries(handlers)) {
+      source.addEventListener(name, (e) => handle(JSON.parse(e.data), e));
+    }
   }
-  return source;
+  open();
+  return {
+    close() {
+      stream.closed = true;
+      stream.source.close();
+    },
+  };
+}
+
+/** Removes the first children of `list` past `max`. */
+function keep(list, max) {
+  while (list.children.length > max) list.firstElementChild.remove();
 }
 
 function time(text) {
@@ -196,7 +223,7 @@ function indexPage() {
     if (source) source.close();
     for (const b of filters.children) b.classList.toggle("selected", b.dataset.state === view.state);
     const query = new URLSearchParams({ state: view.state, offset: view.offset, limit: PAGE });
-    source = live("/api/live?" + query, {
+    source = live(() => "/api/live?" + query, {
       census(colonies) {
         const body = $("colonies").tBodies[0];
         body.replaceChildren(
@@ -236,7 +263,12 @@ function indexPage() {
 
 // ---- one worker ---------------------------------------------------------------------
 function workerPage() {
-  const id = decodeURIComponent(location.pathname.split("/").pop());
+  let id = location.pathname.split("/").pop();
+  try {
+    id = decodeURIComponent(id);
+  } catch (_) {
+    // A malformed escape: the id as written (the server will not know it).
+  }
   $("worker-id").textContent = id;
   document.title = "Colony: " + id;
   const path = "/api/workers/" + encodeURIComponent(id);
@@ -288,7 +320,7 @@ function workerPage() {
       ["mode", w.mode],
       ["task", view.task],
       ["input", view.input],
-      ["batch", w.batch],
+      ["batch", w.batch ? w.batch.id + " #" + w.batch.index + " of " + w.batch.size : null],
       ["created", w.created_at],
       ["started", w.started_at],
       ["ended", w.ended_at],
@@ -328,8 +360,10 @@ function workerPage() {
     if (e.type === "LLM_TEXT_DELTA") {
       // Each model call's text on its own paragraph.
       const stream = $("stream");
-      if (lastType !== "LLM_TEXT_DELTA" && stream.textContent) stream.append(document.createTextNode("\n\n"));
-      stream.append(document.createTextNode(data.delta || ""));
+      let text = stream.textContent;
+      if (lastType !== "LLM_TEXT_DELTA" && text) text += "\n\n";
+      text += data.delta || "";
+      stream.textContent = text.length > MAX_STREAM ? "…" + text.slice(-MAX_STREAM) : text;
     }
     lastType = e.type;
     if (e.type === "TURN_COMPLETED" || e.type === "TURN_FAILED") {
@@ -339,9 +373,11 @@ function workerPage() {
           (data.turn ? "turn " + data.turn + ": " : "") + (data.message || ""),
           e.type === "TURN_FAILED" ? " — failed: " + (data.error || "") : ""),
       );
+      keep($("turns"), MAX_ITEMS);
     }
     if (e.type === "EXECUTION_FAILED" || e.type === "TURN_FAILED") {
       $("errors").append(el("li", {}, e.type + ": " + (data.error || JSON.stringify(data))));
+      keep($("errors"), MAX_ITEMS);
     }
     let text = JSON.stringify(data);
     if (text.length > 2000) text = text.slice(0, 2000) + "…";
@@ -350,7 +386,7 @@ function workerPage() {
       el("li", { "data-seq": item.seq, "data-type": e.type },
         el("time", {}, time(e.timestamp)), " ", el("b", {}, e.type), " ", el("code", {}, text)),
     );
-    while (list.children.length > MAX_EVENTS) list.firstElementChild.remove();
+    keep(list, MAX_EVENTS);
     $("event-count").textContent = "(" + received + ")";
   }
 
@@ -361,7 +397,8 @@ function workerPage() {
     if (await control(path + "/inject", { message })) $("message").value = "";
   });
   document.body.dataset.duplicates = "0";
-  live(path + "/live?after=0", { worker: showWorker, event: showEvent });
+  // First the latest events; after a refused stream, on from the last one shown.
+  live(() => path + "/live" + (lastSeq ? "?after=" + lastSeq : ""), { worker: showWorker, event: showEvent });
 }
 
 setupTokenForm();
