@@ -38,6 +38,8 @@ pub mod cluster;
 mod colony;
 mod config;
 mod conversation;
+#[cfg(any(feature = "mcp", feature = "telemetry"))]
+mod crypto;
 mod engine;
 mod error;
 mod events;

@@ -119,9 +119,6 @@ pub enum TelemetryError {
         /// Why.
         source: std::io::Error,
     },
-    /// Spans are exported on a tokio runtime, and there is none.
-    #[error("traces are configured, but the runtime is not created within a tokio runtime")]
-    NoRuntime,
     /// Built without the `telemetry` feature.
     #[error("traces are configured but this build has no `telemetry` feature")]
     NotBuilt,

@@ -9,7 +9,6 @@ use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProv
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 use super::file::FileExporter;
@@ -59,14 +58,11 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl Telemetry {
-    /// Starts exporting as `config` says, or `None` if it asks for nothing. Needs a
-    /// tokio runtime (spans are batched and exported on it).
+    /// Starts exporting as `config` says, or `None` if it asks for nothing. Spans are
+    /// batched and exported by a thread of the SDK's, not on the host's runtime.
     pub fn start(config: &TelemetryConfig) -> Result<Option<Arc<Self>>, TelemetryError> {
         if !config.is_enabled() {
             return Ok(None);
-        }
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(TelemetryError::NoRuntime);
         }
         let mut resource = opentelemetry_sdk::Resource::builder();
         if let Some(name) = &config.service_name {
@@ -76,6 +72,7 @@ impl Telemetry {
         }
         let mut provider = SdkTracerProvider::builder().with_resource(resource.build());
         if let Some(endpoint) = config.endpoint_in_force() {
+            crate::crypto::install();
             let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
             // Empty: the standard variables name it (the exporter reads them).
             if !endpoint.is_empty() {
@@ -90,15 +87,10 @@ impl Telemetry {
                 },
                 reason: e.to_string(),
             })?;
-            provider = provider.with_span_processor(
-                BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build(),
-            );
+            provider = provider.with_batch_exporter(exporter);
         }
         if let Some(path) = &config.file {
-            let exporter = FileExporter::create(path)?;
-            provider = provider.with_span_processor(
-                BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build(),
-            );
+            provider = provider.with_batch_exporter(FileExporter::create(path)?);
         }
         let provider = provider.build();
         let tracer = provider.tracer("colony");
@@ -110,7 +102,7 @@ impl Telemetry {
     }
 
     /// Exports every span ended so far and stops (call once, before the process ends;
-    /// blocks: run it off the async threads).
+    /// blocks for the export: run it off the async threads).
     pub fn shutdown(&self) {
         if let Err(e) = self.provider.force_flush() {
             tracing::warn!("cannot export the last spans: {e}");

@@ -100,6 +100,17 @@ impl NodeProcess {
 
     /// Starts a node without waiting for it to serve.
     pub fn spawn(nats: &Nats, home: &Path, name: &str, args: &[&str]) -> Self {
+        Self::spawn_with_env(nats, home, name, args, &[])
+    }
+
+    /// The same, with these environment variables.
+    pub fn spawn_with_env(
+        nats: &Nats,
+        home: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let config = home.join("host.toml");
         std::fs::create_dir_all(home).unwrap();
         std::fs::write(
@@ -108,6 +119,7 @@ impl NodeProcess {
         )
         .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_colony"))
+            .envs(env.iter().copied())
             .arg("--nats")
             .arg(&nats.url)
             .arg("--home")

@@ -12,7 +12,7 @@ pub async fn connect(
     url: &str,
     config: &McpServerConfig,
 ) -> Result<RunningService<RoleClient, ()>, String> {
-    install_crypto();
+    crate::crypto::install();
     let mut transport = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .max_json_response_size(config.max_message_bytes)
         .max_sse_event_size(config.max_message_bytes);
@@ -24,13 +24,4 @@ pub async fn connect(
     ().serve(StreamableHttpClientTransport::from_config(transport))
         .await
         .map_err(|e| e.to_string())
-}
-
-/// rustls needs a process-wide crypto provider for rmcp's HTTP client: ring, as for the
-/// rest of the host (no aws-lc).
-fn install_crypto() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
