@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::{Value, json};
 
-use support::{Nats, NodeProcess, guest, target_dir};
+use support::{Nats, NodeProcess, guest};
 
 /// An OTLP/HTTP (protobuf) receiver on loopback, keeping every span it is sent.
 struct Receiver {
@@ -125,17 +125,7 @@ fn sha256_hex(path: &Path) -> String {
 /// the agent-loop guest granted `time.now` (not `files.write`: its calls fail).
 fn home_with_agent() -> (tempfile::TempDir, std::path::PathBuf) {
     let home = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/agents/agent-loop/demo-script.json");
-    std::fs::write(
-        home.path().join("host.toml"),
-        format!(
-            "cache_dir = {:?}\n[llm]\nprovider = \"scripted\"\nscript = {:?}\n",
-            target_dir().join("colony-cache"),
-            script
-        ),
-    )
-    .unwrap();
+    support::write_scripted_host_config(home.path());
     let manifest = home.path().join("agent.toml");
     std::fs::write(
         &manifest,

@@ -192,17 +192,7 @@ async fn click_stop(page: &Client, task: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_colonies_live_and_controls_them_with_the_token() {
     let home = tempfile::tempdir().unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/agents/agent-loop/demo-script.json");
-    std::fs::write(
-        home.path().join("host.toml"),
-        format!(
-            "cache_dir = {:?}\n[llm]\nprovider = \"scripted\"\nscript = {:?}\n",
-            target_dir().join("colony-cache"),
-            script
-        ),
-    )
-    .unwrap();
+    support::write_scripted_host_config(home.path());
     let mut served = Served::start(home.path());
     let driver = Driver::start();
     let page = driver.browser().await;

@@ -22,6 +22,23 @@ pub fn guest(name: &str) -> PathBuf {
     target_dir().join(format!("wasm32-wasip2/guest/{name}.wasm"))
 }
 
+/// Writes `home/host.toml`: the tests' shared compile cache, and the scripted model
+/// provider playing the agent-loop demo's script (offline, deterministic).
+pub fn write_scripted_host_config(home: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/agents/agent-loop/demo-script.json");
+    std::fs::create_dir_all(home).unwrap();
+    std::fs::write(
+        home.join("host.toml"),
+        format!(
+            "cache_dir = {:?}\n[llm]\nprovider = \"scripted\"\nscript = {:?}\n",
+            target_dir().join("colony-cache"),
+            script
+        ),
+    )
+    .unwrap();
+}
+
 /// A NATS server with JetStream on loopback (or a cluster of them), with its store;
 /// both gone on drop.
 pub struct Nats {
