@@ -9,6 +9,7 @@ mod ephemeral;
 mod fanout;
 mod injection;
 mod journaled;
+mod traces;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -373,6 +374,7 @@ async fn run() {
         "cluster",
         "journaled",
         "fanout",
+        "traces",
         "cycle",
     ];
     let chosen: Vec<String> = std::env::args().skip(1).collect();
@@ -398,6 +400,7 @@ async fn run() {
             "cluster" => cluster::cluster().await,
             "journaled" => journaled::table().await,
             "fanout" => fanout::table().await,
+            "traces" => traces::table().await,
             _ => hostcall().await,
         }
     }
