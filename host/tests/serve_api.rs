@@ -568,3 +568,32 @@ async fn off_loopback_every_read_needs_the_token_but_the_page_shell_does_not() {
         .unwrap();
     assert_eq!(in_url.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_past_the_bound_wait_and_are_served_once_others_close() {
+    let home = tempfile::tempdir().unwrap();
+    let served = Served::start(home.path());
+    // 256 connections that never send a request hold every slot.
+    let mut idle: Vec<std::net::TcpStream> = (0..256)
+        .map(|_| std::net::TcpStream::connect(served.address()).unwrap())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = client()
+        .get(served.url("/api/colonies"))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await;
+    assert!(
+        waiting.is_err(),
+        "served past the connection bound: {waiting:?}"
+    );
+    // One closes: the next client is served.
+    drop(idle.pop());
+    let served_now = client()
+        .get(served.url("/api/colonies"))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served_now.status(), 200);
+}

@@ -383,6 +383,56 @@ async fn a_worker_on_a_nats_node_joins_its_colony_trace() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_and_completions_are_recorded_only_when_asked() {
+    let (home, manifest) = home_with_agent();
+    let file = home.path().join("spans.jsonl");
+    let mut config = colony::RuntimeConfig::load(home.path().join("host.toml")).unwrap();
+    config.telemetry.file = Some(file.clone());
+    config.telemetry.capture_content = true;
+    let runtime = colony::Runtime::with_config(config).unwrap();
+    let plugin = runtime.load_manifest(&manifest).await.unwrap();
+    let spec = colony::WorkerSpec::ephemeral("w-content", "summarise the notes");
+    let worker = colony::Worker::new(&plugin, spec, None).unwrap();
+    assert_eq!(
+        worker.run().await.unwrap().status,
+        colony::ReportStatus::Success
+    );
+    let telemetry = runtime.telemetry().unwrap().clone();
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let chats: Vec<Value> = text
+        .lines()
+        .flat_map(|line| {
+            let request: Value = serde_json::from_str(line).unwrap();
+            request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|span| span["name"] == "chat scripted")
+        .collect();
+    assert_eq!(chats.len(), 2);
+    let value = |span: &Value, key: &str| -> String {
+        span["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| {
+                a["value"]["stringValue"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    assert!(value(&chats[0], "gen_ai.input.messages").contains("summarise the notes"));
+    assert!(value(&chats[0], "gen_ai.output.messages").contains("I will check the time"));
+}
+
 #[tokio::test]
 async fn traces_are_off_unless_configured() {
     assert!(

@@ -14,11 +14,13 @@
 //! an `Authorization` header (so a page of another site cannot forge one); requests
 //! must name this server in `Host` (no DNS rebinding) and in `Origin` when they carry
 //! one; no CORS; a Content-Security-Policy that allows only this server's own script;
-//! guest text is rendered as text, never HTML; live streams, request bodies and pages
-//! are bounded ([`MAX_LIVE_STREAMS`], [`MAX_BODY`], [`colony::MAX_PAGE`]).
+//! guest text is rendered as text, never HTML; connections, live streams, request bodies
+//! and pages are bounded ([`MAX_CONNECTIONS`], [`MAX_LIVE_STREAMS`], [`MAX_BODY`],
+//! [`colony::MAX_PAGE`]).
 
 mod api;
 mod assets;
+mod connections;
 mod controls;
 mod error;
 mod guard;
@@ -44,6 +46,8 @@ use crate::interrupt::Interrupt;
 
 /// Live streams (browser tabs) served at once; more are answered 503.
 const MAX_LIVE_STREAMS: usize = 64;
+/// Connections open at once; more wait for one to close.
+const MAX_CONNECTIONS: usize = 256;
 /// The largest request body (an injected message and its JSON).
 const MAX_BODY: usize = 64 * 1024;
 /// How often the journal is asked whether anything changed.
@@ -109,7 +113,7 @@ pub(crate) async fn serve(args: ServeArgs, env: Env) -> anyhow::Result<ExitCode>
     let token: Arc<str> = token.into();
     let router = routes(app, guard::Guard::new(bound, token.clone()), token.clone());
     crate::print::line(&format!("colony serve: http://{bound}/?token={token}"));
-    axum::serve(listener, router)
+    axum::serve(connections::Bounded::new(listener), router)
         .with_graceful_shutdown(async move { stop.cancelled_owned().await })
         .await
         .context("HTTP server")?;
