@@ -78,6 +78,7 @@ impl PyRuntime {
                 Runtime::with_parts(config, llm, registry)
             })
             .map_err(crate::errors::runtime)?;
+        crate::shutdown::traced(runtime.telemetry());
         Ok(Self {
             host: Host {
                 runtime,

@@ -5,13 +5,15 @@
 //! call them `interrupted` at the next open, with no reports. Python's `atexit` calls
 //! [`stop_open_colonies`]: every colony still open is stopped (its workers end `stopped`,
 //! with their reports journaled), and the stops that colonies dropped earlier started
-//! are waited for; all of it bounded by [`EXIT_STOP_TIMEOUT`].
+//! are waited for; all of it bounded by [`EXIT_STOP_TIMEOUT`]. Then the traces of every
+//! runtime that records them are exported (their last batch would be lost otherwise).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use colony::Colony;
+use colony::telemetry::Telemetry;
 use pyo3::prelude::*;
 use tokio::task::JoinHandle;
 
@@ -26,6 +28,8 @@ static OPEN: Mutex<Vec<(u64, Colony)>> = Mutex::new(Vec::new());
 /// Stops started by colonies dropped without `stop_all`, not yet known to be done.
 static STOPPING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 static NEXT: AtomicU64 = AtomicU64::new(0);
+/// The tracers of runtimes that record traces.
+static TRACED: Mutex<Vec<std::sync::Weak<Telemetry>>> = Mutex::new(Vec::new());
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -56,9 +60,30 @@ pub fn dropped(token: u64) {
     stopping.push(stop);
 }
 
-/// Stops every open colony and waits for the stops under way (`atexit`).
+/// Notes a runtime's tracer, to export its last spans at exit.
+pub fn traced(telemetry: Option<&std::sync::Arc<Telemetry>>) {
+    if let Some(telemetry) = telemetry {
+        let mut traced = lock(&TRACED);
+        traced.retain(|t| t.strong_count() > 0);
+        traced.push(std::sync::Arc::downgrade(telemetry));
+    }
+}
+
+/// Stops every open colony, waits for the stops under way, and exports the last spans
+/// (`atexit`).
 #[pyfunction]
 pub fn stop_open_colonies(py: Python<'_>) {
+    stop_colonies(py);
+    let tracers: Vec<_> = lock(&TRACED)
+        .drain(..)
+        .filter_map(|t| t.upgrade())
+        .collect();
+    if !tracers.is_empty() {
+        py.detach(|| tracers.iter().for_each(|t| t.shutdown()));
+    }
+}
+
+fn stop_colonies(py: Python<'_>) {
     let open: Vec<Colony> = lock(&OPEN).drain(..).map(|(_, c)| c).collect();
     let stopping: Vec<JoinHandle<()>> = lock(&STOPPING).drain(..).collect();
     if open.is_empty() && stopping.is_empty() {

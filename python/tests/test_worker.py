@@ -4,14 +4,19 @@ names, injection, persistent turns, stop, cancellation, seeding."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
+import textwrap
 import time
 
 import colony
 import pytest
 
-from conftest import guest
+from conftest import ROOT, guest
 
-RESULT_FIELDS = {"output", "error", "tokens_used", "duration_seconds", "status", "summary", "data"}
+RESULT_FIELDS = {"output", "error", "tokens_used", "tool_calls_used", "duration_seconds", "status",
+                 "summary", "data"}
 REPORT_FIELDS = {"worker_id", "colony_id", "task", "status", "summary", "data", "error",
                  "duration_seconds", "tokens_used"}
 EVENT_FIELDS = {"type", "stream_id", "node_id", "execution_id", "data", "timestamp"}
@@ -176,3 +181,25 @@ async def test_one_runtime_serves_two_event_loops():
     # A second loop, in a thread (asyncio.run refuses to nest).
     status = await asyncio.to_thread(asyncio.run, again())
     assert status == "success"
+
+
+def test_a_runtime_s_traces_are_exported_when_the_interpreter_exits(tmp_path):
+    """Spans still in the exporter's batch when a script ends are written at exit."""
+    spans = tmp_path / "spans.jsonl"
+    script = textwrap.dedent(f"""
+        import asyncio, colony
+        async def main():
+            runtime = colony.Runtime(config={{"telemetry": {{"file": {str(spans)!r}}}}})
+            plugin = await runtime.load_plugin({str(guest("echo-agent"))!r}, "echo")
+            await colony.Worker(plugin, "w-traced", "summarise the news").run()
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    names = [span["name"]
+             for line in spans.read_text().splitlines()
+             for resource in json.loads(line)["resourceSpans"]
+             for scope in resource["scopeSpans"]
+             for span in scope["spans"]]
+    assert names == ["invoke_agent echo"]
