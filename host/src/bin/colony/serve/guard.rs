@@ -1,6 +1,7 @@
-//! Who may ask what of `colony serve`: the `Host` and `Origin` checks every request
-//! passes, the token of state-changing requests, and the response headers that keep the
-//! page's guest text inert.
+//! Who may ask what of `colony serve`: the `Host`, `Origin` and cross-site checks every
+//! request passes, the token of reads off loopback, and the response headers that keep
+//! the page's guest text inert. (State-changing requests' token is checked on their
+//! routes, by `bearer::require_bearer`.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
