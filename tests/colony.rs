@@ -415,6 +415,8 @@ fn record(id: &str, state: colony::RecordState) -> colony::WorkerRecord {
         batch: None,
         token_budget: None,
         tool_call_budget: None,
+        plugin_sha256: None,
+        lineage: None,
     }
 }
 

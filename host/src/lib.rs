@@ -50,6 +50,7 @@ mod limits;
 pub mod llm;
 mod manifest;
 mod plugin;
+pub mod replay;
 mod runtime;
 pub mod sandbox;
 mod storage;
@@ -59,7 +60,7 @@ pub mod tools;
 mod worker;
 
 #[cfg(feature = "colony")]
-pub use colony::{Batch, Colony, ColonyConfig, ColonyError, Task};
+pub use colony::{Batch, Colony, ColonyConfig, ColonyError, Replay, ReplayOutcome, Task};
 pub use config::{AllocatorChoice, RuntimeConfig};
 pub use conversation::MessagePart;
 pub use engine::AllocatorKind;
@@ -68,7 +69,7 @@ pub use events::{AgentEvent, EventBus, EventFilter, EventType, RecvError, Subscr
 #[cfg(feature = "colony")]
 pub use journal::{
     BatchRecord, CONTROL_MAX_AGE, CONTROL_POLL, ColonyCensus, Control, ControlAck, EventWindow,
-    HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem, JournalSync, MAX_PAGE,
+    HEARTBEAT_STALE_AFTER, Journal, JournalError, JournalProblem, JournalSync, Lineage, MAX_PAGE,
     RecordState, ReportRecord, SUMMARY_CHARS, WorkerPage, WorkerQuery, WorkerRecord, WorkerSummary,
 };
 pub use limits::Limits;

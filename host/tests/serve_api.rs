@@ -390,6 +390,8 @@ async fn ten_thousand_workers_come_a_page_at_a_time() {
                 batch: None,
                 token_budget: None,
                 tool_call_budget: None,
+                plugin_sha256: None,
+                lineage: None,
             });
         }
         journal.flush().unwrap();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::journal::JournalSync;
+use crate::replay::DEFAULT_MAX_RECORDING_BYTES;
 
 /// How a [`Colony`](super::Colony) runs its workers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,13 @@ pub struct ColonyConfig {
     /// When the journal's commits reach the disk. Default [`JournalSync::Os`]: a crash
     /// of the process loses nothing committed, a power loss may lose the last batches.
     pub journal_sync: JournalSync,
+    /// Record what each in-process worker's host calls were answered (model, tools,
+    /// inbox, peers, turns) in the journal, so the run can be replayed, forked or
+    /// exported ([`crate::replay`]). Default on. Workers on NATS nodes are not recorded.
+    pub record: bool,
+    /// The bound of one worker's recording, in bytes; past it the recording is cut (a
+    /// replay stops there). Default [`DEFAULT_MAX_RECORDING_BYTES`] (16 MiB).
+    pub max_recording_bytes: u64,
 }
 
 impl ColonyConfig {
@@ -49,6 +57,8 @@ impl ColonyConfig {
             nats: None,
             nats_replicas: None,
             journal_sync: JournalSync::Os,
+            record: true,
+            max_recording_bytes: DEFAULT_MAX_RECORDING_BYTES,
         }
     }
 

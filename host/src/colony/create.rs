@@ -14,8 +14,9 @@ use super::remote::RemoteWorker;
 use super::{Colony, ColonyError, Task};
 #[cfg(feature = "nats")]
 use crate::cluster::{Cluster, ClusterError, TaskMessage};
-use crate::journal::{JournalObserver, WorkerRecord};
+use crate::journal::{JournalObserver, Lineage, WorkerRecord};
 use crate::plugin::Plugin;
+use crate::replay::{StepLog, Tape};
 use crate::worker::{BatchPlace, MessageRouter, Worker, WorkerSpec, WorkerState};
 
 impl Colony {
@@ -29,6 +30,19 @@ impl Colony {
         plugin: &Plugin,
         spec: WorkerSpec,
         queued: bool,
+    ) -> Result<Worker, ColonyError> {
+        self.create_taped(plugin, spec, queued, None)
+    }
+
+    /// [`Colony::create`], for a worker that replays or forks a recorded run (`replay`:
+    /// its tape and where it comes from). Other workers are recorded if the colony
+    /// records.
+    pub(super) fn create_taped(
+        &self,
+        plugin: &Plugin,
+        spec: WorkerSpec,
+        queued: bool,
+        replay: Option<(Arc<Tape>, Lineage)>,
     ) -> Result<Worker, ColonyError> {
         let id = spec.id.clone();
         let storage = self.inner.config.home.join("workers").join(&id);
@@ -44,6 +58,20 @@ impl Colony {
         if queued {
             worker.enqueue()?;
         }
+        let config = &self.inner.config;
+        let (tape, lineage) = match replay {
+            Some((tape, lineage)) => (Some(tape), Some(lineage)),
+            None => {
+                let journal: Arc<dyn StepLog> = self.inner.journal.clone();
+                let tape = config
+                    .record
+                    .then(|| Arc::new(Tape::recorder(&id, journal, config.max_recording_bytes)));
+                (tape, None)
+            }
+        };
+        if let Some(tape) = tape {
+            worker.tape_on(tape)?;
+        }
         worker.observe(Arc::new(JournalObserver(self.inner.journal.clone())))?;
         worker.log_events_to(self.inner.journal.clone())?;
         if !spec.is_persistent() {
@@ -52,7 +80,7 @@ impl Colony {
         let router: Weak<dyn MessageRouter> =
             Arc::downgrade(&self.inner) as Weak<dyn MessageRouter>;
         worker.set_router(router);
-        self.journal_new(plugin, &spec, worker.state(), Some(storage));
+        self.journal_new(plugin, &spec, worker.state(), Some(storage), lineage);
         self.inner.add(Arc::new(worker.clone()));
         Ok(worker)
     }
@@ -64,6 +92,7 @@ impl Colony {
         spec: &WorkerSpec,
         state: WorkerState,
         storage: Option<std::path::PathBuf>,
+        lineage: Option<Lineage>,
     ) {
         self.inner.journal.add_worker(&WorkerRecord {
             id: spec.id.clone(),
@@ -83,6 +112,8 @@ impl Colony {
             batch: spec.batch.clone(),
             token_budget: spec.token_budget,
             tool_call_budget: spec.tool_call_budget,
+            plugin_sha256: plugin.sha256().map(str::to_owned),
+            lineage,
         });
     }
 
@@ -120,7 +151,7 @@ impl Colony {
                 .clone()
                 .or_else(|| self.inner.trace_parent()),
         };
-        self.journal_new(plugin, &spec, WorkerState::Queued, None);
+        self.journal_new(plugin, &spec, WorkerState::Queued, None, None);
         let worker = RemoteWorker::new(task, cluster.clone(), plugin.limits());
         let member: MemberRef = Arc::new(worker);
         self.inner.add(member.clone());

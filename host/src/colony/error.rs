@@ -33,6 +33,18 @@ pub enum ColonyError {
         /// The worker id asked for.
         worker: String,
     },
+    /// A worker's run cannot be replayed or forked: it was not recorded, or not as asked.
+    #[error("colony '{colony}': cannot {action} worker '{worker}': {reason}")]
+    NotReplayable {
+        /// The colony's id.
+        colony: String,
+        /// The recorded worker.
+        worker: String,
+        /// `replay` or `fork`.
+        action: &'static str,
+        /// Why not.
+        reason: String,
+    },
     /// No batch with this id is in the colony's journal.
     #[error("colony '{colony}' has no batch '{batch}' in its journal")]
     UnknownBatch {

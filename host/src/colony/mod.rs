@@ -28,6 +28,7 @@ mod heartbeat;
 mod member;
 #[cfg(feature = "nats")]
 mod remote;
+mod replay;
 mod routing;
 mod task;
 #[cfg(feature = "nats")]
@@ -46,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 pub use batch::Batch;
 pub use config::ColonyConfig;
 pub use error::ColonyError;
+pub use replay::{Replay, ReplayOutcome};
 pub use task::Task;
 
 #[cfg(feature = "nats")]
@@ -370,6 +372,7 @@ impl Colony {
                 worker: id.to_owned(),
             })?;
         let spec = WorkerSpec::persistent(id, record.task).with_input(record.input);
+        self.inner.journal.clear_recording(id);
         self.spawn_overseer(plugin, spec, Vec::new())
     }
 

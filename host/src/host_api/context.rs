@@ -86,6 +86,8 @@ pub(crate) struct WorkerContext {
     router: OnceLock<Weak<dyn MessageRouter>>,
     /// Its spans, once its run started with tracing on.
     trace: OnceLock<crate::telemetry::WorkerTrace>,
+    /// Its recording (being made, or served back), if it has one.
+    tape: OnceLock<Arc<crate::replay::Tape>>,
 }
 
 impl WorkerContext {
@@ -121,6 +123,7 @@ impl WorkerContext {
             budget_limited: AtomicBool::new(false),
             router: OnceLock::new(),
             trace: OnceLock::new(),
+            tape: OnceLock::new(),
             policy,
             services,
         }
@@ -284,6 +287,16 @@ impl WorkerContext {
     #[cfg(feature = "telemetry")]
     pub fn set_trace(&self, trace: crate::telemetry::WorkerTrace) {
         let _ = self.trace.set(trace);
+    }
+
+    /// Its recording, if it is recorded or replayed.
+    pub fn tape(&self) -> Option<&Arc<crate::replay::Tape>> {
+        self.tape.get()
+    }
+
+    /// Records (or replays) its host calls on `tape`. False if it has one already.
+    pub fn set_tape(&self, tape: Arc<crate::replay::Tape>) -> bool {
+        self.tape.set(tape).is_ok()
     }
 
     /// Publishes `event` as it is.

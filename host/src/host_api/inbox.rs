@@ -6,30 +6,44 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
+
 use super::HostState;
+use super::taped::{taped, taped_now};
 use crate::bindings::colony::agent::inbox;
+use crate::replay::StepKind;
 use crate::sandbox::{Held, HostMemory};
 
 impl inbox::Host for HostState {
     fn drain(&mut self) -> wasmtime::Result<Vec<String>> {
-        let mut messages = Vec::new();
-        while let Ok(message) = self.inbox.try_recv() {
-            messages.push(message.text);
-        }
-        self.worker.note_taken(messages.len() as u64);
+        let worker = self.worker.clone();
+        let live = || {
+            let mut messages = Vec::new();
+            while let Ok(message) = self.inbox.try_recv() {
+                messages.push(message.text);
+            }
+            messages
+        };
+        let (messages, _) = taped_now(&worker, StepKind::InboxDrain, || json!({}), live)?;
+        worker.note_taken(messages.len() as u64);
         Ok(messages)
     }
 
     async fn wait(&mut self, timeout_ms: u32) -> wasmtime::Result<Option<String>> {
-        let cap = self.worker.limits().max_inbox_wait;
+        let worker = self.worker.clone();
+        let cap = worker.limits().max_inbox_wait;
         let timeout = Duration::from_millis(timeout_ms.into()).min(cap);
-        let message = tokio::time::timeout(timeout, self.inbox.recv())
-            .await
-            .ok()
-            .flatten()
-            .map(|message| message.text);
+        let live = async {
+            Ok(tokio::time::timeout(timeout, self.inbox.recv())
+                .await
+                .ok()
+                .flatten()
+                .map(|message| message.text))
+        };
+        let asked = || json!({"timeout_ms": timeout_ms});
+        let (message, _) = taped(&worker, StepKind::InboxWait, asked, live).await?;
         if message.is_some() {
-            self.worker.note_taken(1);
+            worker.note_taken(1);
         }
         Ok(message)
     }

@@ -1,16 +1,18 @@
 //! `colony:agent/llm`: model calls through the host's provider, within the worker's token
 //! budget, with text deltas published as `LLM_TEXT_DELTA` events.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
 use super::HostState;
+use super::taped::{Completion, Source, taped};
 use crate::bindings::colony::agent::llm as wit;
 use crate::events::EventType;
 use crate::llm::{
     CallContext, ChatMessage, ChatRequest, LlmError, Role, StopReason, ToolCall, ToolSpec,
 };
+use crate::replay::StepKind;
 
 fn parse_object(what: &str, text: &str) -> Result<Value, wit::LlmError> {
     if text.trim().is_empty() {
@@ -102,6 +104,36 @@ fn to_request(request: wit::Request) -> Result<ChatRequest, wit::LlmError> {
     })
 }
 
+/// The request as a recording's step hashes and keeps it.
+fn request_json(request: &wit::Request) -> Value {
+    let messages: Vec<Value> = request
+        .messages
+        .iter()
+        .map(|m| {
+            json!({
+                "role": format!("{:?}", m.role).to_lowercase(),
+                "content": m.content,
+                "tool_calls": m.tool_calls.iter()
+                    .map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments}))
+                    .collect::<Vec<_>>(),
+                "tool_call_id": m.tool_call_id,
+            })
+        })
+        .collect();
+    let tools: Vec<Value> = request
+        .tools
+        .iter()
+        .map(|t| json!({"name": t.name, "description": t.description, "parameters": t.parameters}))
+        .collect();
+    json!({
+        "system": request.system,
+        "messages": messages,
+        "tools": tools,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    })
+}
+
 impl wit::Host for HostState {
     async fn complete(
         &mut self,
@@ -169,11 +201,60 @@ impl HostState {
         answer
     }
 
-    /// `llm.complete`; `span`: the call's span, if traced (it hears of retries).
+    /// `llm.complete`, on the worker's recording if it has one; `span`: the call's span,
+    /// if traced (it hears of retries).
     async fn complete_untraced(
         &mut self,
         request: wit::Request,
         span: Option<Arc<crate::telemetry::ChatSpan>>,
+    ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
+        let worker = self.worker.clone();
+        let asked = worker.tape().map(|_| request_json(&request));
+        let deltas = asked.as_ref().map(|_| Arc::new(Mutex::new(Vec::new())));
+        let live = async {
+            let answer = self.complete_live(request, span, deltas.clone()).await?;
+            let delta_lengths = deltas.map_or_else(Vec::new, |d| {
+                std::mem::take(&mut *d.lock().unwrap_or_else(|e| e.into_inner()))
+            });
+            Ok(Completion {
+                answer,
+                delta_lengths,
+            })
+        };
+        let asked = || asked.unwrap_or(Value::Null);
+        let (completion, source) = taped(&worker, StepKind::Llm, asked, live).await?;
+        if source == Source::Recording {
+            // What the model call would have done besides answering.
+            match &completion.answer {
+                Ok(response) => {
+                    let mut at = 0;
+                    for length in &completion.delta_lengths {
+                        let delta = response.text.get(at..at + length).unwrap_or_default();
+                        at += length;
+                        worker.publish(
+                            EventType::LlmTextDelta,
+                            json!({"worker_id": worker.id(), "delta": delta}),
+                        );
+                    }
+                    worker.add_tokens(
+                        u64::from(response.usage.input_tokens)
+                            + u64::from(response.usage.output_tokens),
+                    );
+                }
+                Err(wit::LlmError::BudgetExhausted(_)) => worker.mark_budget_limited(),
+                Err(_) => {}
+            }
+        }
+        Ok(completion.answer)
+    }
+
+    /// `llm.complete`, asking the model; `deltas` hears the byte length of each text
+    /// delta, if given.
+    async fn complete_live(
+        &mut self,
+        request: wit::Request,
+        span: Option<Arc<crate::telemetry::ChatSpan>>,
+        deltas: Option<Arc<Mutex<Vec<usize>>>>,
     ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
         let worker = self.worker.clone();
         let Some(provider) = worker.services().llm.clone() else {
@@ -202,6 +283,12 @@ impl HostState {
         let publisher = worker.clone();
         let mut call = CallContext::new(worker.id(), worker.memory.available()).with_deltas(
             std::sync::Arc::new(move |delta: &str| {
+                if let Some(deltas) = &deltas {
+                    deltas
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(delta.len());
+                }
                 publisher.publish(
                     EventType::LlmTextDelta,
                     json!({"worker_id": publisher.id(), "delta": delta}),

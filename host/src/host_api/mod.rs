@@ -13,6 +13,7 @@ mod llm;
 mod peers;
 mod rate;
 mod report;
+mod taped;
 mod tools;
 
 use std::sync::{Arc, Mutex};

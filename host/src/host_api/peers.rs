@@ -1,29 +1,50 @@
 //! `colony:agent/peers`: messages to other workers of the same colony.
 
+use serde_json::json;
+
 use super::HostState;
+use super::taped::taped;
 use crate::bindings::colony::agent::peers;
+use crate::replay::StepKind;
 use crate::sandbox::Held;
 
 impl peers::Host for HostState {
     async fn send(&mut self, to: String, message: String) -> wasmtime::Result<Result<(), String>> {
         self.charge_event()?;
+        let worker = self.worker.clone();
+        let asked = worker.tape().map(|_| json!({"to": to, "message": message}));
+        let live = async { Ok(self.send_live(&to, message).await) };
+        Ok(taped(
+            &worker,
+            StepKind::PeerSend,
+            || asked.unwrap_or_default(),
+            live,
+        )
+        .await?
+        .0)
+    }
+}
+
+impl HostState {
+    /// `peers.send`, through the colony's router.
+    async fn send_live(&mut self, to: &str, message: String) -> Result<(), String> {
         let limit = self.worker.limits().max_message_bytes;
         if message.len() > limit {
-            return Ok(Err(super::too_large("message", message.len(), limit)));
+            return Err(super::too_large("message", message.len(), limit));
         }
         let Some(router) = self.worker.router() else {
-            return Ok(Err("this worker is not part of a colony".to_owned()));
+            return Err("this worker is not part of a colony".to_owned());
         };
         // Charged to the sender while it travels: the message, its "[MESSAGE from …]"
         // envelope and, to a remote worker, its JSON encoding (up to 6 bytes a character).
         let cost = message.len().saturating_mul(7).saturating_add(256);
         let in_flight = match self.worker.memory.hold(cost, "a message to a peer") {
             Ok(held) => held,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e.to_string()),
         };
-        Ok(router
-            .route(self.worker.id(), &to, &message, in_flight)
-            .await)
+        router
+            .route(self.worker.id(), to, &message, in_flight)
+            .await
     }
 }
 

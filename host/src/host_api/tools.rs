@@ -3,15 +3,43 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::HostState;
+use super::taped::{Source, taped};
 use crate::bindings::colony::agent::tools as wit;
+use crate::replay::StepKind;
 use crate::sandbox::{Held, HostMemory, OverBudget};
 use crate::tools::{ToolContext, ToolError};
 
 impl wit::Host for HostState {
     async fn granted(&mut self) -> wasmtime::Result<Vec<wit::ToolInfo>> {
+        let worker = self.worker.clone();
+        let live = async { Ok(self.granted_live().await) };
+        Ok(taped(&worker, StepKind::ToolList, || json!({}), live)
+            .await?
+            .0)
+    }
+
+    async fn call(
+        &mut self,
+        name: String,
+        arguments: String,
+    ) -> wasmtime::Result<Result<String, wit::ToolError>> {
+        #[cfg(feature = "telemetry")]
+        if let Some(trace) = self.worker.trace() {
+            let span = trace.tool(&name, None);
+            let answer = self.call_untraced(name, arguments).await;
+            span.finish(tool_outcome(&answer));
+            return answer;
+        }
+        self.call_untraced(name, arguments).await
+    }
+}
+
+impl HostState {
+    /// `tools.granted`, from the registry and the MCP servers.
+    async fn granted_live(&mut self) -> Vec<wit::ToolInfo> {
         let registry = &self.worker.services().tools;
         let grants = &self.worker.grants().tools;
         #[allow(unused_mut)]
@@ -49,22 +77,7 @@ impl wit::Host for HostState {
                 });
             }
         }
-        Ok(granted)
-    }
-
-    async fn call(
-        &mut self,
-        name: String,
-        arguments: String,
-    ) -> wasmtime::Result<Result<String, wit::ToolError>> {
-        #[cfg(feature = "telemetry")]
-        if let Some(trace) = self.worker.trace() {
-            let span = trace.tool(&name, None);
-            let answer = self.call_untraced(name, arguments).await;
-            span.finish(tool_outcome(&answer));
-            return answer;
-        }
-        self.call_untraced(name, arguments).await
+        granted
     }
 }
 
@@ -86,8 +99,33 @@ fn tool_outcome(answer: &wasmtime::Result<Result<String, wit::ToolError>>) -> Re
 }
 
 impl HostState {
-    /// `tools.call`, untraced.
+    /// `tools.call`, untraced, on the worker's recording if it has one.
     async fn call_untraced(
+        &mut self,
+        name: String,
+        arguments: String,
+    ) -> wasmtime::Result<Result<String, wit::ToolError>> {
+        let worker = self.worker.clone();
+        let asked = worker
+            .tape()
+            .map(|_| json!({"name": name, "arguments": arguments}));
+        let live = self.call_live(name, arguments);
+        let (answer, source) =
+            taped(&worker, StepKind::Tool, || asked.unwrap_or_default(), live).await?;
+        // A replayed call counts against the budget as the recorded one did.
+        if source == Source::Recording
+            && !matches!(
+                answer,
+                Err(wit::ToolError::UnknownTool(_) | wit::ToolError::NotGranted(_))
+            )
+        {
+            let _ = worker.take_tool_call();
+        }
+        Ok(answer)
+    }
+
+    /// `tools.call`, calling the tool.
+    async fn call_live(
         &mut self,
         name: String,
         arguments: String,

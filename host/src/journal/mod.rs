@@ -28,6 +28,7 @@ mod observer;
 mod query;
 mod record;
 mod schema;
+mod steps;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -41,7 +42,7 @@ pub use control::{CONTROL_MAX_AGE, CONTROL_POLL, Control, ControlAck};
 pub use query::{
     ColonyCensus, EventWindow, MAX_PAGE, SUMMARY_CHARS, WorkerPage, WorkerQuery, WorkerSummary,
 };
-pub use record::{BatchRecord, RecordState, ReportRecord, WorkerRecord};
+pub use record::{BatchRecord, Lineage, RecordState, ReportRecord, WorkerRecord};
 
 use crate::conversation::MessagePart;
 use crate::events::AgentEvent;
@@ -204,18 +205,29 @@ impl Journal {
             record.batch.as_ref().map(|b| stored(b.size)),
             record.token_budget.map(stored),
             record.tool_call_budget.map(u64::from).map(stored),
+            record.plugin_sha256.clone(),
+            record.lineage.as_ref().map(|l| l.source().to_owned()),
+            record
+                .lineage
+                .as_ref()
+                .and_then(Lineage::fork_step)
+                .map(stored),
+            match &record.lineage {
+                Some(Lineage::Replay { of }) => Some(of.clone()),
+                _ => None,
+            },
         );
         let what = format!("journal worker '{}'", record.id);
         self.writer.queue(what, move |c| {
             c.prepare_cached(
-                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at, owner, batch_id, batch_index, batch_size, token_budget, tool_call_budget)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at, owner, batch_id, batch_index, batch_size, token_budget, tool_call_budget, plugin_sha256, forked_from, forked_at, replay_of)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
                  ON CONFLICT(id) DO UPDATE SET state = excluded.state, ended_at = NULL,
                      interrupted_at = NULL, result = NULL, owner = excluded.owner",
             )?
             .execute(params![
                 row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
-                row.11, row.12, row.13, row.14, row.15
+                row.11, row.12, row.13, row.14, row.15, row.16, row.17, row.18, row.19
             ])
             .map(drop)
         });

@@ -45,6 +45,46 @@ pub struct WorkerRecord {
     pub token_budget: Option<u64>,
     /// The task's own tool-call budget, if it had one (a task run again keeps it).
     pub tool_call_budget: Option<u32>,
+    /// SHA-256 (hex) of the plugin's component, when known (a replay checks it).
+    pub plugin_sha256: Option<String>,
+    /// Whether it replays or forks another worker's recorded run.
+    pub lineage: Option<Lineage>,
+}
+
+/// Where a worker's run came from, when it re-runs a recorded one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lineage {
+    /// It replays worker `of`'s recording.
+    Replay {
+        /// The recorded worker.
+        of: String,
+    },
+    /// It was forked from worker `from`: its steps up to `at` replayed, then live.
+    Fork {
+        /// The recorded worker.
+        from: String,
+        /// The last step served from the recording.
+        at: u64,
+    },
+}
+
+impl Lineage {
+    /// The recorded worker it comes from.
+    pub fn source(&self) -> &str {
+        match self {
+            Lineage::Replay { of } => of,
+            Lineage::Fork { from, .. } => from,
+        }
+    }
+
+    /// For a fork: the last step served from the recording.
+    pub fn fork_step(&self) -> Option<u64> {
+        match self {
+            Lineage::Fork { at, .. } => Some(*at),
+            Lineage::Replay { .. } => None,
+        }
+    }
 }
 
 /// A batch as the journal knows it: its size and every worker that ran one of its tasks
@@ -249,6 +289,20 @@ pub(super) fn batch(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<BatchPla
     })
 }
 
+/// Columns `replay_of`, `forked_from` and `forked_at`.
+fn lineage(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Lineage>> {
+    if let Some(of) = row.get::<_, Option<String>>("replay_of")? {
+        return Ok(Some(Lineage::Replay { of }));
+    }
+    Ok(match row.get::<_, Option<String>>("forked_from")? {
+        Some(from) => Some(Lineage::Fork {
+            from,
+            at: count(row, "forked_at")?.unwrap_or(0),
+        }),
+        None => None,
+    })
+}
+
 /// Column `tool_call_budget`.
 pub(super) fn tool_call_budget(row: &rusqlite::Row<'_>) -> rusqlite::Result<Option<u32>> {
     Ok(count(row, "tool_call_budget")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
@@ -282,6 +336,8 @@ impl WorkerRecord {
             batch: batch(row)?,
             token_budget: count(row, "token_budget")?,
             tool_call_budget: tool_call_budget(row)?,
+            plugin_sha256: row.get("plugin_sha256")?,
+            lineage: lineage(row)?,
             result: result.and_then(|r| serde_json::from_str(&r).ok()),
         })
     }

@@ -26,7 +26,11 @@ pub(super) const SCHEMA: &str = "
         batch_index INTEGER,
         batch_size INTEGER,
         token_budget INTEGER,
-        tool_call_budget INTEGER
+        tool_call_budget INTEGER,
+        plugin_sha256 TEXT,
+        forked_from TEXT,
+        forked_at INTEGER,
+        replay_of TEXT
     );
     CREATE TABLE IF NOT EXISTS batches (
         id TEXT PRIMARY KEY,
@@ -72,6 +76,15 @@ pub(super) const SCHEMA: &str = "
         at TEXT NOT NULL,
         PRIMARY KEY (control, owner)
     );
+    CREATE TABLE IF NOT EXISTS steps (
+        worker_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        request TEXT,
+        answer TEXT NOT NULL,
+        PRIMARY KEY (worker_id, idx)
+    ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS report_cursors (
         colony_id TEXT PRIMARY KEY,
         sequence INTEGER NOT NULL
@@ -90,6 +103,10 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("batch_size", "INTEGER"),
         ("token_budget", "INTEGER"),
         ("tool_call_budget", "INTEGER"),
+        ("plugin_sha256", "TEXT"),
+        ("forked_from", "TEXT"),
+        ("forked_at", "INTEGER"),
+        ("replay_of", "TEXT"),
     ] {
         if !columns.iter().any(|c| c == column) {
             conn.execute_batch(&format!("ALTER TABLE workers ADD COLUMN {column} {kind};"))?;

@@ -9,19 +9,24 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 use super::grants::{Access, Grants, WORKER_DATA_GUEST_PATH};
 use super::network::NetworkPolicy;
 use super::output::GuestOutput;
+use crate::replay::World;
 
 /// The WASI context of one worker: exactly what `grants` give, its own data folder
 /// `data_dir` (if it has one) at `/data`, its output into `stdout` and `stderr`, its
-/// sockets checked by `network`.
+/// sockets checked by `network`; its clocks and random as `world` says, if it is
+/// recorded or replayed.
 pub(crate) fn context(
     grants: &Grants,
     data_dir: Option<&Path>,
     network: &Arc<NetworkPolicy>,
-    stdout: GuestOutput,
-    stderr: GuestOutput,
+    (stdout, stderr): (GuestOutput, GuestOutput),
+    world: Option<&World>,
 ) -> Result<WasiCtx, String> {
     let mut builder = WasiCtxBuilder::new();
     builder.stdout(stdout).stderr(stderr);
+    if let Some(world) = world {
+        world.apply(&mut builder);
+    }
 
     if let Some(data) = data_dir {
         std::fs::create_dir_all(data).map_err(|e| {

@@ -21,6 +21,7 @@ use crate::bindings::RunContext;
 use crate::error::LimitExceeded;
 use crate::events::EventType;
 use crate::host_api::InboxMessage;
+use crate::replay::{Served, StepKind};
 
 /// How a session ended, before it is turned into a result.
 enum SessionEnd {
@@ -161,14 +162,17 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
         }
     };
     let spec = &shared.spec;
-    let context = RunContext {
-        worker_id: spec.id.clone(),
-        colony_id: spec.colony_id.clone(),
-        task: spec.task.clone(),
-        stream_id: spec.effective_stream_id().to_owned(),
-        execution_id: spec.effective_execution_id().to_owned(),
-        persistent: spec.is_persistent(),
-        input: spec.input.to_string(),
+    // A replay shows the guest the recorded worker's ids, so it asks what it asked then.
+    let presented = shared.ctx.tape().and_then(|tape| tape.presented());
+    let context = match presented {
+        Some((worker, colony)) => RunContext {
+            worker_id: worker.to_owned(),
+            colony_id: colony.to_owned(),
+            stream_id: worker.to_owned(),
+            execution_id: worker.to_owned(),
+            ..run_context(spec)
+        },
+        None => run_context(spec),
     };
     let run = match timed(
         limits.run_timeout,
@@ -208,6 +212,16 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
         // Delivered: the message's bytes are the guest's now (and this turn's event's).
         let message = message.text;
         turn += 1;
+        if let Some(tape) = shared.ctx.tape() {
+            let asked = json!({"message": message});
+            match tape.serve(StepKind::Turn, &asked) {
+                Ok(Served::Live) => tape.record(StepKind::Turn, &asked, Value::Null),
+                Ok(Served::Answer(_)) => {}
+                Err(diverged) => {
+                    return SessionEnd::Crashed(format!("{}: {diverged}", shared.label()));
+                }
+            }
+        }
         if let Some(trace) = shared.ctx.trace() {
             trace.begin_turn(turn);
         }
@@ -260,6 +274,19 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
         if let Some(trace) = shared.ctx.trace() {
             trace.end_turn(failed.as_deref());
         }
+    }
+}
+
+/// What `run` is called with: the worker's own ids, task and input.
+fn run_context(spec: &super::WorkerSpec) -> RunContext {
+    RunContext {
+        worker_id: spec.id.clone(),
+        colony_id: spec.colony_id.clone(),
+        task: spec.task.clone(),
+        stream_id: spec.effective_stream_id().to_owned(),
+        execution_id: spec.effective_execution_id().to_owned(),
+        persistent: spec.is_persistent(),
+        input: spec.input.to_string(),
     }
 }
 

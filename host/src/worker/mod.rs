@@ -229,6 +229,18 @@ impl Worker {
         Ok(())
     }
 
+    /// Records this worker's host calls on `tape` (or serves them from it: a replay).
+    /// Only before the worker starts; once.
+    pub(crate) fn tape_on(&self, tape: Arc<crate::replay::Tape>) -> Result<(), WorkerError> {
+        if !matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
+            return Err(self.wrong_state("attach a recording"));
+        }
+        if !self.shared.ctx.set_tape(tape) {
+            return Err(self.wrong_state("attach a second recording"));
+        }
+        Ok(())
+    }
+
     /// Routes this worker's `peers.send` messages through `router`.
     #[cfg(any(feature = "colony", feature = "nats"))]
     pub(crate) fn set_router(&self, router: std::sync::Weak<dyn MessageRouter>) {

@@ -35,8 +35,11 @@ pub(crate) fn guest_store(
         shared.plugin.grants(),
         data_dir.as_deref(),
         &network,
-        GuestOutput::new("stdout", budget.clone(), sink.clone()),
-        GuestOutput::new("stderr", budget.clone(), sink),
+        (
+            GuestOutput::new("stdout", budget.clone(), sink.clone()),
+            GuestOutput::new("stderr", budget.clone(), sink),
+        ),
+        shared.ctx.tape().map(|tape| tape.world()),
     )?;
     let limiter = InstanceLimiter::new(limits);
     let state = HostState::new(shared.ctx.clone(), wasi, limiter, inbox, budget, network);

@@ -15,6 +15,7 @@ mod interrupt;
 mod mcp;
 mod node;
 mod print;
+mod replay;
 mod run;
 mod serve;
 
@@ -98,6 +99,14 @@ enum Command {
     Mcp(mcp::McpArgs),
     /// Serve a live web view of the colony home (its colonies, workers and events).
     Serve(serve::ServeArgs),
+    /// Re-run a recorded worker offline, every model and tool answer from its recording;
+    /// say where the guest diverges and whether its report matches.
+    Replay(replay::ReplayArgs),
+    /// Re-run a recorded worker from its recording up to a step, then live with this
+    /// host's model and tools, as a new worker.
+    Fork(replay::ForkArgs),
+    /// Write a recorded worker's model answers as a script for the scripted provider.
+    Export(replay::ExportArgs),
 }
 
 /// Where `make guests` puts the guest components, relative to the workspace.
@@ -236,6 +245,9 @@ fn main() -> ExitCode {
             Command::Node(args) => node::node(args, env).await,
             Command::Mcp(args) => mcp::mcp(args, env).await,
             Command::Serve(args) => serve::serve(args, env).await,
+            Command::Replay(args) => replay::replay(args, env).await,
+            Command::Fork(args) => replay::fork(args, env).await,
+            Command::Export(args) => replay::export(args, env),
         };
         // The last spans (the colony's own ends last) are exported before the exit.
         if let Some(telemetry) = telemetry {
