@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+pub mod openai;
+
 use colony::{
     AgentEvent, EventBus, EventFilter, Plugin, RecvError, Runtime, Subscription, Worker, WorkerSpec,
 };

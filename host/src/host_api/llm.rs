@@ -111,7 +111,12 @@ fn request_json(request: &wit::Request) -> Value {
         .iter()
         .map(|m| {
             json!({
-                "role": format!("{:?}", m.role).to_lowercase(),
+                "role": match m.role {
+                    wit::Role::System => "system",
+                    wit::Role::User => "user",
+                    wit::Role::Assistant => "assistant",
+                    wit::Role::Tool => "tool",
+                },
                 "content": m.content,
                 "tool_calls": m.tool_calls.iter()
                     .map(|c| json!({"id": c.id, "name": c.name, "arguments": c.arguments}))

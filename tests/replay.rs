@@ -1,0 +1,386 @@
+//! Record, replay and fork (`colony::replay`): the agent-loop guest recorded against a
+//! local OpenAI-wire server (with a tool call), replayed after the server is gone, made
+//! to diverge, forked onto the scripted provider, exported as a script; a persistent
+//! worker's turns; the recording's bound and its switch.
+
+use std::path::Path;
+use std::time::Duration;
+
+use colony::llm::{LlmConfig, ProviderKind};
+use colony::replay::StepKind;
+use colony::{
+    Colony, ColonyConfig, ColonyError, EventType, Lineage, Plugin, Runtime, RuntimeConfig, Task,
+};
+use colony_tests::guest_path;
+use colony_tests::openai::{Reply, serve};
+use serde_json::{Value, json};
+
+/// The model's two answers: a tool call, then the final text.
+fn model_answers() -> Vec<Reply> {
+    vec![
+        Reply::Stream(vec![
+            json!({"choices": [{"delta": {"role": "assistant", "content": "Let me "}}]}),
+            json!({"choices": [{"delta": {"content": "check the time."}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": "time_now", "arguments": "{}"}}]}}]}),
+            json!({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}),
+            json!({"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 9}}),
+        ]),
+        Reply::Stream(vec![
+            json!({"choices": [{"delta": {"content": "It is "}}]}),
+            json!({"choices": [{"delta": {"content": "late; all done."}}]}),
+            json!({"choices": [{"delta": {}, "finish_reason": "stop"}]}),
+            json!({"choices": [], "usage": {"prompt_tokens": 70, "completion_tokens": 6}}),
+        ]),
+    ]
+}
+
+fn runtime_with(llm: LlmConfig) -> Runtime {
+    Runtime::with_config(RuntimeConfig {
+        llm: Some(llm),
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+fn openai(base_url: &str) -> LlmConfig {
+    LlmConfig {
+        provider: ProviderKind::Openai,
+        base_url: base_url.to_owned(),
+        model: "test-model".into(),
+        api_key_env: "COLONY_TEST_NO_SUCH_KEY".into(),
+        max_retries: 0,
+        backoff: Duration::from_millis(10),
+        script: None,
+    }
+}
+
+fn scripted(dir: &Path, script: Value) -> LlmConfig {
+    let path = dir.join("script.json");
+    std::fs::write(&path, script.to_string()).unwrap();
+    LlmConfig {
+        provider: ProviderKind::Scripted,
+        script: Some(path),
+        ..openai("http://127.0.0.1:9/v1")
+    }
+}
+
+/// The agent loop, granted `time.now`.
+async fn agent_loop(runtime: &Runtime, dir: &Path) -> Plugin {
+    let manifest = dir.join("agent.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "component = {:?}\n[grants]\ntools = [\"time.now\"]\n",
+            guest_path("agent-loop").display().to_string()
+        ),
+    )
+    .unwrap();
+    runtime.load_manifest(&manifest).await.unwrap()
+}
+
+async fn open(runtime: &Runtime, home: &Path, configure: impl FnOnce(&mut ColonyConfig)) -> Colony {
+    let mut config = ColonyConfig::new("replay-test", home);
+    configure(&mut config);
+    Colony::open(runtime.clone(), config).unwrap()
+}
+
+/// Runs one task of `plugin` in `colony` to its report; the worker's id.
+async fn run_one(colony: &Colony, plugin: &Plugin, task: &str) -> String {
+    let ids = colony.run_parallel(plugin, vec![Task::new(task)]).unwrap();
+    let reports = colony
+        .wait_for_reports(&ids, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(reports[0].error.is_none(), "{:?}", reports[0]);
+    ids[0].clone()
+}
+
+/// A worker's journaled events as (type, data) with what differs between runs of the
+/// same steps left out: ids, timestamps, durations.
+fn events_of(colony: &Colony, worker: &str) -> Vec<(String, Value)> {
+    colony
+        .journal()
+        .events(Some(worker), 0, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, event)| {
+            let mut data = event.data;
+            if let Some(object) = data.as_object_mut() {
+                for key in ["worker_id", "colony_id", "duration_seconds", "timestamp"] {
+                    object.remove(key);
+                }
+            }
+            (event.event_type.to_string(), data)
+        })
+        .collect()
+}
+
+/// Records the agent loop's run against the OpenAI-wire server, which is gone after.
+async fn recorded_run(home: &Path) -> (Runtime, Plugin, String) {
+    let server = serve(model_answers()).await;
+    let runtime = runtime_with(openai(&server.base_url));
+    let plugin = agent_loop(&runtime, home).await;
+    let colony = open(&runtime, home, |_| {}).await;
+    let id = run_one(&colony, &plugin, "What time is it?").await;
+    assert_eq!(server.requests.lock().unwrap().len(), 2);
+    colony.stop_all().await;
+    (runtime, plugin, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_run_replays_offline_with_the_same_events_and_report() {
+    let home = tempfile::tempdir().unwrap();
+    let (runtime, plugin, id) = recorded_run(home.path()).await;
+    let colony = open(&runtime, home.path(), |_| {}).await;
+    let recording = colony.journal().recording(&id).unwrap();
+    let kinds: Vec<StepKind> = recording.steps.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            StepKind::ToolList,
+            StepKind::InboxDrain,
+            StepKind::Llm,
+            StepKind::Tool,
+            StepKind::InboxDrain,
+            StepKind::Llm,
+        ]
+    );
+    let per_step = recording.bytes() / recording.len() as u64;
+    assert!(per_step < 2_000, "{per_step} bytes a step");
+    eprintln!(
+        "recording: {} steps, {} bytes ({per_step} a step)",
+        recording.len(),
+        recording.bytes()
+    );
+
+    // The server is gone: anything reaching for the model would fail.
+    let outcome = colony.replay(&plugin, &id, None).unwrap().finish().await;
+    assert_eq!(outcome.divergence, None);
+    assert_eq!(outcome.report_difference(), None);
+    assert!(outcome.matches());
+    assert_eq!((outcome.steps, outcome.recorded_steps), (6, 6));
+    assert_eq!(outcome.result.summary, "It is late; all done.");
+    assert_eq!(
+        outcome.result.tokens_used,
+        outcome.recorded_result.as_ref().unwrap().tokens_used
+    );
+    assert_eq!(outcome.result.tool_calls_used, 1);
+    let recorded = events_of(&colony, &id);
+    let replayed = events_of(&colony, &outcome.worker_id);
+    assert!(recorded.iter().any(|(t, _)| t == "LLM_TEXT_DELTA"));
+    assert_eq!(recorded, replayed);
+
+    // The replay's journal row says what it replays; its own run is recorded too.
+    let row = colony
+        .journal()
+        .worker(&outcome.worker_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.lineage, Some(Lineage::Replay { of: id.clone() }));
+    let again = colony.journal().recording(&outcome.worker_id).unwrap();
+    assert_eq!(again.steps, recording.steps);
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_prompt_or_plugin_diverges_where_the_requests_differ() {
+    let home = tempfile::tempdir().unwrap();
+    let (runtime, plugin, id) = recorded_run(home.path()).await;
+    let colony = open(&runtime, home.path(), |_| {}).await;
+
+    let what_if = Some(json!({"system": "You are terse."}));
+    let outcome = colony.replay(&plugin, &id, what_if).unwrap().finish().await;
+    let divergence = outcome.divergence.clone().unwrap();
+    assert_eq!(divergence.step, 3);
+    assert_eq!(divergence.recorded, Some(StepKind::Llm));
+    assert_eq!(divergence.called, Some(StepKind::Llm));
+    assert!(
+        divergence
+            .detail
+            .contains("at system, recorded \"You are a worker agent")
+            && divergence.detail.ends_with("now \"You are terse.\""),
+        "{}",
+        divergence.detail
+    );
+    // The guest was stopped there, with the divergence as its error.
+    let error = outcome.result.error.clone().unwrap();
+    assert!(error.contains("replay diverged at step 3"), "{error}");
+    assert!(!outcome.matches());
+
+    // Another guest: it makes other calls from the first.
+    let echo = colony_tests::plugin("echo-agent").await;
+    let outcome = colony.replay(&echo, &id, None).unwrap().finish().await;
+    let divergence = outcome.divergence.unwrap();
+    assert_eq!(divergence.step, 1);
+    assert_eq!(divergence.recorded, Some(StepKind::ToolList));
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_replays_to_its_step_then_goes_live_on_another_model() {
+    let home = tempfile::tempdir().unwrap();
+    let (_, _, id) = recorded_run(home.path()).await;
+    let scripts = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(scripted(
+        scripts.path(),
+        json!([{"text": "Forked: no time needed."}]),
+    ));
+    let plugin = agent_loop(&runtime, scripts.path()).await;
+    let colony = open(&runtime, home.path(), |_| {}).await;
+    let worker = colony.fork(&plugin, &id, 2).await.unwrap();
+    let result = worker.wait().await;
+    assert_eq!(result.error, None);
+    assert_eq!(result.summary, "Forked: no time needed.");
+
+    let row = colony.journal().worker(worker.id()).unwrap().unwrap();
+    assert_eq!(
+        row.lineage,
+        Some(Lineage::Fork {
+            from: id.clone(),
+            at: 2
+        })
+    );
+    let recorded = colony.journal().recording(&id).unwrap();
+    let forked = colony.journal().recording(worker.id()).unwrap();
+    assert_eq!(forked.steps[..2], recorded.steps[..2]);
+    assert_eq!(forked.steps[2].kind, StepKind::Llm);
+    assert_ne!(forked.steps[2].answer, recorded.steps[2].answer);
+    assert_eq!(
+        forked.steps[2].answer["ok"]["text"],
+        "Forked: no time needed."
+    );
+    assert_eq!(forked.len(), 3);
+
+    // Past the end of the recording is refused.
+    let err = colony.fork(&plugin, &id, 7).await.unwrap_err();
+    assert!(
+        matches!(&err, ColonyError::NotReplayable { reason, .. } if reason.contains("has 6 step(s)")),
+        "{err}"
+    );
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_exports_as_a_script_that_reproduces_the_run_offline() {
+    let home = tempfile::tempdir().unwrap();
+    let (_, _, id) = recorded_run(home.path()).await;
+    let scripts = tempfile::tempdir().unwrap();
+    let probe = Runtime::new().unwrap();
+    let colony = open(&probe, home.path(), |_| {}).await;
+    let script = colony.journal().recording(&id).unwrap().to_script();
+    colony.stop_all().await;
+    assert_eq!(script.as_array().unwrap().len(), 2);
+    assert_eq!(script[0]["tool_calls"][0]["name"], "time.now");
+
+    let runtime = runtime_with(scripted(scripts.path(), script));
+    let plugin = agent_loop(&runtime, scripts.path()).await;
+    let fresh = tempfile::tempdir().unwrap();
+    let colony = open(&runtime, fresh.path(), |_| {}).await;
+    let again = run_one(&colony, &plugin, "What time is it?").await;
+    let result = colony
+        .journal()
+        .worker(&again)
+        .unwrap()
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(result.summary, "It is late; all done.");
+    assert_eq!(result.tokens_used, 40 + 9 + 70 + 6);
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_worker_s_turns_replay_in_order() {
+    let home = tempfile::tempdir().unwrap();
+    let runtime = colony_tests::runtime();
+    let plugin = colony_tests::plugin("chat-agent").await;
+    let colony = open(&runtime, home.path(), |_| {}).await;
+    let overseer = colony.start_overseer(&plugin, "chat", Vec::new()).unwrap();
+    let mut turns = colony.bus().subscribe(
+        colony::EventFilter::all()
+            .worker(overseer.id())
+            .types([EventType::TurnCompleted]),
+    );
+    for message in ["hello", "again", "report"] {
+        overseer.inject(message).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), turns.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    overseer.stop().await;
+    let recording = colony.journal().recording(overseer.id()).unwrap();
+    assert_eq!(recording.turns(), ["hello", "again", "report"]);
+
+    let outcome = colony
+        .replay(&plugin, overseer.id(), None)
+        .unwrap()
+        .finish()
+        .await;
+    assert_eq!(outcome.divergence, None);
+    assert_eq!(outcome.report_difference(), None);
+    assert_eq!((outcome.steps, outcome.recorded_steps), (3, 3));
+    let turns_and_reports = |worker: &str| -> Vec<(String, Value)> {
+        events_of(&colony, worker)
+            .into_iter()
+            .filter(|(t, _)| t == "TURN_COMPLETED" || t == "SUBAGENT_REPORT")
+            .collect()
+    };
+    let replayed = turns_and_reports(&outcome.worker_id);
+    assert_eq!(turns_and_reports(overseer.id()), replayed);
+    // The initial run's report, three turns, the stop's report.
+    assert_eq!(replayed.len(), 5, "{replayed:?}");
+    let summaries = |worker: &str| -> Vec<Value> {
+        colony
+            .journal()
+            .reports(Some(worker))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.report["summary"].clone())
+            .collect()
+    };
+    assert_eq!(summaries(overseer.id()), summaries(&outcome.worker_id));
+    assert!(
+        summaries(&outcome.worker_id).contains(&json!("3 turns, 0 worker reports heard")),
+        "{:?}",
+        summaries(&outcome.worker_id)
+    );
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_is_cut_at_its_bound_and_can_be_turned_off() {
+    let home = tempfile::tempdir().unwrap();
+    let server = serve(model_answers()).await;
+    let runtime = runtime_with(openai(&server.base_url));
+    let plugin = agent_loop(&runtime, home.path()).await;
+    // Room for the first steps only (the tool list, a drain, not the model call).
+    let colony = open(&runtime, home.path(), |c| c.max_recording_bytes = 700).await;
+    let id = run_one(&colony, &plugin, "What time is it?").await;
+    let recording = colony.journal().recording(&id).unwrap();
+    assert!(recording.is_cut(), "{:?}", recording.steps);
+    assert!(recording.bytes() <= 700 + 200, "{}", recording.bytes());
+    let cut_at = recording.steps.last().unwrap().index;
+    let outcome = colony.replay(&plugin, &id, None).unwrap().finish().await;
+    let divergence = outcome.divergence.unwrap();
+    assert_eq!(
+        (divergence.step, divergence.recorded),
+        (cut_at, Some(StepKind::Cut))
+    );
+    assert!(
+        divergence.detail.contains("cut here at its size bound"),
+        "{}",
+        divergence.detail
+    );
+    colony.stop_all().await;
+
+    let off = tempfile::tempdir().unwrap();
+    let server = serve(model_answers()).await;
+    let runtime = runtime_with(openai(&server.base_url));
+    let plugin = agent_loop(&runtime, off.path()).await;
+    let colony = open(&runtime, off.path(), |c| c.record = false).await;
+    let id = run_one(&colony, &plugin, "What time is it?").await;
+    assert!(colony.journal().recording(&id).unwrap().is_empty());
+    colony.stop_all().await;
+}
