@@ -384,3 +384,47 @@ async fn a_recording_is_cut_at_its_bound_and_can_be_turned_off() {
     assert!(colony.journal().recording(&id).unwrap().is_empty());
     colony.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_reads_the_same_clocks_and_random_every_time() {
+    let home = tempfile::tempdir().unwrap();
+    let runtime = colony_tests::runtime();
+    let plugin = colony_tests::plugin("probe-fixture").await;
+    let colony = open(&runtime, home.path(), |_| {}).await;
+    let ids = colony
+        .run_parallel(
+            &plugin,
+            vec![Task::new("world").with_input(json!({"action": "world"}))],
+        )
+        .unwrap();
+    colony
+        .wait_for_reports(&ids, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let started = colony
+        .journal()
+        .worker(&ids[0])
+        .unwrap()
+        .unwrap()
+        .started_at
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let outcome = colony
+            .replay(&plugin, &ids[0], None)
+            .unwrap()
+            .finish()
+            .await;
+        assert_eq!(outcome.divergence, None);
+        seen.push(outcome.result.output);
+    }
+    assert_eq!(seen[0], seen[1]);
+    // Insecure random (which seeds std's hash maps) repeats the recorded run's too.
+    let recorded = colony.journal().worker(&ids[0]).unwrap().unwrap().result.unwrap();
+    assert_eq!(recorded.output["hash"], seen[0]["hash"]);
+    // The replay's wall clock starts at the recorded run's start.
+    let wall_ms = seen[0]["wall_ms"].as_u64().unwrap() as i64;
+    let from_start = wall_ms - started.timestamp_millis();
+    assert!((0..1_000).contains(&from_start), "{from_start} ms");
+    colony.stop_all().await;
+}
