@@ -139,10 +139,8 @@ async fn a_recorded_run_replays_offline_with_the_same_events_and_report() {
         kinds,
         [
             StepKind::ToolList,
-            StepKind::InboxDrain,
             StepKind::Llm,
             StepKind::Tool,
-            StepKind::InboxDrain,
             StepKind::Llm,
         ]
     );
@@ -159,7 +157,7 @@ async fn a_recorded_run_replays_offline_with_the_same_events_and_report() {
     assert_eq!(outcome.divergence, None);
     assert_eq!(outcome.report_difference(), None);
     assert!(outcome.matches());
-    assert_eq!((outcome.steps, outcome.recorded_steps), (6, 6));
+    assert_eq!((outcome.steps, outcome.recorded_steps), (4, 4));
     assert_eq!(outcome.result.summary, "It is late; all done.");
     assert_eq!(
         outcome.result.tokens_used,
@@ -192,7 +190,7 @@ async fn a_changed_prompt_or_plugin_diverges_where_the_requests_differ() {
     let what_if = Some(json!({"system": "You are terse."}));
     let outcome = colony.replay(&plugin, &id, what_if).unwrap().finish().await;
     let divergence = outcome.divergence.clone().unwrap();
-    assert_eq!(divergence.step, 3);
+    assert_eq!(divergence.step, 2);
     assert_eq!(divergence.recorded, Some(StepKind::Llm));
     assert_eq!(divergence.called, Some(StepKind::Llm));
     assert!(
@@ -205,7 +203,7 @@ async fn a_changed_prompt_or_plugin_diverges_where_the_requests_differ() {
     );
     // The guest was stopped there, with the divergence as its error.
     let error = outcome.result.error.clone().unwrap();
-    assert!(error.contains("replay diverged at step 3"), "{error}");
+    assert!(error.contains("replay diverged at step 2"), "{error}");
     assert!(!outcome.matches());
 
     // Another guest: it makes other calls from the first.
@@ -243,19 +241,23 @@ async fn a_fork_replays_to_its_step_then_goes_live_on_another_model() {
     );
     let recorded = colony.journal().recording(&id).unwrap();
     let forked = colony.journal().recording(worker.id()).unwrap();
+    // Steps 1 and 2 (the tool list, the model's tool call) from the record; the tool
+    // then really called; the next answer from the script.
     assert_eq!(forked.steps[..2], recorded.steps[..2]);
-    assert_eq!(forked.steps[2].kind, StepKind::Llm);
-    assert_ne!(forked.steps[2].answer, recorded.steps[2].answer);
+    assert_eq!(forked.steps[2].kind, StepKind::Tool);
+    assert_eq!(forked.steps[2].request, recorded.steps[2].request);
+    assert_eq!(forked.steps[3].kind, StepKind::Llm);
+    assert_ne!(forked.steps[3].answer, recorded.steps[3].answer);
     assert_eq!(
-        forked.steps[2].answer["ok"]["text"],
+        forked.steps[3].answer["ok"]["text"],
         "Forked: no time needed."
     );
-    assert_eq!(forked.len(), 3);
+    assert_eq!(forked.len(), 4);
 
     // Past the end of the recording is refused.
-    let err = colony.fork(&plugin, &id, 7).await.unwrap_err();
+    let err = colony.fork(&plugin, &id, 5).await.unwrap_err();
     assert!(
-        matches!(&err, ColonyError::NotReplayable { reason, .. } if reason.contains("has 6 step(s)")),
+        matches!(&err, ColonyError::NotReplayable { reason, .. } if reason.contains("has 4 step(s)")),
         "{err}"
     );
     colony.stop_all().await;
@@ -329,8 +331,9 @@ async fn a_persistent_worker_s_turns_replay_in_order() {
     };
     let replayed = turns_and_reports(&outcome.worker_id);
     assert_eq!(turns_and_reports(overseer.id()), replayed);
-    // The initial run's report, three turns, the stop's report.
-    assert_eq!(replayed.len(), 5, "{replayed:?}");
+    // The initial run's report, three turns (the last after its report), the stop's.
+    assert_eq!(replayed.len(), 6, "{replayed:?}");
+    assert_eq!(replayed[3].1["summary"], "3 turns, 0 worker reports heard");
     let summaries = |worker: &str| -> Vec<Value> {
         colony
             .journal()
@@ -355,7 +358,7 @@ async fn a_recording_is_cut_at_its_bound_and_can_be_turned_off() {
     let server = serve(model_answers()).await;
     let runtime = runtime_with(openai(&server.base_url));
     let plugin = agent_loop(&runtime, home.path()).await;
-    // Room for the first steps only (the tool list, a drain, not the model call).
+    // Room for the first step only (the tool list, not the model call).
     let colony = open(&runtime, home.path(), |c| c.max_recording_bytes = 700).await;
     let id = run_one(&colony, &plugin, "What time is it?").await;
     let recording = colony.journal().recording(&id).unwrap();
@@ -420,11 +423,55 @@ async fn a_replay_reads_the_same_clocks_and_random_every_time() {
     }
     assert_eq!(seen[0], seen[1]);
     // Insecure random (which seeds std's hash maps) repeats the recorded run's too.
-    let recorded = colony.journal().worker(&ids[0]).unwrap().unwrap().result.unwrap();
+    let recorded = colony
+        .journal()
+        .worker(&ids[0])
+        .unwrap()
+        .unwrap()
+        .result
+        .unwrap();
     assert_eq!(recorded.output["hash"], seen[0]["hash"]);
     // The replay's wall clock starts at the recorded run's start.
     let wall_ms = seen[0]["wall_ms"].as_u64().unwrap() as i64;
     let from_start = wall_ms - started.timestamp_millis();
     assert!((0..1_000).contains(&from_start), "{from_start} ms");
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_injected_mid_run_is_served_at_its_place() {
+    let home = tempfile::tempdir().unwrap();
+    let runtime = colony_tests::runtime();
+    let plugin = colony_tests::plugin("probe-fixture").await;
+    let colony = open(&runtime, home.path(), |_| {}).await;
+    let ids = colony
+        .run_parallel(
+            &plugin,
+            vec![Task::new("wait").with_input(json!({"action": "wait"}))],
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    colony
+        .inject(&ids[0], "the injected message")
+        .await
+        .unwrap();
+    colony
+        .wait_for_reports(&ids, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let recording = colony.journal().recording(&ids[0]).unwrap();
+    assert_eq!(recording.len(), 1);
+    assert_eq!(recording.steps[0].kind, StepKind::InboxWait);
+
+    // Nobody injects into the replay: the message comes from the recording, at once.
+    let begun = std::time::Instant::now();
+    let outcome = colony
+        .replay(&plugin, &ids[0], None)
+        .unwrap()
+        .finish()
+        .await;
+    assert!(begun.elapsed() < Duration::from_secs(5));
+    assert_eq!(outcome.divergence, None);
+    assert_eq!(outcome.result.output["got"], "the injected message");
     colony.stop_all().await;
 }

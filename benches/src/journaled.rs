@@ -1,7 +1,8 @@
 //! Table 8: the journaled colony — what `colony fanout` runs: every worker's states,
 //! events, result and report in the journal, committed in batches — beside bare workers
 //! of the same guest (no journal) in one run, so the ratio is what journaling costs; and
-//! the same colony syncing the journal at every batch (`--fsync`).
+//! the same colony syncing the journal at every batch (`--fsync`), and not recording its
+//! workers' host calls (`ColonyConfig::record = false`).
 
 use std::time::Duration;
 
@@ -31,10 +32,11 @@ async fn bare(plugin: &Plugin) -> Duration {
     elapsed
 }
 
-async fn journaled(plugin: &Plugin, sync: JournalSync) -> Duration {
+async fn journaled(plugin: &Plugin, sync: JournalSync, record: bool) -> Duration {
     let home = tempfile::tempdir().expect("temp dir");
     let mut config = ColonyConfig::new("bench", home.path());
     config.journal_sync = sync;
+    config.record = record;
     config.max_batch = TASKS;
     config.max_concurrent_workers = IN_FLIGHT;
     let colony = Colony::open(plugin.runtime().clone(), config).expect("colony");
@@ -53,14 +55,20 @@ pub async fn table() {
     let plugin = crate::plugin(&runtime, "echo-agent").await;
     let bare = TASKS as f64 / bare(&plugin).await.as_secs_f64();
     println!("| bare workers (no journal) | {bare:.0} | 1.00 |");
-    for (what, sync) in [
-        ("colony: journal, batched commits", JournalSync::Os),
+    for (what, sync, record) in [
+        ("colony: journal, batched commits", JournalSync::Os, true),
+        (
+            "colony: journal, host calls not recorded",
+            JournalSync::Os,
+            false,
+        ),
         (
             "colony: journal, fsync per batch (`--fsync`)",
             JournalSync::EveryBatch,
+            true,
         ),
     ] {
-        let colony = TASKS as f64 / journaled(&plugin, sync).await.as_secs_f64();
+        let colony = TASKS as f64 / journaled(&plugin, sync, record).await.as_secs_f64();
         println!("| {what} | {colony:.0} | {:.2} |", colony / bare);
     }
 }

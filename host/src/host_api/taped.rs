@@ -78,8 +78,11 @@ fn look_up<'a, T: Taped>(
     let Some(tape) = worker.tape() else {
         return Ok(Lookup::Live(None));
     };
-    let request = request();
-    match tape.serve(kind, &request).map_err(wasmtime::Error::new)? {
+    let mut request = request();
+    match tape
+        .serve(kind, &mut request)
+        .map_err(wasmtime::Error::new)?
+    {
         Served::Answer(answer) => T::from_answer(answer)
             .map(Lookup::Served)
             .map_err(|why| wasmtime::Error::new(Divergence::unreadable(tape.steps(), kind, &why))),

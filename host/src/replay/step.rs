@@ -57,6 +57,21 @@ impl StepKind {
         .find(|k| k.as_str() == name)
     }
 
+    /// Whether a call of this kind that got nothing (no injected message) is not a step:
+    /// the inbox calls. Such a call's request is its ordinal among calls of its kind
+    /// (`{"call": n}`), so a replay knows which of them got the recorded message.
+    pub fn quiet_when_empty(self) -> bool {
+        matches!(self, StepKind::InboxDrain | StepKind::InboxWait)
+    }
+
+    /// What a quiet call got: no message.
+    pub(crate) fn empty_answer(self) -> serde_json::Value {
+        match self {
+            StepKind::InboxDrain => serde_json::Value::Array(Vec::new()),
+            _ => serde_json::Value::Null,
+        }
+    }
+
     /// The call as a guest author knows it: `llm.complete`, `tools.call`, …
     pub fn call(self) -> &'static str {
         match self {

@@ -56,6 +56,9 @@ struct State {
     cut: bool,
     /// Where a replay diverged, once it has.
     diverged: Option<Divergence>,
+    /// `inbox.drain` and `inbox.wait` calls so far.
+    drains: u64,
+    waits: u64,
 }
 
 impl Tape {
@@ -108,6 +111,8 @@ impl Tape {
                 bytes: 0,
                 cut: false,
                 diverged: None,
+                drains: 0,
+                waits: 0,
             }),
         }
     }
@@ -117,11 +122,22 @@ impl Tape {
     }
 
     /// The guest makes a `kind` call asking `request`: answer it from the recording, or
-    /// go live. `Err`: the guest diverged from the recording (it is to be stopped).
-    pub fn serve(&self, kind: StepKind, request: &Value) -> Result<Served, Divergence> {
+    /// go live (then pass the same `request` to [`Tape::record`]: an inbox call's is
+    /// rewritten to its ordinal). `Err`: the guest diverged from the recording (it is to
+    /// be stopped).
+    pub fn serve(&self, kind: StepKind, request: &mut Value) -> Result<Served, Divergence> {
         let mut state = self.lock();
         if let Some(diverged) = &state.diverged {
             return Err(diverged.clone());
+        }
+        let quiet = kind.quiet_when_empty();
+        if quiet {
+            let calls = match kind {
+                StepKind::InboxDrain => &mut state.drains,
+                _ => &mut state.waits,
+            };
+            *calls += 1;
+            *request = json!({"call": *calls});
         }
         let index = state.next;
         let serving = match self.mode {
@@ -133,7 +149,12 @@ impl Tape {
             return Ok(Served::Live);
         }
         let (text, hash) = canonical(request);
-        let checked = match self.script.get(index as usize - 1) {
+        let next = self.script.get(index as usize - 1);
+        if quiet && !next.is_some_and(|s| s.kind == kind && s.request_hash == hash) {
+            // Not the call that got a message.
+            return Ok(Served::Answer(kind.empty_answer()));
+        }
+        let checked = match next {
             None => Err(Divergence::past_the_end(index, kind, request)),
             Some(step) if step.kind == StepKind::Cut => Err(Divergence::cut(index)),
             Some(step) if step.kind != kind => Err(Divergence::other_call(index, step.kind, kind)),
@@ -160,6 +181,9 @@ impl Tape {
 
     /// Records the answer to a live `kind` call that asked `request`.
     pub fn record(&self, kind: StepKind, request: &Value, answer: Value) {
+        if kind.quiet_when_empty() && answer == kind.empty_answer() {
+            return;
+        }
         let mut state = self.lock();
         let index = state.next;
         state.next += 1;
@@ -275,8 +299,9 @@ mod tests {
         let kept = Arc::new(Kept::default());
         let tape = Tape::recorder("w", kept.clone(), bound);
         for (kind, request, answer) in calls {
-            assert!(matches!(tape.serve(*kind, request), Ok(Served::Live)));
-            tape.record(*kind, request, answer.clone());
+            let mut request = request.clone();
+            assert!(matches!(tape.serve(*kind, &mut request), Ok(Served::Live)));
+            tape.record(*kind, &request, answer.clone());
         }
         kept.0.lock().unwrap().clone()
     }
@@ -292,12 +317,12 @@ mod tests {
         );
         assert_eq!(steps.len(), 2);
         let replay = player("w2", steps.clone(), None);
-        let Ok(Served::Answer(a)) = replay.serve(StepKind::Llm, &json!({"q": 1})) else {
+        let Ok(Served::Answer(a)) = replay.serve(StepKind::Llm, &mut json!({"q": 1})) else {
             panic!()
         };
         assert_eq!(a, json!("a1"));
         let d = replay
-            .serve(StepKind::Tool, &json!({"name": "u"}))
+            .serve(StepKind::Tool, &mut json!({"name": "u"}))
             .err()
             .unwrap();
         assert_eq!(d.step, 2);
@@ -306,23 +331,58 @@ mod tests {
             "{d}"
         );
         // Once diverged, every later call hears the same.
-        assert_eq!(replay.serve(StepKind::Llm, &json!({})).err(), Some(d));
+        assert_eq!(replay.serve(StepKind::Llm, &mut json!({})).err(), Some(d));
 
         let short = player("w3", steps.clone(), None);
-        let _ = short.serve(StepKind::Llm, &json!({"q": 1}));
+        let _ = short.serve(StepKind::Llm, &mut json!({"q": 1}));
         let d = short.finish().unwrap();
         assert_eq!((d.step, d.recorded), (2, Some(StepKind::Tool)));
 
         let fork = player("w4", steps, Some(1));
         assert!(matches!(
-            fork.serve(StepKind::Llm, &json!({"q": 1})),
+            fork.serve(StepKind::Llm, &mut json!({"q": 1})),
             Ok(Served::Answer(_))
         ));
         assert!(matches!(
-            fork.serve(StepKind::Llm, &json!({"other": true})),
+            fork.serve(StepKind::Llm, &mut json!({"other": true})),
             Ok(Served::Live)
         ));
         assert_eq!(fork.finish(), None);
+    }
+
+    #[test]
+    fn inbox_calls_that_got_nothing_are_not_steps() {
+        let kept = Arc::new(Kept::default());
+        let tape = Tape::recorder("w", kept.clone(), 1 << 20);
+        for (kind, answer) in [
+            (StepKind::InboxDrain, json!([])),
+            (StepKind::InboxDrain, json!(["m"])),
+            (StepKind::InboxWait, json!(null)),
+            (StepKind::Llm, json!("a")),
+        ] {
+            let mut request = json!({});
+            assert!(matches!(tape.serve(kind, &mut request), Ok(Served::Live)));
+            tape.record(kind, &request, answer);
+        }
+        let steps = kept.0.lock().unwrap().clone();
+        let kinds: Vec<_> = steps.iter().map(|s| (s.index, s.kind)).collect();
+        assert_eq!(kinds, [(1, StepKind::InboxDrain), (2, StepKind::Llm)]);
+        assert_eq!(steps[0].request, Some(json!({"call": 2})));
+
+        // The replay's first drain gets nothing, its second the message.
+        let replay = player("r", steps.clone(), None);
+        let mut serve = |kind| replay.serve(kind, &mut json!({}));
+        assert!(matches!(serve(StepKind::InboxDrain), Ok(Served::Answer(a)) if a == json!([])));
+        assert!(matches!(serve(StepKind::InboxDrain), Ok(Served::Answer(a)) if a == json!(["m"])));
+        assert!(matches!(serve(StepKind::InboxWait), Ok(Served::Answer(a)) if a.is_null()));
+        assert!(matches!(serve(StepKind::Llm), Ok(Served::Answer(_))));
+        assert_eq!(replay.finish(), None);
+
+        // A guest that no longer drains a second time before the model call diverges.
+        let replay = player("r", steps, None);
+        let _ = replay.serve(StepKind::InboxDrain, &mut json!({}));
+        let d = replay.serve(StepKind::Llm, &mut json!({})).err().unwrap();
+        assert_eq!((d.step, d.recorded), (1, Some(StepKind::InboxDrain)));
     }
 
     #[test]
@@ -339,9 +399,12 @@ mod tests {
         assert!(total <= 3_500);
         let replay = player("w", steps, None);
         for i in 0..3 {
-            assert!(replay.serve(StepKind::Llm, &json!({"i": i})).is_ok());
+            assert!(replay.serve(StepKind::Llm, &mut json!({"i": i})).is_ok());
         }
-        let d = replay.serve(StepKind::Llm, &json!({"i": 3})).err().unwrap();
+        let d = replay
+            .serve(StepKind::Llm, &mut json!({"i": 3}))
+            .err()
+            .unwrap();
         assert_eq!((d.step, d.recorded), (4, Some(StepKind::Cut)));
     }
 }

@@ -213,8 +213,8 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
         let message = message.text;
         turn += 1;
         if let Some(tape) = shared.ctx.tape() {
-            let asked = json!({"message": message});
-            match tape.serve(StepKind::Turn, &asked) {
+            let mut asked = json!({"message": message});
+            match tape.serve(StepKind::Turn, &mut asked) {
                 Ok(Served::Live) => tape.record(StepKind::Turn, &asked, Value::Null),
                 Ok(Served::Answer(_)) => {}
                 Err(diverged) => {
@@ -264,13 +264,15 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
                 EventType::TurnFailed
             }
         };
-        shared.publish(event_type, data);
+        // The turn's report first: whoever waits for the turn's end (to stop the worker,
+        // say) then has its report too.
         if let Some(result) = reported {
             shared
                 .status
                 .send_modify(|s| s.result = Some(result.clone()));
             shared.publish_terminal(&result, None).await;
         }
+        shared.publish(event_type, data);
         if let Some(trace) = shared.ctx.trace() {
             trace.end_turn(failed.as_deref());
         }
