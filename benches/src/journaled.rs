@@ -55,20 +55,29 @@ pub async fn table() {
     let plugin = crate::plugin(&runtime, "echo-agent").await;
     let bare = TASKS as f64 / bare(&plugin).await.as_secs_f64();
     println!("| bare workers (no journal) | {bare:.0} | 1.00 |");
-    for (what, sync, record) in [
-        ("colony: journal, batched commits", JournalSync::Os, true),
+    // Each colony row is the best of two runs, the rows' runs interleaved: the machine's
+    // drift (and the order rows run in) otherwise moves them more than what they differ by.
+    let rows = [
         (
             "colony: journal, host calls not recorded",
             JournalSync::Os,
             false,
         ),
+        ("colony: journal, batched commits", JournalSync::Os, true),
         (
             "colony: journal, fsync per batch (`--fsync`)",
             JournalSync::EveryBatch,
             true,
         ),
-    ] {
-        let colony = TASKS as f64 / journaled(&plugin, sync, record).await.as_secs_f64();
+    ];
+    let mut best = [Duration::MAX; 3];
+    for _ in 0..2 {
+        for (i, (_, sync, record)) in rows.iter().enumerate() {
+            best[i] = best[i].min(journaled(&plugin, *sync, *record).await);
+        }
+    }
+    for ((what, ..), elapsed) in rows.iter().zip(best) {
+        let colony = TASKS as f64 / elapsed.as_secs_f64();
         println!("| {what} | {colony:.0} | {:.2} |", colony / bare);
     }
 }

@@ -122,10 +122,9 @@ pub(crate) async fn replay(args: ReplayArgs, env: Env) -> anyhow::Result<ExitCod
     };
     let plugin = plugin_for(&env, &record, args.plugin.as_deref()).await?;
     let colony = env.colony(|_| {}).await?;
+    // Subscribed before the replay starts: it may be over before the next line.
+    let mut events = colony.bus().subscribe(EventFilter::all());
     let replay = colony.replay(&plugin, &args.worker, input)?;
-    let mut events = colony
-        .bus()
-        .subscribe(EventFilter::all().worker(replay.worker().id()));
     let outcome = printing(&mut events, env.json, replay.finish()).await;
     colony.stop_all().await;
     if env.json {
