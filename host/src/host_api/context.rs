@@ -295,6 +295,7 @@ impl WorkerContext {
     }
 
     /// Records (or replays) its host calls on `tape`. False if it has one already.
+    #[cfg(feature = "colony")]
     pub fn set_tape(&self, tape: Arc<crate::replay::Tape>) -> bool {
         self.tape.set(tape).is_ok()
     }

@@ -371,7 +371,7 @@ mod tests {
 
         // The replay's first drain gets nothing, its second the message.
         let replay = player("r", steps.clone(), None);
-        let mut serve = |kind| replay.serve(kind, &mut json!({}));
+        let serve = |kind| replay.serve(kind, &mut json!({}));
         assert!(matches!(serve(StepKind::InboxDrain), Ok(Served::Answer(a)) if a == json!([])));
         assert!(matches!(serve(StepKind::InboxDrain), Ok(Served::Answer(a)) if a == json!(["m"])));
         assert!(matches!(serve(StepKind::InboxWait), Ok(Served::Answer(a)) if a.is_null()));

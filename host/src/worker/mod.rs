@@ -231,6 +231,7 @@ impl Worker {
 
     /// Records this worker's host calls on `tape` (or serves them from it: a replay).
     /// Only before the worker starts; once.
+    #[cfg(feature = "colony")]
     pub(crate) fn tape_on(&self, tape: Arc<crate::replay::Tape>) -> Result<(), WorkerError> {
         if !matches!(self.state(), WorkerState::Pending | WorkerState::Queued) {
             return Err(self.wrong_state("attach a recording"));
