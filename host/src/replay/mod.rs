@@ -9,8 +9,11 @@
 //! step N and continued live against another model or other tools.
 //!
 //! What is a step (numbered from 1, in the order the guest made the calls):
-//! `tools.granted`, `inbox.drain`, `inbox.wait`, `llm.complete`, `tools.call`,
-//! `peers.send`, and — for a persistent worker — each turn's injected message. Each holds
+//! `tools.granted`, `llm.complete`, `tools.call`, `peers.send`, for a persistent worker
+//! each turn's injected message, and `inbox.drain` / `inbox.wait` when they delivered a
+//! message — an inbox call that got nothing is not a step (a guest polls its inbox every
+//! iteration), its request is its ordinal among the calls of its kind, so a replay hands
+//! the recorded message to the same call and nothing to the others. Each step holds
 //! a SHA-256 of the request as the guest made it (canonical JSON), the request itself when
 //! it is small ([`MAX_STORED_REQUEST_BYTES`]), and the answer the guest got (model text
 //! deltas included, so a replay publishes the same events).
