@@ -349,6 +349,26 @@ async fn a_persistent_worker_s_turns_replay_in_order() {
         "{:?}",
         summaries(&outcome.worker_id)
     );
+
+    // Forked after its second turn: it has had those two, and goes on live.
+    let fork = colony.fork(&plugin, overseer.id(), 2).await.unwrap();
+    let mut fork_turns = colony.bus().subscribe(
+        colony::EventFilter::all()
+            .worker(fork.id())
+            .types([EventType::TurnCompleted]),
+    );
+    fork.inject("report").unwrap();
+    let turn = tokio::time::timeout(Duration::from_secs(10), fork_turns.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(turn.data["turn"], 3);
+    assert_eq!(turn.data["output"]["remembered"], 3);
+    assert_eq!(
+        fork.result().unwrap().summary,
+        "3 turns, 0 worker reports heard"
+    );
+    fork.stop().await;
     colony.stop_all().await;
 }
 

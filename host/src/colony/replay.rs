@@ -117,7 +117,8 @@ impl Replay {
 }
 
 /// Injects `turns` into a persistent `worker` one at a time, each once the previous
-/// turn has ended (or the worker has).
+/// turn has ended — until the worker ends (a divergence stops it) or a turn takes longer
+/// than the turn timeout.
 async fn feed_turns(worker: &Worker, feed: &TurnFeed, turns: &[String]) {
     let mut ended = feed.bus.subscribe(
         EventFilter::all()
@@ -128,9 +129,12 @@ async fn feed_turns(worker: &Worker, feed: &TurnFeed, turns: &[String]) {
         if worker.inject(turn.clone()).is_err() {
             return;
         }
-        match tokio::time::timeout(feed.limit, ended.recv()).await {
-            Ok(Ok(_)) => {}
-            _ => return,
+        let turn_ended = tokio::select! {
+            heard = tokio::time::timeout(feed.limit, ended.recv()) => matches!(heard, Ok(Ok(_))),
+            _ = worker.wait() => false,
+        };
+        if !turn_ended {
+            return;
         }
     }
 }

@@ -35,15 +35,15 @@ impl Divergence {
 
     /// The guest called `called` after the recording's last step.
     pub(crate) fn past_the_end(step: u64, called: StepKind, request: &Value) -> Self {
+        let ends = match step {
+            1 => "the recording has no step (was the worker recorded?)".to_owned(),
+            _ => format!("the recording ends after step {}", step - 1),
+        };
         Self {
             step,
             recorded: None,
             called: Some(called),
-            detail: format!(
-                "the recording ends after step {}, the guest called {called} with {}",
-                step - 1,
-                quote(request)
-            ),
+            detail: format!("{ends}, the guest called {called} with {}", quote(request)),
         }
     }
 
