@@ -47,6 +47,15 @@ impl<'a> BatchView<'a> {
     }
 }
 
+/// A replay's outcome as Python sees it.
+#[derive(Serialize)]
+struct OutcomeView {
+    #[serde(flatten)]
+    outcome: colony::ReplayOutcome,
+    report_difference: Option<String>,
+    matches: bool,
+}
+
 /// The tasks a Python caller gave: strings, or dicts with `task` and optionally
 /// `input`, `token_budget`, `tool_call_budget`.
 fn tasks(list: &Bound<'_, PyAny>) -> PyResult<Vec<Task>> {
@@ -340,6 +349,84 @@ impl PyColony {
             worker,
             host: self.host.clone(),
         })
+    }
+
+    /// Replays worker `id`'s recorded run with `plugin` as a new worker, every model,
+    /// tool, inbox and peer answer from the recording (none of them reached); `input`:
+    /// a task input to give instead of the recorded one. Awaits its end; returns the
+    /// outcome: `worker_id`, `recorded_worker`, `steps`, `recorded_steps`, `divergence`
+    /// (`step`, `recorded`, `called`, `detail`, or None), `result`, `recorded_result`,
+    /// `report_difference` (or None) and `matches`.
+    #[pyo3(signature = (plugin, id, input=None))]
+    fn replay<'py>(
+        &self,
+        py: Python<'py>,
+        plugin: &PyPlugin,
+        id: &str,
+        input: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let input = match input {
+            Some(input) if !input.is_none() => Some(json::object(Some(input), "input")?),
+            _ => None,
+        };
+        self.host.event_loop.note(py);
+        let replay = py
+            .detach(|| {
+                let _tokio = tokio().enter();
+                self.colony.replay(&plugin.plugin, id, input)
+            })
+            .map_err(crate::errors::colony)?;
+        self.host.awaitable(py, async move {
+            let outcome = replay.finish().await;
+            Json::of(&OutcomeView {
+                report_difference: outcome.report_difference(),
+                matches: outcome.matches(),
+                outcome,
+            })
+        })
+    }
+
+    /// Forks worker `id`'s recorded run at step `at`: a new worker (returned, running)
+    /// whose first `at` host calls are answered from the recording and the rest by this
+    /// runtime's model and tools. A persistent one has had its recorded turns up to `at`.
+    fn fork<'py>(
+        &self,
+        py: Python<'py>,
+        plugin: &PyPlugin,
+        id: String,
+        at: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.host.event_loop.note(py);
+        let (colony, plugin, host) = (
+            self.colony.clone(),
+            plugin.plugin.clone(),
+            self.host.clone(),
+        );
+        self.host.awaitable(py, async move {
+            let worker = colony
+                .fork(&plugin, &id, at)
+                .await
+                .map_err(crate::errors::colony)?;
+            Ok(PyWorker { worker, host })
+        })
+    }
+
+    /// Worker `id`'s recording: `worker_id` and `steps` (each `index`, `kind`,
+    /// `request_hash`, `request` or None, `answer`).
+    fn recording<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        let recording = py
+            .detach(|| self.colony.journal().recording(id))
+            .map_err(|e| crate::errors::colony(e.into()))?;
+        json::to_py(py, &recording)
+    }
+
+    /// Worker `id`'s recorded model answers as a script for the scripted provider (a
+    /// list; write it as JSON and name it as the `[llm] script`).
+    fn export_script<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        let recording = py
+            .detach(|| self.colony.journal().recording(id))
+            .map_err(|e| crate::errors::colony(e.into()))?;
+        json::to_py(py, &recording.to_script())
     }
 
     /// The overseer, if one runs.
