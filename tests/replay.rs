@@ -495,3 +495,107 @@ async fn a_message_injected_mid_run_is_served_at_its_place() {
     assert_eq!(outcome.result.output["got"], "the injected message");
     colony.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_reaches_no_network_and_writes_no_granted_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            use std::io::Write;
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = stream.unwrap().write_all(b"pong\n");
+        }
+    });
+    let shared = home.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let manifest = home.path().join("hostile.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "component = {:?}\n[grants]\nnetwork = [\"127.0.0.1:{port}\"]\n\
+             [[grants.dirs]]\nhost = \"shared\"\nguest = \"/shared\"\naccess = \"read-write\"\n",
+            guest_path("hostile-fixture").display().to_string()
+        ),
+    )
+    .unwrap();
+    let runtime = colony_tests::runtime();
+    let plugin = runtime.load_manifest(&manifest).await.unwrap();
+    let colony = open(&runtime, home.path(), |_| {}).await;
+    let connect = Task::new("connect")
+        .with_input(json!({"attack": "connect", "arg": format!("127.0.0.1:{port}")}));
+    let write =
+        Task::new("write").with_input(json!({"attack": "write-file", "arg": "/shared/out.txt"}));
+    let ids = colony.run_parallel(&plugin, vec![connect, write]).unwrap();
+    colony
+        .wait_for_reports(&ids, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let output = |id: &str| {
+        let record = colony.journal().worker(id).unwrap().unwrap();
+        record.result.unwrap().output
+    };
+    assert!(
+        output(&ids[0]).contains_key("leaked"),
+        "{:?}",
+        output(&ids[0])
+    );
+    assert!(
+        output(&ids[1]).contains_key("leaked"),
+        "{:?}",
+        output(&ids[1])
+    );
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    std::fs::remove_file(shared.join("out.txt")).unwrap();
+
+    for id in &ids {
+        let outcome = colony.replay(&plugin, id, None).unwrap().finish().await;
+        assert!(
+            outcome.result.output.contains_key("denied"),
+            "{:?}",
+            outcome.result.output
+        );
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(!shared.join("out.txt").exists());
+    colony.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_s_report_is_not_news_for_the_overseer_and_a_gap_ends_a_recording() {
+    let home = tempfile::tempdir().unwrap();
+    let (runtime, plugin, id) = recorded_run(home.path()).await;
+    let colony = open(&runtime, home.path(), |_| {}).await;
+    let chat = colony_tests::plugin("chat-agent").await;
+    let overseer = colony.start_overseer(&chat, "oversee", Vec::new()).unwrap();
+    let mut turns = colony.bus().subscribe(
+        colony::EventFilter::all()
+            .worker(overseer.id())
+            .types([EventType::TurnCompleted]),
+    );
+    let outcome = colony.replay(&plugin, &id, None).unwrap().finish().await;
+    assert!(outcome.matches());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), turns.recv())
+            .await
+            .is_err(),
+        "the overseer heard of a replay"
+    );
+
+    // A hole in the numbering (a lost write, a journal edited by hand) ends it there.
+    colony.stop_all().await;
+    let db = rusqlite::Connection::open(home.path().join("journal.db")).unwrap();
+    db.execute(
+        "DELETE FROM steps WHERE worker_id = ?1 AND idx = 2",
+        rusqlite::params![id],
+    )
+    .unwrap();
+    let journal = colony::Journal::open(home.path().join("journal.db")).unwrap();
+    let recording = journal.recording(&id).unwrap();
+    assert_eq!(recording.len(), 2);
+    assert!(recording.is_cut());
+    assert_eq!(recording.steps[1].index, 2);
+}

@@ -5,7 +5,7 @@ use std::sync::Weak;
 
 use super::ColonyInner;
 use crate::events::{RecvError, Subscription};
-use crate::worker::WorkerReport;
+use crate::worker::{Worker, WorkerReport};
 
 /// Hands each worker report to the overseer as one turn, in arrival order.
 pub(super) async fn forward_reports(inner: Weak<ColonyInner>, mut reports: Subscription) {
@@ -25,6 +25,17 @@ pub(super) async fn forward_reports(inner: Weak<ColonyInner>, mut reports: Subsc
             continue;
         };
         if event.worker_id == overseer.id() || !overseer.is_active() {
+            continue;
+        }
+        // A replay's report is a re-run of history, not news for the overseer.
+        let replayed = inner
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&event.worker_id)
+            .and_then(|m| m.as_local().map(Worker::is_replay))
+            .unwrap_or(false);
+        if replayed {
             continue;
         }
         let report = WorkerReport::from_event(&event).unwrap_or_else(|e| {

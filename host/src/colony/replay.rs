@@ -24,14 +24,18 @@ pub struct Replay {
     worker: Worker,
     tape: Arc<Tape>,
     recorded: WorkerRecord,
-    recording: Recording,
-    turns: TurnFeed,
+    /// Steps in the recording.
+    recorded_steps: u64,
+    /// A persistent worker's recorded turns, and how to give them.
+    turns: (Vec<String>, TurnFeed),
 }
 
-/// How a persistent replay is given its turns: on this bus, each within this long.
+/// How a persistent replay is given its turns: on this bus, each within `limit` (the
+/// first within `first`, which covers the initial run too).
 struct TurnFeed {
     bus: EventBus,
     limit: Duration,
+    first: Duration,
 }
 
 /// How a replay went.
@@ -98,9 +102,9 @@ impl Replay {
     /// Runs the replay to its end: a persistent worker is given its recorded turns, one
     /// after the other, then stopped. How it went.
     pub async fn finish(self) -> ReplayOutcome {
-        let turns = self.recording.turns();
         if self.worker.is_persistent() {
-            feed_turns(&self.worker, &self.turns, &turns).await;
+            let (turns, feed) = &self.turns;
+            feed_turns(&self.worker, feed, turns).await;
             self.worker.stop().await;
         }
         let result = self.worker.wait().await;
@@ -108,7 +112,7 @@ impl Replay {
             worker_id: self.worker.id().to_owned(),
             recorded_worker: self.recorded.id.clone(),
             steps: self.tape.steps(),
-            recorded_steps: self.recording.len() as u64,
+            recorded_steps: self.recorded_steps,
             divergence: self.tape.finish(),
             result,
             recorded_result: self.recorded.result.clone(),
@@ -125,12 +129,13 @@ async fn feed_turns(worker: &Worker, feed: &TurnFeed, turns: &[String]) {
             .worker(worker.id())
             .types([EventType::TurnCompleted, EventType::TurnFailed]),
     );
-    for turn in turns {
+    for (i, turn) in turns.iter().enumerate() {
         if worker.inject(turn.clone()).is_err() {
             return;
         }
+        let limit = if i == 0 { feed.first } else { feed.limit };
         let turn_ended = tokio::select! {
-            heard = tokio::time::timeout(feed.limit, ended.recv()) => matches!(heard, Ok(Ok(_))),
+            heard = tokio::time::timeout(limit, ended.recv()) => matches!(heard, Ok(Ok(_))),
             _ = worker.wait() => false,
         };
         if !turn_ended {
@@ -153,13 +158,14 @@ impl Colony {
     ) -> Result<Replay, ColonyError> {
         let (recorded, recording) = self.recorded(id, "replay")?;
         let lineage = Lineage::Replay { of: id.to_owned() };
-        let (worker, tape) = self.rerun(plugin, &recorded, &recording, None, input, lineage)?;
+        let (recorded_steps, turns) = (recording.len() as u64, recording.turns());
+        let (worker, tape) = self.rerun(plugin, &recorded, recording, None, input, lineage)?;
         Ok(Replay {
             worker,
             tape,
             recorded,
-            recording,
-            turns: self.turn_feed(plugin),
+            recorded_steps,
+            turns: (turns, self.turn_feed(plugin)),
         })
     }
 
@@ -186,29 +192,21 @@ impl Colony {
             from: id.to_owned(),
             at,
         };
-        let (worker, _) = self.rerun(plugin, &recorded, &recording, Some(at), None, lineage)?;
+        let turns = recording.turns_to(at);
+        let (worker, _) = self.rerun(plugin, &recorded, recording, Some(at), None, lineage)?;
         if worker.is_persistent() {
-            let turns: Vec<String> = recording
-                .steps
-                .iter()
-                .filter(|s| s.index <= at && s.kind == crate::replay::StepKind::Turn)
-                .filter_map(|s| {
-                    s.request
-                        .as_ref()?
-                        .get("message")?
-                        .as_str()
-                        .map(str::to_owned)
-                })
-                .collect();
             feed_turns(&worker, &self.turn_feed(plugin), &turns).await;
         }
         Ok(worker)
     }
 
     fn turn_feed(&self, plugin: &Plugin) -> TurnFeed {
+        let limits = plugin.limits();
+        let limit = limits.turn_timeout + Duration::from_secs(1);
         TurnFeed {
             bus: self.inner.bus.clone(),
-            limit: plugin.limits().turn_timeout + Duration::from_secs(1),
+            limit,
+            first: limit + limits.run_timeout,
         }
     }
 
@@ -247,7 +245,7 @@ impl Colony {
         &self,
         plugin: &Plugin,
         recorded: &WorkerRecord,
-        recording: &Recording,
+        recording: Recording,
         fork_at: Option<u64>,
         input: Option<Value>,
         lineage: Lineage,
@@ -259,7 +257,7 @@ impl Colony {
         let started = Duration::from_micros(started.timestamp_micros().max(0) as u64);
         let journal: Arc<dyn StepLog> = self.inner.journal.clone();
         let log = (journal, self.inner.config.max_recording_bytes);
-        let tape = Tape::player(&id, recording.clone(), started, fork_at, Some(log))
+        let tape = Tape::player(&id, recording, started, fork_at, Some(log))
             .presenting(&recorded.id, &recorded.colony_id);
         let tape = Arc::new(tape);
         let spec = match recorded.mode {

@@ -214,7 +214,20 @@ impl HostState {
         span: Option<Arc<crate::telemetry::ChatSpan>>,
     ) -> wasmtime::Result<Result<wit::Response, wit::LlmError>> {
         let worker = self.worker.clone();
-        let asked = worker.tape().map(|_| request_json(&request));
+        let taped_request = worker.tape().filter(|tape| tape.wants_calls());
+        // The recorded copy of the request (a JSON tree and its text) is the host's to
+        // hold too.
+        let _copy_held = match taped_request {
+            Some(_) => match worker.memory.hold(
+                request_cost(&request) / 3 * 2,
+                "the request's copy for the recording",
+            ) {
+                Ok(held) => Some(held),
+                Err(e) => return Ok(Err(wit::LlmError::InvalidRequest(e.to_string()))),
+            },
+            None => None,
+        };
+        let asked = taped_request.map(|_| request_json(&request));
         let deltas = asked.as_ref().map(|_| Arc::new(Mutex::new(Vec::new())));
         let live = async {
             let answer = self.complete_live(request, span, deltas.clone()).await?;

@@ -11,8 +11,16 @@ use crate::sandbox::Held;
 impl peers::Host for HostState {
     async fn send(&mut self, to: String, message: String) -> wasmtime::Result<Result<(), String>> {
         self.charge_event()?;
+        // Refused before anything is copied for the recording (and the same on replay).
+        let limit = self.worker.limits().max_message_bytes;
+        if message.len() > limit {
+            return Ok(Err(super::too_large("message", message.len(), limit)));
+        }
         let worker = self.worker.clone();
-        let asked = worker.tape().map(|_| json!({"to": to, "message": message}));
+        let asked = worker
+            .tape()
+            .filter(|tape| tape.wants_calls())
+            .map(|_| json!({"to": to, "message": message}));
         let live = async { Ok(self.send_live(&to, message).await) };
         Ok(taped(
             &worker,
@@ -28,10 +36,6 @@ impl peers::Host for HostState {
 impl HostState {
     /// `peers.send`, through the colony's router.
     async fn send_live(&mut self, to: &str, message: String) -> Result<(), String> {
-        let limit = self.worker.limits().max_message_bytes;
-        if message.len() > limit {
-            return Err(super::too_large("message", message.len(), limit));
-        }
         let Some(router) = self.worker.router() else {
             return Err("this worker is not part of a colony".to_owned());
         };

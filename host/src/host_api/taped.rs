@@ -75,7 +75,7 @@ fn look_up<'a, T: Taped>(
     kind: StepKind,
     request: impl FnOnce() -> Value,
 ) -> wasmtime::Result<Lookup<'a, T>> {
-    let Some(tape) = worker.tape() else {
+    let Some(tape) = worker.tape().filter(|tape| tape.wants_calls()) else {
         return Ok(Lookup::Live(None));
     };
     let mut request = request();
@@ -83,9 +83,11 @@ fn look_up<'a, T: Taped>(
         .serve(kind, &mut request)
         .map_err(wasmtime::Error::new)?
     {
-        Served::Answer(answer) => T::from_answer(answer)
-            .map(Lookup::Served)
-            .map_err(|why| wasmtime::Error::new(Divergence::unreadable(tape.steps(), kind, &why))),
+        Served::Answer(answer) => T::from_answer(answer).map(Lookup::Served).map_err(|why| {
+            let diverged = Divergence::unreadable(tape.steps(), kind, &why);
+            tape.diverge(diverged.clone());
+            wasmtime::Error::new(diverged)
+        }),
         Served::Live => Ok(Lookup::Live(Some((tape, request)))),
     }
 }

@@ -223,7 +223,9 @@ impl Journal {
                 "INSERT INTO workers (id, colony_id, plugin, plugin_source, task, input, mode, state, storage, created_at, owner, batch_id, batch_index, batch_size, token_budget, tool_call_budget, plugin_sha256, forked_from, forked_at, replay_of)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
                  ON CONFLICT(id) DO UPDATE SET state = excluded.state, ended_at = NULL,
-                     interrupted_at = NULL, result = NULL, owner = excluded.owner",
+                     interrupted_at = NULL, result = NULL, owner = excluded.owner,
+                     plugin_source = COALESCE(excluded.plugin_source, plugin_source),
+                     plugin_sha256 = COALESCE(excluded.plugin_sha256, plugin_sha256)",
             )?
             .execute(params![
                 row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,

@@ -84,7 +84,7 @@ pub(super) const SCHEMA: &str = "
         request TEXT,
         answer TEXT NOT NULL,
         PRIMARY KEY (worker_id, idx)
-    ) WITHOUT ROWID;
+    );
     CREATE TABLE IF NOT EXISTS report_cursors (
         colony_id TEXT PRIMARY KEY,
         sequence INTEGER NOT NULL

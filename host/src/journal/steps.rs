@@ -29,6 +29,23 @@ impl StepLog for Journal {
 }
 
 impl Journal {
+    /// How many steps worker `worker`'s recording has, and the bytes they take.
+    pub fn recording_size(&self, worker: &str) -> Result<(u64, u64), JournalError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(request_hash) + COALESCE(LENGTH(request), 0)
+                     + LENGTH(answer) + 32), 0) FROM steps WHERE worker_id = ?1",
+                params![worker],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?.max(0) as u64,
+                        r.get::<_, i64>(1)?.max(0) as u64,
+                    ))
+                },
+            )
+        })
+    }
+
     /// Forgets worker `worker`'s recording (a resumed worker records its run anew).
     /// Queued, as [`Journal::add_worker`].
     pub fn clear_recording(&self, worker: &str) {
@@ -41,7 +58,9 @@ impl Journal {
     }
 
     /// Worker `worker`'s recording: every step it made, in order (none if it was not
-    /// recorded). Steps of a kind this version does not know are left out.
+    /// recorded). It ends before the first step that cannot be read (a kind this version
+    /// does not know, a gap in the numbering), with a `cut` step in its place: served by
+    /// position, anything after a hole would answer the wrong calls.
     pub fn recording(&self, worker: &str) -> Result<Recording, JournalError> {
         let steps = self.read(|c| {
             let mut stmt = c.prepare_cached(
@@ -59,18 +78,30 @@ impl Journal {
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        let steps = steps
-            .into_iter()
-            .filter_map(|(index, kind, request_hash, request, answer)| {
-                Some(Step {
-                    index: index.max(0) as u64,
-                    kind: StepKind::parse(&kind)?,
-                    request_hash,
-                    request: request.and_then(|r| serde_json::from_str(&r).ok()),
-                    answer: serde_json::from_str(&answer).unwrap_or_default(),
-                })
-            })
-            .collect();
+        let mut read = Vec::with_capacity(steps.len());
+        for (index, kind, request_hash, request, answer) in steps {
+            let expected = read.len() as u64 + 1;
+            let kind = StepKind::parse(&kind).filter(|_| index == expected as i64);
+            let answer = serde_json::from_str(&answer).ok();
+            let (Some(kind), Some(answer)) = (kind, answer) else {
+                read.push(Step {
+                    index: expected,
+                    kind: StepKind::Cut,
+                    request_hash: String::new(),
+                    request: None,
+                    answer: serde_json::json!({"unreadable_from": index}),
+                });
+                break;
+            };
+            read.push(Step {
+                index: expected,
+                kind,
+                request_hash,
+                request: request.and_then(|r| serde_json::from_str(&r).ok()),
+                answer,
+            });
+        }
+        let steps = read;
         Ok(Recording {
             worker_id: worker.to_owned(),
             steps,

@@ -52,13 +52,14 @@ impl ModelAnswer {
     /// do not fit the text).
     pub fn deltas(&self) -> Vec<&str> {
         let mut pieces = Vec::with_capacity(self.delta_lengths.len());
-        let mut at = 0;
+        let mut at: usize = 0;
         for &length in &self.delta_lengths {
-            match self.text.get(at..at + length) {
+            let end = at.saturating_add(length);
+            match self.text.get(at..end) {
                 Some(piece) => pieces.push(piece),
                 None => return Vec::new(),
             }
-            at += length;
+            at = end;
         }
         pieces
     }

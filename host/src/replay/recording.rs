@@ -36,18 +36,25 @@ impl Recording {
         self.steps.iter().map(Step::size).sum()
     }
 
-    /// The messages of its turns (a persistent worker's), in order.
-    pub fn turns(&self) -> Vec<String> {
+    /// Its model calls that failed (a timeout, a spent budget): a script leaves them out.
+    pub fn failed_model_calls(&self) -> usize {
         self.steps
             .iter()
-            .filter(|s| s.kind == StepKind::Turn)
-            .filter_map(|s| {
-                s.request
-                    .as_ref()?
-                    .get("message")?
-                    .as_str()
-                    .map(str::to_owned)
-            })
+            .filter(|s| s.kind == StepKind::Llm && s.answer.get("ok").is_none())
+            .count()
+    }
+
+    /// The messages of its turns (a persistent worker's), in order.
+    pub fn turns(&self) -> Vec<String> {
+        self.turns_to(u64::MAX)
+    }
+
+    /// The messages of its turns up to step `last`, in order.
+    pub fn turns_to(&self, last: u64) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|s| s.index <= last && s.kind == StepKind::Turn)
+            .filter_map(|s| s.answer.as_str().map(str::to_owned))
             .collect()
     }
 

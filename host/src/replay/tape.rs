@@ -87,7 +87,7 @@ impl Tape {
             Some(at) => Mode::Fork { at },
             None => Mode::Replay,
         };
-        let world = World::replayed(&recording.worker_id, started);
+        let world = World::replayed(&recording.worker_id, started, fork_at.is_none());
         let (log, max_bytes) = log.map_or((None, 0), |(log, max)| (Some(log), max));
         Self::new(worker, log, max_bytes, (mode, recording.steps, world))
     }
@@ -176,6 +176,27 @@ impl Tape {
                 state.diverged = Some(diverged.clone());
                 Err(diverged)
             }
+        }
+    }
+
+    /// Whether calls should be brought to the tape at all: it serves them, or it still
+    /// records (not cut). When not, a call need not even build its request.
+    pub fn wants_calls(&self) -> bool {
+        let state = self.lock();
+        let serving = match self.mode {
+            Mode::Record => false,
+            Mode::Replay => true,
+            Mode::Fork { at } => state.next <= at,
+        };
+        serving || (self.log.is_some() && !state.cut)
+    }
+
+    /// The guest diverged in a way only its caller saw (an unreadable recorded answer):
+    /// every later call, and [`Tape::finish`], hear of it.
+    pub fn diverge(&self, diverged: Divergence) {
+        let mut state = self.lock();
+        if state.diverged.is_none() {
+            state.diverged = Some(diverged);
         }
     }
 

@@ -25,6 +25,8 @@ pub(crate) struct World {
     seed: u64,
     /// For a replay: the recorded run's start, as time since the Unix epoch.
     replay_from: Option<Duration>,
+    /// A full replay: the guest reaches no network, and its granted folders read-only.
+    isolated: bool,
 }
 
 impl World {
@@ -33,15 +35,25 @@ impl World {
         Self {
             seed: seed_of(worker),
             replay_from: None,
+            isolated: false,
         }
     }
 
-    /// A replay of worker `source`, whose run started at `started` (since the epoch).
-    pub fn replayed(source: &str, started: Duration) -> Self {
+    /// A replay of worker `source`, whose run started at `started` (since the epoch);
+    /// `isolated`: all of it is answered from the recording, so the guest gets no network
+    /// and its granted folders read-only (a fork goes live: it keeps its grants).
+    pub fn replayed(source: &str, started: Duration, isolated: bool) -> Self {
         Self {
             seed: seed_of(source),
             replay_from: Some(started),
+            isolated,
         }
+    }
+
+    /// Whether the guest is cut off from the world: no network, granted folders
+    /// read-only.
+    pub fn isolated(&self) -> bool {
+        self.isolated
     }
 
     /// Sets the clocks and random of a worker's WASI context.

@@ -44,10 +44,12 @@ pub(crate) fn context(
                 )
             })?;
     }
+    // A replay changes nothing outside its own `/data`.
+    let read_only = world.is_some_and(World::isolated);
     for dir in &grants.dirs {
         let perms = match dir.access {
-            Access::ReadOnly => FsPerms::ReadOnly,
-            Access::ReadWrite => FsPerms::ReadWrite,
+            Access::ReadWrite if !read_only => FsPerms::ReadWrite,
+            _ => FsPerms::ReadOnly,
         };
         builder
             .preopened_dir(&dir.host, &dir.guest, perms)

@@ -215,7 +215,11 @@ async fn session(shared: &Arc<WorkerShared>, inbox: mpsc::Receiver<InboxMessage>
         if let Some(tape) = shared.ctx.tape() {
             let mut asked = json!({"message": message});
             match tape.serve(StepKind::Turn, &mut asked) {
-                Ok(Served::Live) => tape.record(StepKind::Turn, &asked, Value::Null),
+                // The message is the answer too: kept whole, however long (a request
+                // is kept only up to its bound), so a replay can give it again.
+                Ok(Served::Live) => {
+                    tape.record(StepKind::Turn, &asked, Value::String(message.clone()));
+                }
                 Ok(Served::Answer(_)) => {}
                 Err(diverged) => {
                     return SessionEnd::Crashed(format!("{}: {diverged}", shared.label()));

@@ -229,6 +229,15 @@ impl Worker {
         Ok(())
     }
 
+    /// Whether it replays a recorded run (every host call answered from the recording).
+    #[cfg(feature = "colony")]
+    pub(crate) fn is_replay(&self) -> bool {
+        self.shared
+            .ctx
+            .tape()
+            .is_some_and(|tape| tape.world().isolated())
+    }
+
     /// Records this worker's host calls on `tape` (or serves them from it: a replay).
     /// Only before the worker starts; once.
     #[cfg(feature = "colony")]

@@ -24,7 +24,12 @@ pub(crate) fn guest_store(
     opens_files: bool,
 ) -> Result<Store<HostState>, String> {
     let limits = shared.limits();
-    let network = NetworkPolicy::new(shared.plugin.grants().network_patterns());
+    let world = shared.ctx.tape().map(|tape| tape.world());
+    // A replay answers from its recording: it reaches no network.
+    let network = match world.is_some_and(|w| w.isolated()) {
+        true => NetworkPolicy::new(Vec::new()),
+        false => NetworkPolicy::new(shared.plugin.grants().network_patterns()),
+    };
     let budget = OutputBudget::new(limits.max_output_log_bytes, limits.stderr_capture_bytes);
     let sink: std::sync::Weak<dyn OutputSink> = Arc::downgrade(&shared.ctx) as _;
     let data_dir = shared
@@ -39,7 +44,7 @@ pub(crate) fn guest_store(
             GuestOutput::new("stdout", budget.clone(), sink.clone()),
             GuestOutput::new("stderr", budget.clone(), sink),
         ),
-        shared.ctx.tape().map(|tape| tape.world()),
+        world,
     )?;
     let limiter = InstanceLimiter::new(limits);
     let state = HostState::new(shared.ctx.clone(), wasi, limiter, inbox, budget, network);

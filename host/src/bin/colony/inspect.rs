@@ -96,14 +96,13 @@ pub(crate) fn inspect(args: InspectArgs, env: Env) -> anyhow::Result<ExitCode> {
     let reports = journal.reports(Some(&args.worker))?;
     let parts = conversation(&journal, &record)?;
     let events = journal.events(Some(&args.worker), 0, usize::MAX)?.len();
-    let recording = journal.recording(&args.worker)?;
+    let (steps, bytes) = journal.recording_size(&args.worker)?;
     let view = serde_json::json!({
         "worker": record,
         "reports": reports,
         "conversation": parts,
         "events": events,
-        "recording": {"steps": recording.len(), "bytes": recording.bytes(),
-                      "cut": recording.is_cut()},
+        "recording": {"steps": steps, "bytes": bytes},
     });
     if env.json {
         crate::print::line(&colony::text::json_line(&view)?);

@@ -208,6 +208,16 @@ pub(crate) fn export(args: ExportArgs, env: Env) -> anyhow::Result<ExitCode> {
             args.worker
         );
     }
+    let failed = recording.failed_model_calls();
+    if failed > 0 {
+        eprintln!("colony: {failed} failed model call(s) left out: a script answers every call");
+    }
+    if recording.is_cut() {
+        eprintln!(
+            "colony: the recording was cut at step {}: the answers after it are missing",
+            recording.len()
+        );
+    }
     let text = serde_json::to_string_pretty(&script)?;
     std::fs::write(&args.script, text + "\n")
         .with_context(|| format!("cannot write {}", args.script.display()))?;
