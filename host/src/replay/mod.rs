@@ -18,6 +18,10 @@
 //! it is small ([`MAX_STORED_REQUEST_BYTES`]), and the answer the guest got (model text
 //! deltas included, so a replay publishes the same events).
 //!
+//! A replay is cut off from the world besides: no network, its granted folders
+//! read-only, its report not handed to the colony's overseer. A fork keeps its grants (it
+//! goes live).
+//!
 //! Replay checks as it serves: a call of another kind, or with another request hash, than
 //! the recorded step is a [`Divergence`] — the guest is stopped there (a trap) and the
 //! divergence says which step and where the requests differ (the first differing JSON
