@@ -9,7 +9,8 @@ use std::time::Duration;
 use colony::llm::{LlmConfig, ProviderKind};
 use colony::replay::StepKind;
 use colony::{
-    Colony, ColonyConfig, ColonyError, EventType, Lineage, Plugin, Runtime, RuntimeConfig, Task,
+    Colony, ColonyConfig, ColonyError, EventType, Lineage, Plugin, ReplayOutcome, Runtime,
+    RuntimeConfig, Task, WorkerRecord, WorkerReport,
 };
 use colony_tests::guest_path;
 use colony_tests::openai::{Reply, serve};
@@ -85,15 +86,47 @@ async fn open(runtime: &Runtime, home: &Path, configure: impl FnOnce(&mut Colony
     Colony::open(runtime.clone(), config).unwrap()
 }
 
-/// Runs one task of `plugin` in `colony` to its report; the worker's id.
-async fn run_one(colony: &Colony, plugin: &Plugin, task: &str) -> String {
-    let ids = colony.run_parallel(plugin, vec![Task::new(task)]).unwrap();
+/// Runs `tasks` of `plugin` in `colony` to their reports; the workers' ids and reports.
+async fn run_tasks(
+    colony: &Colony,
+    plugin: &Plugin,
+    tasks: Vec<Task>,
+) -> (Vec<String>, Vec<WorkerReport>) {
+    let ids = colony.run_parallel(plugin, tasks).unwrap();
     let reports = colony
         .wait_for_reports(&ids, Duration::from_secs(30))
         .await
         .unwrap();
+    (ids, reports)
+}
+
+/// Runs one task of `plugin` in `colony` to its report; the worker's id.
+async fn run_one(colony: &Colony, plugin: &Plugin, task: &str) -> String {
+    let (ids, reports) = run_tasks(colony, plugin, vec![Task::new(task)]).await;
     assert!(reports[0].error.is_none(), "{:?}", reports[0]);
     ids[0].clone()
+}
+
+/// Replays worker `id` with `plugin` to its end.
+async fn replayed(
+    colony: &Colony,
+    plugin: &Plugin,
+    id: &str,
+    input: Option<Value>,
+) -> ReplayOutcome {
+    colony.replay(plugin, id, input).unwrap().finish().await
+}
+
+/// Worker `id`'s journal row.
+fn row(colony: &Colony, id: &str) -> WorkerRecord {
+    colony.journal().worker(id).unwrap().unwrap()
+}
+
+/// The probe fixture, and a colony in `home`.
+async fn probe_colony(home: &Path) -> (Plugin, Colony) {
+    let runtime = colony_tests::runtime();
+    let plugin = colony_tests::plugin("probe-fixture").await;
+    (plugin, open(&runtime, home, |_| {}).await)
 }
 
 /// A worker's journaled events as (type, data) with what differs between runs of the
@@ -153,7 +186,7 @@ async fn a_recorded_run_replays_offline_with_the_same_events_and_report() {
     );
 
     // The server is gone: anything reaching for the model would fail.
-    let outcome = colony.replay(&plugin, &id, None).unwrap().finish().await;
+    let outcome = replayed(&colony, &plugin, &id, None).await;
     assert_eq!(outcome.divergence, None);
     assert_eq!(outcome.report_difference(), None);
     assert!(outcome.matches());
@@ -170,11 +203,7 @@ async fn a_recorded_run_replays_offline_with_the_same_events_and_report() {
     assert_eq!(recorded, replayed);
 
     // The replay's journal row says what it replays; its own run is recorded too.
-    let row = colony
-        .journal()
-        .worker(&outcome.worker_id)
-        .unwrap()
-        .unwrap();
+    let row = row(&colony, &outcome.worker_id);
     assert_eq!(row.lineage, Some(Lineage::Replay { of: id.clone() }));
     let again = colony.journal().recording(&outcome.worker_id).unwrap();
     assert_eq!(again.steps, recording.steps);
@@ -188,7 +217,7 @@ async fn a_changed_prompt_or_plugin_diverges_where_the_requests_differ() {
     let colony = open(&runtime, home.path(), |_| {}).await;
 
     let what_if = Some(json!({"system": "You are terse."}));
-    let outcome = colony.replay(&plugin, &id, what_if).unwrap().finish().await;
+    let outcome = replayed(&colony, &plugin, &id, what_if).await;
     let divergence = outcome.divergence.clone().unwrap();
     assert_eq!(divergence.step, 2);
     assert_eq!(divergence.recorded, Some(StepKind::Llm));
@@ -208,7 +237,7 @@ async fn a_changed_prompt_or_plugin_diverges_where_the_requests_differ() {
 
     // Another guest: it makes other calls from the first.
     let echo = colony_tests::plugin("echo-agent").await;
-    let outcome = colony.replay(&echo, &id, None).unwrap().finish().await;
+    let outcome = replayed(&colony, &echo, &id, None).await;
     let divergence = outcome.divergence.unwrap();
     assert_eq!(divergence.step, 1);
     assert_eq!(divergence.recorded, Some(StepKind::ToolList));
@@ -280,13 +309,7 @@ async fn a_recording_exports_as_a_script_that_reproduces_the_run_offline() {
     let fresh = tempfile::tempdir().unwrap();
     let colony = open(&runtime, fresh.path(), |_| {}).await;
     let again = run_one(&colony, &plugin, "What time is it?").await;
-    let result = colony
-        .journal()
-        .worker(&again)
-        .unwrap()
-        .unwrap()
-        .result
-        .unwrap();
+    let result = row(&colony, &again).result.unwrap();
     assert_eq!(result.summary, "It is late; all done.");
     assert_eq!(result.tokens_used, 40 + 9 + 70 + 6);
     colony.stop_all().await;
@@ -315,11 +338,7 @@ async fn a_persistent_worker_s_turns_replay_in_order() {
     let recording = colony.journal().recording(overseer.id()).unwrap();
     assert_eq!(recording.turns(), ["hello", "again", "report"]);
 
-    let outcome = colony
-        .replay(&plugin, overseer.id(), None)
-        .unwrap()
-        .finish()
-        .await;
+    let outcome = replayed(&colony, &plugin, overseer.id(), None).await;
     assert_eq!(outcome.divergence, None);
     assert_eq!(outcome.report_difference(), None);
     assert_eq!((outcome.steps, outcome.recorded_steps), (3, 3));
@@ -385,7 +404,7 @@ async fn a_recording_is_cut_at_its_bound_and_can_be_turned_off() {
     assert!(recording.is_cut(), "{:?}", recording.steps);
     assert!(recording.bytes() <= 700 + 200, "{}", recording.bytes());
     let cut_at = recording.steps.last().unwrap().index;
-    let outcome = colony.replay(&plugin, &id, None).unwrap().finish().await;
+    let outcome = replayed(&colony, &plugin, &id, None).await;
     let divergence = outcome.divergence.unwrap();
     assert_eq!(
         (divergence.step, divergence.recorded),
@@ -411,45 +430,19 @@ async fn a_recording_is_cut_at_its_bound_and_can_be_turned_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_reads_the_same_clocks_and_random_every_time() {
     let home = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
-    let plugin = colony_tests::plugin("probe-fixture").await;
-    let colony = open(&runtime, home.path(), |_| {}).await;
-    let ids = colony
-        .run_parallel(
-            &plugin,
-            vec![Task::new("world").with_input(json!({"action": "world"}))],
-        )
-        .unwrap();
-    colony
-        .wait_for_reports(&ids, Duration::from_secs(30))
-        .await
-        .unwrap();
-    let started = colony
-        .journal()
-        .worker(&ids[0])
-        .unwrap()
-        .unwrap()
-        .started_at
-        .unwrap();
+    let (plugin, colony) = probe_colony(home.path()).await;
+    let world = Task::new("world").with_input(json!({"action": "world"}));
+    let (ids, _) = run_tasks(&colony, &plugin, vec![world]).await;
+    let started = row(&colony, &ids[0]).started_at.unwrap();
     let mut seen = Vec::new();
     for _ in 0..2 {
-        let outcome = colony
-            .replay(&plugin, &ids[0], None)
-            .unwrap()
-            .finish()
-            .await;
+        let outcome = replayed(&colony, &plugin, &ids[0], None).await;
         assert_eq!(outcome.divergence, None);
         seen.push(outcome.result.output);
     }
     assert_eq!(seen[0], seen[1]);
     // Insecure random (which seeds std's hash maps) repeats the recorded run's too.
-    let recorded = colony
-        .journal()
-        .worker(&ids[0])
-        .unwrap()
-        .unwrap()
-        .result
-        .unwrap();
+    let recorded = row(&colony, &ids[0]).result.unwrap();
     assert_eq!(recorded.output["hash"], seen[0]["hash"]);
     // The replay's wall clock starts at the recorded run's start.
     let wall_ms = seen[0]["wall_ms"].as_u64().unwrap() as i64;
@@ -461,9 +454,7 @@ async fn a_replay_reads_the_same_clocks_and_random_every_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_injected_mid_run_is_served_at_its_place() {
     let home = tempfile::tempdir().unwrap();
-    let runtime = colony_tests::runtime();
-    let plugin = colony_tests::plugin("probe-fixture").await;
-    let colony = open(&runtime, home.path(), |_| {}).await;
+    let (plugin, colony) = probe_colony(home.path()).await;
     let ids = colony
         .run_parallel(
             &plugin,
@@ -485,11 +476,7 @@ async fn a_message_injected_mid_run_is_served_at_its_place() {
 
     // Nobody injects into the replay: the message comes from the recording, at once.
     let begun = std::time::Instant::now();
-    let outcome = colony
-        .replay(&plugin, &ids[0], None)
-        .unwrap()
-        .finish()
-        .await;
+    let outcome = replayed(&colony, &plugin, &ids[0], None).await;
     assert!(begun.elapsed() < Duration::from_secs(5));
     assert_eq!(outcome.divergence, None);
     assert_eq!(outcome.result.output["got"], "the injected message");
@@ -505,9 +492,14 @@ async fn a_replay_reaches_no_network_and_writes_no_granted_folder() {
     let count = accepted.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            use std::io::Write;
+            use std::io::{BufRead, Write};
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = stream.unwrap().write_all(b"pong\n");
+            // Hear the guest's line before answering and closing (closing first could
+            // fail its write).
+            let mut stream = stream.unwrap();
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+            let _ = stream.write_all(b"pong\n");
         }
     });
     let shared = home.path().join("shared");
@@ -529,13 +521,9 @@ async fn a_replay_reaches_no_network_and_writes_no_granted_folder() {
         .with_input(json!({"attack": "connect", "arg": format!("127.0.0.1:{port}")}));
     let write =
         Task::new("write").with_input(json!({"attack": "write-file", "arg": "/shared/out.txt"}));
-    let ids = colony.run_parallel(&plugin, vec![connect, write]).unwrap();
-    colony
-        .wait_for_reports(&ids, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let (ids, _) = run_tasks(&colony, &plugin, vec![connect, write]).await;
     let output = |id: &str| {
-        let record = colony.journal().worker(id).unwrap().unwrap();
+        let record = row(&colony, id);
         record.result.unwrap().output
     };
     assert!(
@@ -552,7 +540,7 @@ async fn a_replay_reaches_no_network_and_writes_no_granted_folder() {
     std::fs::remove_file(shared.join("out.txt")).unwrap();
 
     for id in &ids {
-        let outcome = colony.replay(&plugin, id, None).unwrap().finish().await;
+        let outcome = replayed(&colony, &plugin, id, None).await;
         assert!(
             outcome.result.output.contains_key("denied"),
             "{:?}",
@@ -576,7 +564,7 @@ async fn a_replay_s_report_is_not_news_for_the_overseer_and_a_gap_ends_a_recordi
             .worker(overseer.id())
             .types([EventType::TurnCompleted]),
     );
-    let outcome = colony.replay(&plugin, &id, None).unwrap().finish().await;
+    let outcome = replayed(&colony, &plugin, &id, None).await;
     assert!(outcome.matches());
     assert!(
         tokio::time::timeout(Duration::from_millis(500), turns.recv())

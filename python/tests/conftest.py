@@ -1,5 +1,6 @@
 """Shared set-up of the Python package's tests: the guest components (built by
-`make guests`), a coroutine runner, and manifests written on the fly."""
+`make guests`), a coroutine runner, manifests written on the fly, and a Python model
+provider and tool for the agent loop."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import pathlib
 
 import pytest
+
+import colony
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -44,3 +47,26 @@ def manifest(tmp_path: pathlib.Path):
         return path
 
     return write
+
+
+lookups: list[str] = []
+
+
+@colony.tool("weather.lookup", parameters={"type": "object", "properties": {
+    "city": {"type": "string"}}, "required": ["city"]})
+async def lookup(city: str) -> dict:
+    lookups.append(city)
+    return {"city": city, "sky": "clear"}
+
+
+class ScriptedRouter:
+    """A LiteLLM-style router stand-in: answers from a list, records the requests."""
+
+    def __init__(self, answers: list[dict]) -> None:
+        self.answers = list(answers)
+        self.requests: list[dict] = []
+
+    async def complete(self, request: dict) -> dict:
+        self.requests.append(request)
+        await asyncio.sleep(0)
+        return self.answers.pop(0)

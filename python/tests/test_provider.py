@@ -4,33 +4,10 @@ answers."""
 
 from __future__ import annotations
 
-import asyncio
 
 import colony
 
-from conftest import guest
-
-lookups: list[str] = []
-
-
-@colony.tool("weather.lookup", parameters={"type": "object", "properties": {
-    "city": {"type": "string"}}, "required": ["city"]})
-async def lookup(city: str) -> dict:
-    lookups.append(city)
-    return {"city": city, "sky": "clear"}
-
-
-class ScriptedRouter:
-    """A LiteLLM-style router stand-in: answers from a list, records the requests."""
-
-    def __init__(self, answers: list[dict]) -> None:
-        self.answers = list(answers)
-        self.requests: list[dict] = []
-
-    async def complete(self, request: dict) -> dict:
-        self.requests.append(request)
-        await asyncio.sleep(0)
-        return self.answers.pop(0)
+from conftest import ScriptedRouter, guest, lookup, lookups
 
 
 async def agent(manifest, provider, *, task="What is the weather in Oslo?", **worker):

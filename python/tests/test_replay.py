@@ -4,33 +4,11 @@ another provider, and exported as a script."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 
 import colony
 
-calls: list[str] = []
-
-
-@colony.tool("weather.lookup", parameters={"type": "object", "properties": {
-    "city": {"type": "string"}}, "required": ["city"]})
-async def lookup(city: str) -> dict:
-    calls.append(city)
-    return {"city": city, "sky": "clear"}
-
-
-class Router:
-    """Answers from a list; counts the requests."""
-
-    def __init__(self, answers: list[dict]) -> None:
-        self.answers = list(answers)
-        self.requests = 0
-
-    async def complete(self, request: dict) -> dict:
-        self.requests += 1
-        await asyncio.sleep(0)
-        return self.answers.pop(0)
-
+from conftest import ScriptedRouter as Router, lookup, lookups as calls
 
 ANSWERS = [
     {"tool_calls": [{"id": "c1", "name": "weather.lookup", "arguments": {"city": "Oslo"}}],
@@ -49,7 +27,7 @@ async def test_a_recorded_run_replays_without_the_model_or_the_tool(manifest, tm
         [id] = c.run_parallel(plugin, ["What is the weather in Oslo?"])
         [report] = await c.wait_for_reports([id], timeout=30)
         assert report["summary"] == "It is clear in Oslo."
-        assert (router.requests, calls) == (2, ["Oslo"])
+        assert (len(router.requests), calls) == (2, ["Oslo"])
         steps = c.recording(id)["steps"]
         assert [s["kind"] for s in steps] == ["tool_list", "llm", "tool", "llm"]
 
@@ -57,7 +35,7 @@ async def test_a_recorded_run_replays_without_the_model_or_the_tool(manifest, tm
         assert outcome["matches"], outcome
         assert outcome["divergence"] is None and outcome["report_difference"] is None
         assert outcome["result"]["summary"] == "It is clear in Oslo."
-        assert (router.requests, calls) == (2, ["Oslo"]), "nothing reached"
+        assert (len(router.requests), calls) == (2, ["Oslo"]), "nothing reached"
 
         outcome = await c.replay(plugin, id, input={"system": "Answer in French."})
         assert not outcome["matches"]
@@ -85,7 +63,7 @@ async def test_a_fork_goes_live_after_its_step(manifest, tmp_path):
         worker = await c.fork(plugin, id, 3)
         result = await worker.wait()
         assert result["summary"] == "Oslo is sunny, says the other model."
-        assert other.requests == 1
+        assert len(other.requests) == 1
         assert calls == ["Oslo"], "the tool call (step 3) came from the recording"
     journal = sqlite3.connect(tmp_path / "home" / "journal.db")
     row = journal.execute("SELECT forked_from, forked_at FROM workers WHERE id = ?", (worker.id,))
