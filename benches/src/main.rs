@@ -5,6 +5,7 @@
 //! `fanout`.
 
 mod cluster;
+mod cpu;
 mod ephemeral;
 mod fanout;
 mod injection;

@@ -51,6 +51,7 @@ pub mod llm;
 mod manifest;
 mod plugin;
 pub mod replay;
+mod rfc3339;
 mod runtime;
 pub mod sandbox;
 mod storage;

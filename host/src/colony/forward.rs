@@ -1,5 +1,9 @@
 //! Report forwarding: each worker's `SUBAGENT_REPORT` handed to the overseer as one
 //! "[WORKER_REPORT] …" turn, in arrival order.
+//!
+//! Why one forwarder per overseer, started with it: a colony without an overseer (a
+//! fan-out, an MCP server) has nobody to forward to, and a subscription that only drops
+//! what it hears would still copy every report and wake a task for it.
 
 use std::sync::Weak;
 
@@ -7,23 +11,34 @@ use super::ColonyInner;
 use crate::events::{RecvError, Subscription};
 use crate::worker::{Worker, WorkerReport};
 
-/// Hands each worker report to the overseer as one turn, in arrival order.
-pub(super) async fn forward_reports(inner: Weak<ColonyInner>, mut reports: Subscription) {
+/// Hands each worker report heard on `reports` to `overseer` as one turn, in arrival
+/// order, until the overseer ends or another one takes its place.
+pub(super) async fn forward_reports(
+    inner: Weak<ColonyInner>,
+    overseer: Worker,
+    mut reports: Subscription,
+) {
+    let ended = overseer.wait();
+    tokio::pin!(ended);
     loop {
-        let event = match reports.recv().await {
-            Ok(event) => event,
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return,
+        let event = tokio::select! {
+            event = reports.recv() => match event {
+                Ok(event) => event,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
+            _ = &mut ended => return,
         };
         let Some(inner) = inner.upgrade() else { return };
-        let Some(overseer) = inner
+        let current = inner
             .overseer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        else {
-            continue;
-        };
+            .as_ref()
+            .is_some_and(|o| o.id() == overseer.id());
+        if !current {
+            return;
+        }
         if event.worker_id == overseer.id() || !overseer.is_active() {
             continue;
         }

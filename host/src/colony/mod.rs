@@ -217,12 +217,6 @@ impl Colony {
             span: Mutex::new(runtime_span),
         });
         tokio::spawn(dispatch::dispatch(inner.clone()));
-        tokio::spawn(forward::forward_reports(
-            Arc::downgrade(&inner),
-            inner
-                .bus
-                .subscribe(EventFilter::all().types([EventType::SubagentReport])),
-        ));
         tokio::spawn(heartbeat::heartbeat(
             inner.journal.clone(),
             inner.stopped.clone(),
@@ -392,7 +386,16 @@ impl Colony {
             .overseer
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(worker.clone());
+        let reports = self
+            .inner
+            .bus
+            .subscribe(EventFilter::all().types([EventType::SubagentReport]));
         worker.start()?;
+        tokio::spawn(forward::forward_reports(
+            Arc::downgrade(&self.inner),
+            worker.clone(),
+            reports,
+        ));
         Ok(worker)
     }
 

@@ -112,6 +112,7 @@ pub struct AgentEvent {
     /// The payload: a JSON object whose fields depend on the type.
     pub data: Value,
     /// When it was published.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub timestamp: DateTime<Utc>,
 }
 

@@ -6,6 +6,7 @@ use chrono::Utc;
 use rusqlite::{Connection, params};
 
 use super::RecordState;
+use crate::rfc3339;
 use crate::worker::{WorkerResult, WorkerState};
 
 /// The one `UPDATE` every move runs (built once: the statement cache is keyed by it).
@@ -36,14 +37,14 @@ impl Advance {
         Self {
             id: id.to_owned(),
             state: state.into(),
-            started_at: started_at.map(|t| t.to_rfc3339()),
+            started_at: started_at.as_ref().map(rfc3339::format),
             result: result.and_then(|r| serde_json::to_string(r).ok()),
         }
     }
 
     /// Applies it; whether the row changed.
     pub(super) fn apply(self, c: &Connection) -> rusqlite::Result<bool> {
-        let ended = self.state.has_ended().then(|| Utc::now().to_rfc3339());
+        let ended = self.state.has_ended().then(|| rfc3339::format(&Utc::now()));
         let rank = self.state.rank();
         c.prepare_cached(&UPDATE)?
             .execute(params![

@@ -46,6 +46,7 @@ pub use record::{BatchRecord, Lineage, RecordState, ReportRecord, WorkerRecord};
 
 use crate::conversation::MessagePart;
 use crate::events::AgentEvent;
+use crate::rfc3339;
 use crate::worker::{WorkerInfo, WorkerResult, WorkerState};
 use advance::Advance;
 pub(crate) use observer::JournalObserver;
@@ -198,7 +199,7 @@ impl Journal {
             record.mode.as_str(),
             record.state.as_str(),
             record.storage.as_ref().map(|p| p.display().to_string()),
-            record.created_at.to_rfc3339(),
+            rfc3339::format(&record.created_at),
             self.owner.clone(),
             record.batch.as_ref().map(|b| b.id.clone()),
             record.batch.as_ref().map(|b| stored(b.index)),
@@ -335,7 +336,7 @@ impl Journal {
     ) -> impl Future<Output = Result<(), JournalError>> + Send + use<> {
         let row = (
             report.worker_id.clone(),
-            report.timestamp.to_rfc3339(),
+            rfc3339::format(&report.timestamp),
             report.data.to_string(),
         );
         self.writer.commit(move |c| {

@@ -17,12 +17,7 @@ impl EventLog for Journal {
     fn append(&self, worker: &str, line: Vec<u8>) {
         let line = String::from_utf8(line)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        let row = (worker.to_owned(), line);
-        self.writer.queue("journal an event", move |c| {
-            c.prepare_cached("INSERT INTO events (worker_id, event) VALUES (?1, ?2)")?
-                .execute(params![row.0, row.1])
-                .map(drop)
-        });
+        self.writer.event(worker.to_owned(), line);
     }
 }
 
