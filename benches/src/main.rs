@@ -141,11 +141,16 @@ async fn colony_row(name: &str, plugin: &Plugin, total: usize, concurrency: usiz
     row(name, concurrency, total, elapsed, &mut lat)
 }
 
-/// For profiling: 100,000 pooled ephemeral workers at concurrency 64, nothing else.
+/// For profiling: 100,000 pooled ephemeral workers at concurrency 64, nothing else, with
+/// the CPU a worker cost (µs, all threads) — steadier than the rate on a noisy machine.
 async fn cycle() {
+    const WORKERS: usize = 100_000;
     let pooled = runtime(1000);
     let guest = plugin(&pooled, "silent-agent").await;
-    println!("{}", colony_row("cycle", &guest, 100_000, 64).await);
+    let before = cpu::CpuTime::now();
+    let row = colony_row("cycle", &guest, WORKERS, 64).await;
+    let (cpu, _) = cpu::CpuTime::now().per_item_since(before, WORKERS);
+    println!("{row} {cpu:.1} CPU µs/worker |");
 }
 
 fn rss_bytes() -> u64 {

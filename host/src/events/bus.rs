@@ -115,11 +115,17 @@ impl EventBus {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         subscribers.retain(|s| !s.dropped.load(Ordering::Relaxed));
-        for sub in subscribers.iter() {
-            if sub.filter.matches(&event) {
-                sub.push(event.clone());
-            }
+        // Copies for all but the last subscriber that wants it, which takes the event
+        // itself (most events have one subscriber, or none).
+        let mut wanting = subscribers.iter().filter(|s| s.filter.matches(&event));
+        let Some(mut last) = wanting.next() else {
+            return;
+        };
+        for next in wanting {
+            last.push(event.clone());
+            last = next;
         }
+        last.push(event);
     }
 
     /// Number of live subscriptions.

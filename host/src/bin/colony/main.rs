@@ -238,7 +238,11 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args, env).await,
             Command::Chat(args) => chat::chat(args, env).await,
             Command::Resume(args) => chat::resume(args, env).await,
-            Command::Fanout(args) => fanout::fanout(args, env).await,
+            // On a runtime thread: awaited on this (`block_on`) thread, every report
+            // would wake it from its park, a tenth of what a worker costs.
+            Command::Fanout(args) => tokio::spawn(fanout::fanout(args, env))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("the fan-out stopped: {e}"))),
             Command::Ps => inspect::ps(env),
             Command::Inspect(args) => inspect::inspect(args, env),
             Command::Events(args) => inspect::events(args, env).await,
