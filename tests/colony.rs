@@ -265,6 +265,58 @@ async fn each_report_reaches_the_overseer_as_one_turn_in_arrival_order() {
     colony.stop_all().await;
 }
 
+/// Waits (at most 5 s) until the colony's bus has `n` subscribers.
+async fn subscribers_become(colony: &Colony, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while colony.bus().subscriber_count() != n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    colony.bus().subscriber_count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_live_overseer_has_the_colonys_reports_forwarded() {
+    let home = tempfile::tempdir().unwrap();
+    let colony = colony(home.path(), |_| {});
+    let silent = plugin("silent-agent").await;
+    // A fan-out with nobody to forward to: no subscription copies its reports.
+    let ids = colony
+        .run_parallel(&silent, vec![Task::new("a"), Task::new("b")])
+        .unwrap();
+    colony
+        .wait_for_reports(&ids, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(colony.bus().subscriber_count(), 0);
+    let overseer = colony
+        .start_overseer(&plugin("chat-agent").await, "oversee", vec![])
+        .unwrap();
+    assert_eq!(colony.bus().subscriber_count(), 1, "its forwarder");
+    let mut turns = colony.bus().subscribe(
+        EventFilter::all()
+            .types([EventType::TurnCompleted])
+            .workers([overseer.id().to_owned()]),
+    );
+    let ids = colony.run_parallel(&silent, vec![Task::new("c")]).unwrap();
+    let heard = next_event(&mut turns, Duration::from_secs(5)).await;
+    let message = heard.data["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("[WORKER_REPORT] {}", ids[0])),
+        "{message}"
+    );
+    drop(turns);
+    // Once the overseer has ended, its forwarder lets go of its subscription.
+    colony.stop_worker(overseer.id()).await.unwrap();
+    assert_eq!(subscribers_become(&colony, 0).await, 0);
+    let ids = colony.run_parallel(&silent, vec![Task::new("d")]).unwrap();
+    let reports = colony
+        .wait_for_reports(&ids, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(reports[0].status, ReportStatus::Success);
+    colony.stop_all().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_message_siblings_and_the_overseer_through_the_host() {
     let home = tempfile::tempdir().unwrap();

@@ -6,8 +6,8 @@
 //! `queued` and start in FIFO order from one dispatcher task, which never starts a worker
 //! after it or the colony was stopped. Each running worker is supervised: a soft timeout
 //! injects "[SOFT TIMEOUT] …", a hard timeout stops it. Every report is journaled before it
-//! is published and then handed to the overseer as one "[WORKER_REPORT] …" turn, in
-//! arrival order. Workers reach each other through the host (`peers.send`), which checks
+//! is published and then, while an overseer runs, handed to it as one "[WORKER_REPORT] …"
+//! turn, in arrival order. Workers reach each other through the host (`peers.send`), which checks
 //! that the target is in the same colony.
 //!
 //! The same colony runs its fanned-out workers on other machines when its config names a

@@ -11,7 +11,7 @@
 //!
 //! Events — most of what a colony writes, five or more a worker — skip the general
 //! path: queued as plain rows, not closures, and inserted together at the end of their
-//! batch, [`EVENTS_PER_INSERT`] rows a statement (one statement per event was a third of
+//! batch, [`EVENTS_PER_INSERT`] rows a statement (a statement per event was a quarter of
 //! the writer's time). They keep their order among themselves; against the batch's other
 //! writes order does not matter, as nothing reads the journal between two of them.
 //!
