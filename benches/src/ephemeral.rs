@@ -1,7 +1,8 @@
-//! Table 1, ephemeral throughput: spawn → SUBAGENT_REPORT, each Colony row beside its two
-//! baselines measured in the same run — the bare-tokio floor (a task that publishes the
-//! same report on the same bus: what no sandbox at all costs) and the reference Python
-//! `Worker` on asyncio (no sandbox either) — with the ratio to each.
+//! Table 1, ephemeral throughput: spawn → SUBAGENT_REPORT, each Colony row beside its
+//! baselines measured in the same run — the same guest run by wasmtime alone (what a
+//! sandbox costs without Colony: [`crate::wasmtime_alone`]), the bare-tokio floor (a task
+//! that publishes the same report on the same bus: what no sandbox at all costs) and the
+//! reference Python `Worker` on asyncio (no sandbox either) — with the ratio to each.
 
 use colony::{AgentEvent, AllocatorChoice, EventBus, EventType, Runtime, RuntimeConfig};
 use serde_json::json;
@@ -38,14 +39,17 @@ pub async fn table() {
     );
     let pooled_guest = crate::plugin(&pooled, "silent-agent").await;
     let on_demand_guest = crate::plugin(&on_demand, "silent-agent").await;
+    let alone = crate::wasmtime_alone::WasmtimeAlone::new(&crate::guest("silent-agent"))
+        .expect("the silent guest in wasmtime alone");
     println!("\n### 1. Ephemeral workers: spawn → SUBAGENT_REPORT published\n");
     println!(
-        "| what | concurrency | workers/s | p50 µs | p99 µs | ÷ floor | ÷ reference |\n\
-         |---|---|---|---|---|---|---|"
+        "| what | concurrency | workers/s | p50 µs | p99 µs | ÷ wasmtime alone | ÷ floor | ÷ reference |\n\
+         |---|---|---|---|---|---|---|---|"
     );
     for concurrency in [1usize, 64] {
         let total = if concurrency == 1 { 5_000 } else { 20_000 };
         let floor = floor(total, concurrency).await;
+        let alone = crate::wasmtime_alone::row(&alone, total, concurrency).await;
         let reference = python_reference(total.min(10_000), concurrency);
         let rows = [
             (
@@ -56,46 +60,55 @@ pub async fn table() {
                 "colony, silent-agent guest (on-demand allocator)",
                 crate::colony_row("", &on_demand_guest, total, concurrency).await,
             ),
+            ("wasmtime alone: same guest and pool, no Colony", alone),
             ("floor: bare tokio task + bus", floor),
         ];
-        let floor_per_s = Measured::parse(&rows[2].1).map(|m| m.per_s);
-        let reference_per_s = reference.as_ref().map(|m| m.per_s);
+        let per_s = |row: &str| Measured::parse(row).map(|m| m.per_s);
+        let baselines = Baselines {
+            alone: per_s(&rows[2].1),
+            floor: per_s(&rows[3].1),
+            reference: reference.as_ref().map(|m| m.per_s),
+        };
         for (name, row) in &rows {
-            print_row(name, concurrency, row, floor_per_s, reference_per_s);
+            print_row(name, concurrency, row, &baselines);
         }
         match reference {
             Some(m) => println!(
-                "| reference Python Worker (asyncio) | {concurrency} | {:.0} | {:.1} | {:.1} | {} | 1.00 |",
+                "| reference Python Worker (asyncio) | {concurrency} | {:.0} | {:.1} | {:.1} | {} | {} | 1.00 |",
                 m.per_s,
                 m.p50,
                 m.p99,
-                ratio(Some(m.per_s), floor_per_s)
+                ratio(Some(m.per_s), baselines.alone),
+                ratio(Some(m.per_s), baselines.floor)
             ),
             None => println!(
-                "| reference Python Worker (asyncio) | {concurrency} | python3 unavailable | - | - | - | - |"
+                "| reference Python Worker (asyncio) | {concurrency} | python3 unavailable | - | - | - | - | - |"
             ),
         }
     }
 }
 
-fn print_row(
-    name: &str,
-    concurrency: usize,
-    row: &str,
+/// The rates every row of one concurrency is divided by.
+struct Baselines {
+    alone: Option<f64>,
     floor: Option<f64>,
     reference: Option<f64>,
-) {
+}
+
+fn print_row(name: &str, concurrency: usize, row: &str, baselines: &Baselines) {
     let Some(m) = Measured::parse(row) else {
-        println!("| {name} | {concurrency} | unmeasured | - | - | - | - |");
+        println!("| {name} | {concurrency} | unmeasured | - | - | - | - | - |");
         return;
     };
+    let of = |baseline| ratio(Some(m.per_s), baseline);
     println!(
-        "| {name} | {concurrency} | {:.0} | {:.1} | {:.1} | {} | {} |",
+        "| {name} | {concurrency} | {:.0} | {:.1} | {:.1} | {} | {} | {} |",
         m.per_s,
         m.p50,
         m.p99,
-        ratio(Some(m.per_s), floor),
-        ratio(Some(m.per_s), reference)
+        of(baselines.alone),
+        of(baselines.floor),
+        of(baselines.reference)
     );
 }
 

@@ -11,6 +11,7 @@ mod fanout;
 mod injection;
 mod journaled;
 mod traces;
+mod wasmtime_alone;
 
 use std::path::PathBuf;
 use std::sync::Arc;
