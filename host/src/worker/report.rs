@@ -76,6 +76,43 @@ impl WorkerReport {
         }
     }
 
+    /// The payload of the `SUBAGENT_REPORT` for `result`: what serializing
+    /// [`WorkerReport::from_result`] gives, built in one pass — the result's fields are
+    /// copied once instead of copied into a report and copied again by serializing it
+    /// (every worker's end takes this path).
+    pub(crate) fn event_data(
+        worker_id: &str,
+        colony_id: &str,
+        task: &str,
+        result: &WorkerResult,
+        batch: Option<&BatchPlace>,
+    ) -> Value {
+        let text = |s: &str| Value::String(s.to_owned());
+        let mut data = Map::new();
+        data.insert("worker_id".into(), text(worker_id));
+        data.insert("colony_id".into(), text(colony_id));
+        data.insert("task".into(), text(task));
+        data.insert("status".into(), text(result.status.as_str()));
+        data.insert("summary".into(), text(&result.summary));
+        data.insert("data".into(), Value::Object(result.data.clone()));
+        data.insert(
+            "error".into(),
+            result.error.as_deref().map_or(Value::Null, text),
+        );
+        data.insert(
+            "duration_seconds".into(),
+            serde_json::Number::from_f64(result.duration_seconds)
+                .map_or(Value::Null, Value::Number),
+        );
+        data.insert("tokens_used".into(), Value::from(result.tokens_used));
+        if let Some(batch) = batch {
+            data.insert("batch_id".into(), text(&batch.id));
+            data.insert("batch_index".into(), Value::from(batch.index));
+            data.insert("batch_size".into(), Value::from(batch.size));
+        }
+        Value::Object(data)
+    }
+
     /// The report standing in for a worker that did not report in time.
     pub fn timed_out(
         worker_id: &str,
@@ -133,5 +170,52 @@ impl WorkerReport {
             "[WORKER_REPORT] {}: {} — {}",
             self.worker_id, self.status, self.summary
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::result::{RunOutcome, Usage, crashed, from_run};
+    use serde_json::json;
+
+    /// The one-pass payload is exactly the serialized report, so a reader of either
+    /// cannot tell them apart — with and without a batch, an error, odd durations.
+    #[test]
+    fn event_data_is_the_serialized_report() {
+        let ran = RunOutcome {
+            output: json!({"words": 3, "nested": {"a": [1, 2]}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            error: None,
+        };
+        let usage = Usage {
+            tokens: 12,
+            tool_calls: 1,
+        };
+        let results = [
+            from_run("count these words", &ran, None, 0.25, usage),
+            crashed("w: trapped".into(), 1e-9, Usage::default()),
+            from_run("t", &ran, None, f64::NAN, Usage::default()),
+        ];
+        let batch = BatchPlace {
+            id: "b-1".into(),
+            index: 7,
+            size: 10,
+        };
+        for result in &results {
+            for place in [None, Some(&batch)] {
+                let serialized =
+                    serde_json::to_value(WorkerReport::from_result("w", "c", "t", result, place))
+                        .expect("a report serializes");
+                let built = WorkerReport::event_data("w", "c", "t", result, place);
+                assert_eq!(built, serialized);
+                assert_eq!(
+                    serde_json::to_string(&built).ok(),
+                    serde_json::to_string(&serialized).ok()
+                );
+            }
+        }
     }
 }

@@ -289,15 +289,13 @@ impl WorkerShared {
 
     /// The SUBAGENT_REPORT for `result`, with the reference's payload fields.
     fn report_event(&self, result: &WorkerResult) -> AgentEvent {
-        let report = WorkerReport::from_result(
+        let data = WorkerReport::event_data(
             &self.spec.id,
             &self.spec.colony_id,
             &self.spec.task,
             result,
             self.spec.batch.as_ref(),
         );
-        // A struct of strings, numbers and a JSON map always serializes.
-        let data = serde_json::to_value(report).unwrap_or_default();
         self.event(EventType::SubagentReport, data)
     }
 
