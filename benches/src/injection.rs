@@ -1,7 +1,9 @@
 //! Table 2, injection: inject → guest turn → TURN_COMPLETED received, on 1 and on 100
-//! persistent workers, beside the floor measured the same way in the same run: a tokio
-//! task per "worker" that takes each message from a channel and publishes the same
-//! TURN_COMPLETED on the same bus (no guest, no sandbox).
+//! persistent workers, beside two baselines measured the same way in the same run: the
+//! same guest served by wasmtime alone (a task per instance calling `on-message` for each
+//! message from a channel: [`crate::wasmtime_alone`]), and the floor — a tokio task per
+//! "worker" that takes each message from a channel and publishes the same TURN_COMPLETED
+//! on the same bus (no guest, no sandbox).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -9,6 +11,8 @@ use std::time::Instant;
 use colony::{AgentEvent, EventBus, EventFilter, EventType, Subscription, Worker, WorkerSpec};
 use serde_json::json;
 use tokio::sync::mpsc;
+
+use crate::wasmtime_alone::WasmtimeAlone;
 
 const MESSAGES: usize = 20_000;
 /// Messages in flight per worker (never past a worker's inbox capacity).
@@ -19,19 +23,26 @@ pub async fn table() {
     let probe = crate::plugin(&runtime, "probe-fixture").await;
     println!("\n### 2. Injection: inject → turn → TURN_COMPLETED received\n");
     println!(
-        "| what | workers | messages | messages/s | p50 µs | p99 µs | ÷ floor |\n\
-         |---|---|---|---|---|---|---|"
+        "| what | workers | messages | messages/s | p50 µs | p99 µs | ÷ wasmtime alone | ÷ floor |\n\
+         |---|---|---|---|---|---|---|---|"
     );
+    let alone = WasmtimeAlone::new(&crate::guest("probe-fixture"))
+        .expect("the probe guest in wasmtime alone");
     for workers in [1usize, 100] {
-        let (floor, floor_p50, floor_p99) = floor(workers).await;
-        let (colony, p50, p99) = guests(&probe, workers).await;
-        println!(
-            "| colony, probe guest | {workers} | {MESSAGES} | {colony:.0} | {p50:.1} | {p99:.1} | {:.2} |",
-            colony / floor
-        );
-        println!(
-            "| floor: tokio task + bus | {workers} | {MESSAGES} | {floor:.0} | {floor_p50:.1} | {floor_p99:.1} | 1.00 |"
-        );
+        let floor = floor(workers).await;
+        let alone = wasmtime_alone(&alone, workers).await;
+        let colony = guests(&probe, workers).await;
+        for (name, (per_s, p50, p99)) in [
+            ("colony, probe guest", colony),
+            ("wasmtime alone: same guest, no Colony", alone),
+            ("floor: tokio task + bus", floor),
+        ] {
+            println!(
+                "| {name} | {workers} | {MESSAGES} | {per_s:.0} | {p50:.1} | {p99:.1} | {:.2} | {:.2} |",
+                per_s / alone.0,
+                per_s / floor.0
+            );
+        }
     }
 }
 
@@ -59,6 +70,29 @@ async fn guests(probe: &colony::Plugin, workers: usize) -> (f64, f64, f64) {
         worker.stop().await;
     }
     measured
+}
+
+/// The same guest served by wasmtime alone: a task per instance, each message a call.
+async fn wasmtime_alone(guest: &WasmtimeAlone, workers: usize) -> (f64, f64, f64) {
+    let bus = EventBus::new();
+    let turns = subscribe(&bus);
+    let inboxes: Vec<mpsc::UnboundedSender<String>> = (0..workers)
+        .map(|i| {
+            let (tx, rx) = mpsc::unbounded_channel::<String>();
+            let (guest, bus) = (guest.clone(), bus.clone());
+            tokio::spawn(async move {
+                guest
+                    .serve(format!("p{i}"), r#"{"action": "echo"}"#, rx, &bus)
+                    .await
+                    .expect("the guest serves its turns");
+            });
+            tx
+        })
+        .collect();
+    measure(workers, turns, |i, message| {
+        inboxes[i].send(message).expect("the task is running");
+    })
+    .await
 }
 
 /// The floor: a task per worker turning each message into a TURN_COMPLETED event.

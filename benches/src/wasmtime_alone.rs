@@ -1,4 +1,4 @@
-//! Table 1's ceiling: the same guest run by wasmtime alone, without Colony.
+//! Tables 1 and 2's ceiling: the same guest run by wasmtime alone, without Colony.
 //!
 //! Why it is here: the bare-path target was set by a throwaway wasmtime program on this
 //! machine class, and the machine's speed drifts up to 2× between runs, so a number from
@@ -8,12 +8,17 @@
 //! bookkeeping, epoch interruption), one `InstancePre` for the guest, and per worker a
 //! tokio task that makes a store with an empty WASI context, instantiates, calls `run`,
 //! parses its JSON output and publishes a SUBAGENT_REPORT on the same kind of bus. The
-//! agent imports are linked as traps (the silent guest calls none of them): no limits, no
-//! lifecycle events, no output capture, no stop — what Colony adds is the difference.
+//! agent imports are linked as traps (the guests measured call none of them): no limits,
+//! no lifecycle events, no output capture, no stop — what Colony adds is the difference.
+//! For table 2, a persistent instance calls `on-message` for each message from a channel
+//! and publishes a TURN_COMPLETED.
 
 use colony::{AgentEvent, EventBus, EventType};
 use serde_json::{Value, json};
-use wasmtime::component::{Component, ComponentType, InstancePre, Linker, Lower, ResourceTable};
+use tokio::sync::mpsc;
+use wasmtime::component::{
+    Component, ComponentType, Instance, InstancePre, Linker, Lower, ResourceTable,
+};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
 };
@@ -85,8 +90,15 @@ impl WasmtimeAlone {
         Ok(Self { engine, pre })
     }
 
-    /// One worker: instantiate, `run`, publish its report on `bus`.
-    pub async fn run(&self, id: String, task: &str, bus: &EventBus) -> wasmtime::Result<()> {
+    /// A store and an instance of the guest, `run` called with `task` and `input`:
+    /// the store, the instance, and what `run` returned.
+    async fn start(
+        &self,
+        id: &str,
+        task: &str,
+        input: &str,
+        persistent: bool,
+    ) -> wasmtime::Result<(Store<Bare>, Instance, Result<String, String>)> {
         let bare = Bare {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -99,31 +111,69 @@ impl WasmtimeAlone {
         let run = instance
             .get_typed_func::<(RunContext,), (Result<String, String>,)>(&mut store, "run")?;
         let context = RunContext {
-            worker_id: id.clone(),
+            worker_id: id.to_owned(),
             colony_id: String::new(),
             task: task.to_owned(),
-            stream_id: id.clone(),
-            execution_id: id.clone(),
-            persistent: false,
-            input: "{}".to_owned(),
+            stream_id: id.to_owned(),
+            execution_id: id.to_owned(),
+            persistent,
+            input: input.to_owned(),
         };
         let (returned,) = run.call_async(&mut store, (context,)).await?;
+        Ok((store, instance, returned))
+    }
+
+    /// One ephemeral worker: instantiate, `run`, publish its report on `bus`.
+    pub async fn run(&self, id: String, task: &str, bus: &EventBus) -> wasmtime::Result<()> {
+        let (store, _, returned) = self.start(&id, task, "{}", false).await?;
         drop(store);
-        let output: Value = match &returned {
-            Ok(text) => serde_json::from_str(text)?,
-            Err(_) => Value::Null,
-        };
-        bus.publish(AgentEvent {
-            event_type: EventType::SubagentReport,
-            stream_id: id.clone(),
-            worker_id: id.clone(),
-            execution_id: id.clone(),
-            data: json!({"worker_id": id, "colony_id": "", "task": task,
-                "status": if returned.is_ok() { "success" } else { "failed" },
-                "data": output}),
-            timestamp: chrono::Utc::now(),
-        });
+        let data = json!({"worker_id": id, "colony_id": "", "task": task,
+            "status": if returned.is_ok() { "success" } else { "failed" },
+            "data": parsed(&returned)?});
+        bus.publish(event(EventType::SubagentReport, &id, data));
         Ok(())
+    }
+
+    /// One persistent worker: instantiate, `run` with `input`, then each message of
+    /// `inbox` an `on-message` call and a TURN_COMPLETED on `bus`, until the inbox closes.
+    pub async fn serve(
+        &self,
+        id: String,
+        input: &str,
+        mut inbox: mpsc::UnboundedReceiver<String>,
+        bus: &EventBus,
+    ) -> wasmtime::Result<()> {
+        let (mut store, instance, _) = self.start(&id, "", input, true).await?;
+        let on_message = instance
+            .get_typed_func::<(&str,), (Result<String, String>,)>(&mut store, "on-message")?;
+        let mut turn = 0u64;
+        while let Some(message) = inbox.recv().await {
+            turn += 1;
+            let (returned,) = on_message.call_async(&mut store, (&message,)).await?;
+            let data = json!({"worker_id": id, "turn": turn, "message": message,
+                "output": parsed(&returned)?});
+            bus.publish(event(EventType::TurnCompleted, &id, data));
+        }
+        Ok(())
+    }
+}
+
+/// A call's JSON output as a tree (null for an error).
+fn parsed(returned: &Result<String, String>) -> serde_json::Result<Value> {
+    match returned {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => Ok(Value::Null),
+    }
+}
+
+fn event(event_type: EventType, id: &str, data: Value) -> AgentEvent {
+    AgentEvent {
+        event_type,
+        stream_id: id.to_owned(),
+        worker_id: id.to_owned(),
+        execution_id: id.to_owned(),
+        data,
+        timestamp: chrono::Utc::now(),
     }
 }
 
