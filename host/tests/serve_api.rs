@@ -599,3 +599,104 @@ async fn idle_connections_past_the_bound_wait_and_are_served_once_others_close()
         .unwrap();
     assert_eq!(served_now.status(), 200);
 }
+
+/// Reads `stream` until the server closes it (or 20 s pass): how long that took.
+fn closed_after(mut stream: std::net::TcpStream, begun: Instant) -> Duration {
+    use std::io::Read as _;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    match stream.read(&mut buf) {
+        Ok(0) => begun.elapsed(),
+        Ok(n) => panic!(
+            "the server answered a request it never got: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => begun.elapsed(),
+        Err(e) => panic!("the connection was still open after 20 s: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_slowly_or_nothing_loses_its_connection_at_the_idle_timeout() {
+    use std::io::Write as _;
+    let home = tempfile::tempdir().unwrap();
+    let served = Served::with(home.path(), &["--idle-timeout", "2s"]);
+    let begun = Instant::now();
+    let silent = std::net::TcpStream::connect(served.address()).unwrap();
+    // A request's headers, a line every 300 ms, never ending: the bytes keep coming,
+    // but nothing is ever answered.
+    let mut slow = std::net::TcpStream::connect(served.address()).unwrap();
+    let reader = slow.try_clone().unwrap();
+    let address = served.address().to_owned();
+    let trickle = std::thread::spawn(move || {
+        let mut lines = 0;
+        let start = format!("GET /api/colonies HTTP/1.1\r\nHost: {address}\r\n");
+        if slow.write_all(start.as_bytes()).is_err() {
+            return lines;
+        }
+        while slow.write_all(b"X-Slow: 1\r\n").is_ok() && lines < 100 {
+            lines += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        lines
+    });
+    let slow_closed = tokio::task::spawn_blocking(move || closed_after(reader, begun));
+    let silent_closed = closed_after(silent, begun);
+    let slow_closed = slow_closed.await.unwrap();
+    for (who, after) in [("silent", silent_closed), ("slow", slow_closed)] {
+        assert!(
+            after >= Duration::from_millis(1900) && after < Duration::from_secs(10),
+            "the {who} connection closed after {after:?}, not at the 2 s idle timeout"
+        );
+    }
+    let lines = trickle.join().unwrap();
+    assert!(
+        lines >= 5,
+        "the slow client sent {lines} header lines before it was cut"
+    );
+    // A client that asks is answered.
+    assert!(served.get("/api/colonies").await.is_array());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_outlives_the_idle_timeout_on_its_keep_alives() {
+    let home = tempfile::tempdir().unwrap();
+    let served = Served::with(home.path(), &["--idle-timeout", "2s"]);
+    let begun = Instant::now();
+    let stream = client().get(served.url("/api/live")).send().await.unwrap();
+    // Nothing changes in an empty home: after the snapshot only keep-alive comments
+    // (`:`) come, at least one a second, and the stream stays open past 2 s.
+    let seen = frames(stream, |frames| {
+        frames.iter().filter(|f| field(f, "").is_some()).count() >= 5
+    })
+    .await;
+    assert!(
+        begun.elapsed() >= Duration::from_secs(3),
+        "five keep-alives in {:?}",
+        begun.elapsed()
+    );
+    assert!(seen.iter().any(|f| field(f, "event") == Some("census")));
+}
+
+#[test]
+fn an_idle_timeout_too_short_for_keep_alives_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let out = serve::colony(home.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--idle-timeout",
+            "100ms",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--idle-timeout must be 1s or more"),
+        "{stderr}"
+    );
+}

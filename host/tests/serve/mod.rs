@@ -38,6 +38,8 @@ pub struct Served {
     pub base: String,
     pub token: String,
     home: PathBuf,
+    /// Arguments of `colony serve` besides the address and the token.
+    options: Vec<String>,
 }
 
 impl Served {
@@ -48,13 +50,19 @@ impl Served {
 
     /// Serves `home` on `listen`.
     pub fn on(home: &Path, listen: &str) -> Self {
-        Self::try_on(home, listen).expect("colony serve did not start")
+        Self::try_on(home, listen, &[]).expect("colony serve did not start")
+    }
+
+    /// Serves `home` on a free loopback port with [`TOKEN`] and `options`.
+    pub fn with(home: &Path, options: &[&str]) -> Self {
+        Self::try_on(home, "127.0.0.1:0", options).expect("colony serve did not start")
     }
 
     /// Serves `home` on `listen`, if the server starts (the port may be taken).
-    fn try_on(home: &Path, listen: &str) -> Option<Self> {
+    fn try_on(home: &Path, listen: &str, options: &[&str]) -> Option<Self> {
         let mut child = colony(home)
             .args(["serve", "--listen", listen, "--token", TOKEN])
+            .args(options)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -77,6 +85,7 @@ impl Served {
             base: base.to_owned(),
             token: token.to_owned(),
             home: home.to_owned(),
+            options: options.iter().map(|o| o.to_string()).collect(),
         })
     }
 
@@ -91,7 +100,8 @@ impl Served {
         let address = self.address().to_owned();
         let begun = Instant::now();
         loop {
-            if let Some(next) = Self::try_on(&self.home, &address) {
+            let options: Vec<&str> = self.options.iter().map(String::as_str).collect();
+            if let Some(next) = Self::try_on(&self.home, &address, &options) {
                 *self = next;
                 return;
             }

@@ -30,8 +30,15 @@ use super::{App, MAX_LIVE_STREAMS, WATCH_EVERY};
 /// How long a browser waits before reconnecting a dropped stream.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 /// How often an idle stream sends a comment: keeps proxies from timing it out, and
-/// finds a browser that went away (its permit is then free for another).
+/// finds a browser that went away (its permit is then free for another). More often
+/// when the server's idle timeout is short ([`keep_alive`]).
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// The keep-alive interval for an idle timeout of `idle`: a stream is written to at
+/// least twice within it, so the server never takes a live stream for an idle client.
+pub(super) fn keep_alive(idle: Duration) -> Duration {
+    KEEP_ALIVE.min(idle / 2)
+}
 
 /// The most events a worker's stream starts with when it names no position (the
 /// latest ones; the page shows no more).
@@ -102,8 +109,9 @@ impl Live {
     }
 }
 
-/// An SSE response of the batches `next` makes, until it returns `None`.
-fn respond<S, F>(state: S, next: impl Fn(S) -> F + Send + 'static) -> Response
+/// An SSE response of the batches `next` makes, until it returns `None`, with a
+/// keep-alive comment every `keep_alive` it is idle.
+fn respond<S, F>(keep_alive: Duration, state: S, next: impl Fn(S) -> F + Send + 'static) -> Response
 where
     S: Send + 'static,
     F: Future<Output = Option<(Vec<Event>, S)>> + Send + 'static,
@@ -115,7 +123,7 @@ where
         .chain(batches.flat_map(stream::iter))
         .map(Ok::<_, Infallible>);
     Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .keep_alive(KeepAlive::new().interval(keep_alive))
         .into_response()
 }
 
@@ -133,6 +141,7 @@ pub(super) async fn index(
     Query(list): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let query = list.to_query()?;
+    let keep_alive = app.keep_alive;
     let live = Live::open(app)?;
     let state = ListStream {
         live,
@@ -140,7 +149,7 @@ pub(super) async fn index(
         census: None,
         page: None,
     };
-    Ok(respond(state, ListStream::next))
+    Ok(respond(keep_alive, state, ListStream::next))
 }
 
 struct ListStream {
@@ -234,6 +243,7 @@ pub(super) async fn worker(
             })
         })
         .await?;
+    let keep_alive = app.keep_alive;
     let state = WorkerStream {
         live: Live::open(app)?,
         id,
@@ -241,7 +251,7 @@ pub(super) async fn worker(
         sent: None,
         more: true,
     };
-    Ok(respond(state, WorkerStream::next))
+    Ok(respond(keep_alive, state, WorkerStream::next))
 }
 
 struct WorkerStream {

@@ -16,7 +16,8 @@
 //! one; no CORS; a Content-Security-Policy that allows only this server's own script;
 //! guest text is rendered as text, never HTML; connections, live streams, request bodies
 //! and pages are bounded ([`MAX_CONNECTIONS`], [`MAX_LIVE_STREAMS`], [`MAX_BODY`],
-//! [`colony::MAX_PAGE`]).
+//! [`colony::MAX_PAGE`]), and a connection the server has written nothing to for the
+//! idle timeout (`--idle-timeout`, [`DEFAULT_IDLE`]) while it waits to read is closed.
 
 mod api;
 mod assets;
@@ -54,6 +55,11 @@ const MAX_BODY: usize = 64 * 1024;
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 /// The workers of one page of the list when the page does not say.
 const DEFAULT_PAGE: u64 = 50;
+/// How long a connection may wait to read with nothing written to it (longer than the
+/// slowest answer: a stop-all waits up to 30 s).
+const DEFAULT_IDLE: &str = "60s";
+/// The shortest idle timeout: live streams' keep-alives come at half of it.
+const MIN_IDLE: Duration = Duration::from_secs(1);
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
@@ -64,6 +70,11 @@ pub(crate) struct ServeArgs {
     /// The token of controls (stop, inject); by default a random one, printed at start.
     #[arg(long, env = "COLONY_SERVE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Closes a connection that has been waiting for a request this long with nothing
+    /// written to it: a client sending a request slowly, or nothing, holds no
+    /// connection slot past it. Live streams send keep-alives well within it.
+    #[arg(long, default_value = DEFAULT_IDLE, value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
 }
 
 /// What every handler shares.
@@ -76,6 +87,8 @@ struct App {
     streams: Arc<Semaphore>,
     /// Cancelled at shutdown: live streams end so the server can.
     stop: CancellationToken,
+    /// How often an idle live stream sends a keep-alive comment.
+    keep_alive: Duration,
 }
 
 pub(crate) async fn serve(args: ServeArgs, env: Env) -> anyhow::Result<ExitCode> {
@@ -93,6 +106,11 @@ pub(crate) async fn serve(args: ServeArgs, env: Env) -> anyhow::Result<ExitCode>
         }
         None => random_token()?,
     };
+    anyhow::ensure!(
+        args.idle_timeout >= MIN_IDLE,
+        "--idle-timeout must be {} or more",
+        humantime::format_duration(MIN_IDLE)
+    );
     std::fs::create_dir_all(&env.home)
         .with_context(|| format!("cannot create the colony home {}", env.home.display()))?;
     let journal = Arc::new(Journal::open(env.home.join("journal.db"))?);
@@ -109,14 +127,18 @@ pub(crate) async fn serve(args: ServeArgs, env: Env) -> anyhow::Result<ExitCode>
         changes,
         streams: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
         stop: stop.clone(),
+        keep_alive: live::keep_alive(args.idle_timeout),
     };
     let token: Arc<str> = token.into();
     let router = routes(app, guard::Guard::new(bound, token.clone()), token.clone());
     crate::print::line(&format!("colony serve: http://{bound}/?token={token}"));
-    axum::serve(connections::Bounded::new(listener), router)
-        .with_graceful_shutdown(async move { stop.cancelled_owned().await })
-        .await
-        .context("HTTP server")?;
+    axum::serve(
+        connections::Bounded::new(listener, args.idle_timeout),
+        router,
+    )
+    .with_graceful_shutdown(async move { stop.cancelled_owned().await })
+    .await
+    .context("HTTP server")?;
     Ok(interrupt.exit_code())
 }
 
