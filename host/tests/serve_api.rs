@@ -62,6 +62,24 @@ fn event_ids(frames: &[Vec<(String, String)>]) -> Vec<i64> {
         .collect()
 }
 
+/// Asserts `response` is refused with `status` and the API's error shape,
+/// `{"error": "…"}`; the error's words.
+async fn refused_with(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status(), status, "{response:?}");
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/json")),
+        "{response:?}"
+    );
+    let body: Value = response.json().await.expect("a JSON error");
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {body}"))
+        .to_owned()
+}
+
 fn waiting(n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| json!({"task": format!("wait {i}"), "input": {"action": "wait"}}))
@@ -189,7 +207,20 @@ async fn a_message_injected_through_the_server_is_a_turn_of_the_overseer_in_anot
         .send()
         .await
         .unwrap();
-    assert_eq!(oversized.status(), 413);
+    refused_with(oversized, 413).await;
+    // Bodies that cannot be read are refused in the same JSON shape as every refusal.
+    let post = |body: &'static str, json: bool| {
+        let request = client().post(&inject).bearer_auth(TOKEN).body(body);
+        match json {
+            true => request.header("content-type", "application/json"),
+            false => request,
+        }
+        .send()
+    };
+    refused_with(post("{not json", true).await.unwrap(), 400).await;
+    refused_with(post(r#"{"message": "hi"}"#, false).await.unwrap(), 415).await;
+    let shape = refused_with(post(r#"{"message": 7}"#, true).await.unwrap(), 422).await;
+    assert!(shape.contains("message"), "{shape}");
 
     let response = client()
         .post(&inject)
@@ -488,10 +519,17 @@ async fn hostile_requests_are_refused() {
             .status(),
         400
     );
-    assert_eq!(
-        get("/api/workers?limit=-1").send().await.unwrap().status(),
-        400
-    );
+    let limit = refused_with(get("/api/workers?limit=-1").send().await.unwrap(), 400).await;
+    assert!(limit.contains("limit"), "{limit}");
+    refused_with(get("/api/workers?offset=ten").send().await.unwrap(), 400).await;
+    refused_with(
+        get("/api/workers/x/events?after=soon")
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
     assert_eq!(
         get("/api/workers/nobody").send().await.unwrap().status(),
         404

@@ -2,7 +2,7 @@
 //! events after a position.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use colony::{
     ColonyCensus, Journal, MAX_PAGE, RecordState, WorkerPage, WorkerQuery, WorkerStorage,
 };
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use super::view::{Conversation, MAX_PARTS, MAX_REPORTS, WorkerView, tail};
 use super::{App, DEFAULT_PAGE};
 

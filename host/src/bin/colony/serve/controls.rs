@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use colony::{CONTROL_POLL, Control, ControlAck};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::App;
 use super::error::ApiError;
+use super::extract::{JsonBody, Path};
 
 /// How long a stop may take to be answered: the holder's poll, then the worker's stop
 /// (bounded by its stop timeout).
@@ -39,7 +40,7 @@ pub(super) struct Inject {
 pub(super) async fn inject(
     State(app): State<App>,
     Path(id): Path<String>,
-    Json(body): Json<Inject>,
+    JsonBody(body): JsonBody<Inject>,
 ) -> Result<Json<Value>, ApiError> {
     if body.message.trim().is_empty() {
         return Err(ApiError::BadRequest("the message is empty".into()));

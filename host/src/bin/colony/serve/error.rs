@@ -12,6 +12,9 @@ pub(super) enum ApiError {
     NoWorker(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A path, query or body that could not be read (axum's status and words).
+    #[error("{1}")]
+    Malformed(StatusCode, String),
     #[error("worker '{worker}' is {state}: {why}")]
     Conflict {
         worker: String,
@@ -36,6 +39,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::NoWorker(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Malformed(status, _) => *status,
             ApiError::Conflict { .. } | ApiError::Refused(_) => StatusCode::CONFLICT,
             ApiError::NoAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Busy(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{ListQuery, worker_view};
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use super::{App, MAX_LIVE_STREAMS, WATCH_EVERY};
 
 /// How long a browser waits before reconnecting a dropped stream.

@@ -24,6 +24,7 @@ mod assets;
 mod connections;
 mod controls;
 mod error;
+mod extract;
 mod guard;
 mod live;
 mod view;
