@@ -76,10 +76,9 @@ impl WorkerReport {
         }
     }
 
-    /// The payload of the `SUBAGENT_REPORT` for `result`: what serializing
-    /// [`WorkerReport::from_result`] gives, built in one pass — the result's fields are
-    /// copied once instead of copied into a report and copied again by serializing it
-    /// (every worker's end takes this path).
+    /// The payload of the `SUBAGENT_REPORT` for `result`: the serialized
+    /// [`WorkerReport::from_result`], with its `data` moved in rather than serialized
+    /// again — the one deep part is copied once (every worker's end takes this path).
     pub(crate) fn event_data(
         worker_id: &str,
         colony_id: &str,
@@ -87,30 +86,14 @@ impl WorkerReport {
         result: &WorkerResult,
         batch: Option<&BatchPlace>,
     ) -> Value {
-        let text = |s: &str| Value::String(s.to_owned());
-        let mut data = Map::new();
-        data.insert("worker_id".into(), text(worker_id));
-        data.insert("colony_id".into(), text(colony_id));
-        data.insert("task".into(), text(task));
-        data.insert("status".into(), text(result.status.as_str()));
-        data.insert("summary".into(), text(&result.summary));
-        data.insert("data".into(), Value::Object(result.data.clone()));
-        data.insert(
-            "error".into(),
-            result.error.as_deref().map_or(Value::Null, text),
-        );
-        data.insert(
-            "duration_seconds".into(),
-            serde_json::Number::from_f64(result.duration_seconds)
-                .map_or(Value::Null, Value::Number),
-        );
-        data.insert("tokens_used".into(), Value::from(result.tokens_used));
-        if let Some(batch) = batch {
-            data.insert("batch_id".into(), text(&batch.id));
-            data.insert("batch_index".into(), Value::from(batch.index));
-            data.insert("batch_size".into(), Value::from(batch.size));
+        let mut report = Self::from_result(worker_id, colony_id, task, result, batch);
+        let data = std::mem::take(&mut report.data);
+        // A struct of strings and numbers always serializes.
+        let mut payload = serde_json::to_value(report).unwrap_or_default();
+        if let Value::Object(fields) = &mut payload {
+            fields.insert("data".into(), Value::Object(data));
         }
-        Value::Object(data)
+        payload
     }
 
     /// The report standing in for a worker that did not report in time.
